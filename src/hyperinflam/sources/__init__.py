@@ -1,0 +1,49 @@
+"""Readers that turn a site's data into the canonical tables (``hyperinflam.schema``).
+
+Every reader returns a :class:`LoadReport`: for each canonical table the rows read, loaded and
+quarantined (read = loaded + quarantined + already present), and the quarantine counts per reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+class SourceError(Exception):
+    """Input that cannot be read at all (missing file or column, wrong connection string).
+
+    The message names the file (or table), the line or column when known, and the fix. The CLI
+    prints it without a traceback.
+    """
+
+
+@dataclass
+class TableCounts:
+    table: str
+    source: str
+    read: int = 0
+    loaded: int = 0
+    already_present: int = 0  # identical rows loaded by an earlier run: not duplicated
+    quarantined: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def reconciles(self) -> bool:
+        return self.read == self.loaded + self.already_present + self.quarantined
+
+
+@dataclass
+class LoadReport:
+    source: str
+    tables: list[TableCounts] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def reconciles(self) -> bool:
+        return all(t.reconciles for t in self.tables)
+
+    def counts(self, table: str) -> TableCounts:
+        for t in self.tables:
+            if t.table == table:
+                return t
+        raise KeyError(table)
