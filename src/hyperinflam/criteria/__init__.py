@@ -1,13 +1,31 @@
 """Screening criteria and severity scores, one module each.
 
-Each module defines::
+Each module in this package defines::
 
     NAME: str                      # e.g. "hscore"; prefix of every output column
-    TITLE: str                     # human title
+    TITLE: str                     # human title, e.g. "HScore (Fardet 2014)"
     REFERENCE: str                 # clinical reference section and primary publication
     INPUTS: list[FeatureSpec]      # what it reads from the wide feature table
     def evaluate(t: ibis.Table) -> dict[str, ibis.Value]:
-        '''Output columns (all prefixed NAME_) as ibis expressions over the wide table t.'''
+        '''Output columns (each named NAME_...) as ibis expressions over the wide table t.'''
 
-and is listed in :data:`REGISTRY`. Adding a criterion is one module plus vocabulary entries.
+Modules are discovered automatically: adding a criterion is one module plus vocabulary entries.
 """
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from types import ModuleType
+
+
+def discover() -> dict[str, ModuleType]:
+    """All criterion modules of this package, by NAME, in a stable order."""
+    found: dict[str, ModuleType] = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        if all(hasattr(module, attr) for attr in ("NAME", "INPUTS", "evaluate")):
+            found[module.NAME] = module
+    return found

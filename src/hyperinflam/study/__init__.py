@@ -1,0 +1,1 @@
+"""Declarative studies: definition, cohort extraction, analysis -> results dataset."""
