@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 Aggregate = Literal["min", "max", "last", "first", "count", "any"]
-Source = Literal["measurement", "condition", "drug", "organ_support"]
+Source = Literal["measurement", "condition", "drug", "organ_support", "event"]
 
 
 @dataclass(frozen=True)
