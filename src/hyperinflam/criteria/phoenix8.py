@@ -1,0 +1,111 @@
+"""Phoenix-8: the Phoenix Sepsis Score plus endocrine, immunologic, renal and hepatic systems.
+
+Clinical reference §5.3 and §5.4; Sanchez-Pinto LN et al., JAMA 2024;331(8):675-686 (research
+extension, not part of the sepsis definition); reference implementation ``phoenix-sepsis`` 1.1.3
+(``phoenix8``), against which it is tested row by row.
+
+One point each (§5.3):
+
+* endocrine: glucose ``< 50`` or ``> 150`` mg/dL (the window's lowest and highest glucose are
+  both checked; missing -> 100, normal);
+* immunologic: ANC ``< 0.5`` or ALC ``< 1.0`` x 10^3/uL (missing -> 555 / 1111);
+* renal: creatinine (mg/dL) ``>=`` 0.8 / 0.3 / 0.4 / 0.6 / 0.7 / 1.0 in the age bands 0-<1, 1-<12,
+  12-<24, 24-<60, 60-<144, 144-216 months (missing creatinine -> 0);
+* hepatic: total bilirubin ``>= 4`` mg/dL or ALT ``> 102`` IU/L (missing -> 0).
+
+Renal missing-age quirk (§5.4, §12 row 35): the reference code replaces a missing age by 0 months
+in the renal subscore only, so a creatinine >= 0.8 mg/dL then scores 1. It is replicated to agree
+with the reference and flagged in ``phoenix8_renal_age_imputed``.
+"""
+
+from __future__ import annotations
+
+import ibis
+import ibis.expr.types as ir
+
+from hyperinflam.criteria import phoenix
+from hyperinflam.criteria.phoenix import _int, _spec, missing_list
+from hyperinflam.features import FeatureSpec
+
+NAME = "phoenix8"
+TITLE = "Phoenix-8 (Sanchez-Pinto 2024)"
+REFERENCE = (
+    "clinical reference §5.3-§5.4; Sanchez-Pinto LN et al. JAMA 2024;331(8):675-686; "
+    "phoenix-sepsis 1.1.3"
+)
+
+GLUCOSE_MIN = _spec("glucose", "min")
+GLUCOSE_MAX = _spec("glucose", "max")
+ANC = _spec("anc", "min")
+ALC = _spec("alc", "min")
+CREATININE = _spec("creatinine", "max")
+BILIRUBIN = _spec("bilirubin_total", "max")
+ALT = _spec("alt", "max")
+
+#: The four extra systems' inputs, (name in ``phoenix8_missing``, spec).
+EXTRA_INPUTS: list[tuple[str, FeatureSpec]] = [
+    ("glucose_min", GLUCOSE_MIN), ("glucose_max", GLUCOSE_MAX), ("anc", ANC), ("alc", ALC),
+    ("creatinine", CREATININE), ("bilirubin_total", BILIRUBIN), ("alt", ALT),
+]
+
+INPUTS: list[FeatureSpec] = list(phoenix.INPUTS) + [spec for _, spec in EXTRA_INPUTS]
+
+#: Renal bands (§5.3): (age lo, age hi, hi inclusive, creatinine mg/dL scoring 1 point ">=").
+CREATININE_BANDS_MONTHS = [
+    (0, 1, False, 0.8),
+    (1, 12, False, 0.3),
+    (12, 24, False, 0.4),
+    (24, 60, False, 0.6),
+    (60, 144, False, 0.7),
+    (144, 216, True, 1.0),
+]
+
+
+def endocrine_points(t: ir.Table) -> ir.IntegerValue:
+    """Glucose < 50 or > 150 mg/dL (§5.3)."""
+    low = t[GLUCOSE_MIN.column].fill_null(100)
+    high = t[GLUCOSE_MAX.column].fill_null(100)
+    return _int((low < 50) | (low > 150) | (high < 50) | (high > 150))
+
+
+def immunologic_points(t: ir.Table) -> ir.IntegerValue:
+    """ANC < 0.5 or ALC < 1.0 x 10^3/uL (§5.3)."""
+    return _int((t[ANC.column].fill_null(555) < 0.5) | (t[ALC.column].fill_null(1111) < 1.0))
+
+
+def renal_points(t: ir.Table) -> ir.IntegerValue:
+    """Creatinine by age band (§5.3); a missing age counts as 0 months (reference quirk, §5.4)."""
+    creatinine = t[CREATININE.column].fill_null(0)
+    age = t.age_months.fill_null(0)
+    total = ibis.literal(0, type="int64")
+    for lo, hi, closed, threshold in CREATININE_BANDS_MONTHS:
+        in_band = (age >= lo) & ((age <= hi) if closed else (age < hi))
+        total = total + _int(in_band) * _int(creatinine >= threshold)
+    return total
+
+
+def hepatic_points(t: ir.Table) -> ir.IntegerValue:
+    """Total bilirubin >= 4 mg/dL or ALT > 102 IU/L (§5.3)."""
+    return _int((t[BILIRUBIN.column].fill_null(0) >= 4) | (t[ALT.column].fill_null(0) > 102))
+
+
+def evaluate(t: ir.Table) -> dict[str, ir.Value]:
+    """Phoenix-8 output columns over the wide feature table ``t`` (§5.3)."""
+    endo = endocrine_points(t)
+    immuno = immunologic_points(t)
+    renal = renal_points(t)
+    hepatic = hepatic_points(t)
+    phoenix_score = (phoenix.respiratory_points(t) + phoenix.cardiovascular_points(t)
+                     + phoenix.coagulation_points(t) + phoenix.neurologic_points(t))
+    missing, n_missing = missing_list(t, phoenix.SCORED_INPUTS + EXTRA_INPUTS,
+                                      [("age_months", t.age_months)])
+    return {
+        "phoenix8_endocrine_points": endo,
+        "phoenix8_immunologic_points": immuno,
+        "phoenix8_renal_points": renal,
+        "phoenix8_hepatic_points": hepatic,
+        "phoenix8_score": phoenix_score + endo + immuno + renal + hepatic,
+        "phoenix8_renal_age_imputed": t.age_months.isnull() & t[CREATININE.column].notnull(),
+        "phoenix8_missing": missing,
+        "phoenix8_n_assumed_normal": n_missing,
+    }
