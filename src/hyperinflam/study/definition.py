@@ -1,0 +1,353 @@
+"""The declarative study definition: a TOML file validated by pydantic.
+
+A study file has the sections ``[study]``, ``[cohort]``, ``[windows]``, ``[markers]``,
+``[cotherapies]``, ``[outcomes]`` and ``[analysis]``; every key has a default taken from the
+clinical reference (``shared/clinical-reference.md`` section 10.4 and section 12, rows 1-8, 29,
+32-34, 39), so a study file only states what differs. Unknown keys are errors (``extra="forbid"``)
+and every error names the file, the section, the key and the allowed values.
+
+``load_study("rajasekaran2014")`` loads the study shipped with the package
+(``hyperinflam/studies/rajasekaran2014.toml``); any other argument is a path to a TOML file.
+docs/study-definition.md documents every key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from datetime import date
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from hyperinflam.vocabulary import Vocabulary
+
+SHIPPED_STUDIES_PACKAGE = "hyperinflam"
+SHIPPED_STUDIES_FOLDER = "studies"
+
+
+class StudyDefinitionError(ValueError):
+    """A study file cannot be read or is invalid; the message names file, section and key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+_vocabulary: Vocabulary | None = None
+
+
+def _vocab() -> Vocabulary:
+    global _vocabulary
+    if _vocabulary is None:
+        _vocabulary = Vocabulary()
+    return _vocabulary
+
+
+def _drug_name(name: str) -> str:
+    """Resolve a drug name or alias (vocabulary/drugs.csv) to its canonical name."""
+    key = name.strip().lower()
+    for drug, row in _vocab().drugs.items():
+        aliases = [a.strip().lower() for a in (row.get("aliases") or "").split("|") if a]
+        if key == drug or key in aliases:
+            return drug
+    raise ValueError(f"unknown drug '{name}'; allowed: {', '.join(sorted(_vocab().drugs))} "
+                     f"(or an alias listed in vocabulary/drugs.csv)")
+
+
+class StudySection(_Section):
+    """[study]: identification. ``id`` names the study in every results row."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    title: str
+    reference: str = ""
+    description: str = ""
+
+
+_REQUIRE = re.compile(r"^\s*([a-z][a-z0-9_]*)\s*(>=|<=|>|<|==)\s*(-?\d+(?:\.\d+)?)\s*$")
+
+
+class RequiredCriterion(_Section):
+    """A parsed ``require = "ferritin >= 500"``: a marker threshold in canonical units, applied
+    to the baseline value of that variable (chosen with the baseline window rules)."""
+
+    variable: str
+    operator: Literal[">=", "<=", ">", "<", "=="]
+    threshold: float
+
+    def __str__(self) -> str:
+        return f"{self.variable} {self.operator} {self.threshold:g}"
+
+
+class CohortSection(_Section):
+    """[cohort]: who is in the case series (clinical reference 10.4; section 12 rows 7 and 32).
+
+    Age is in completed years at PICU admission, inclusive at both ends. The index event is the
+    first administration of ``index_drug`` whose start lies within the PICU stay; the first
+    qualifying stay per patient is kept; earlier exposure to the drug is flagged.
+    """
+
+    age_min_years: int = Field(0, ge=0, le=120)
+    age_max_years: int = Field(21, ge=0, le=120)
+    admitted_from: date | None = None
+    admitted_to: date | None = None
+    index_drug: str = "anakinra"
+    first_qualifying_stay_only: bool = True
+    require: str | None = None
+
+    @field_validator("index_drug")
+    @classmethod
+    def _known_drug(cls, value: str) -> str:
+        return _drug_name(value)
+
+    @field_validator("require")
+    @classmethod
+    def _parse_require(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        match = _REQUIRE.match(value)
+        if not match:
+            raise ValueError(
+                f"'{value}' is not a marker threshold; write 'VARIABLE OP NUMBER' with OP one of "
+                f">=, <=, >, <, == and the number in the variable's canonical unit, e.g. "
+                f"'ferritin >= 500'")
+        if match.group(1) not in _vocab().variables:
+            raise ValueError(f"unknown variable '{match.group(1)}'; allowed: "
+                             f"{', '.join(sorted(_vocab().variables))}")
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _ranges(self) -> CohortSection:
+        if self.age_min_years > self.age_max_years:
+            raise ValueError(f"age_min_years: {self.age_min_years} must be <= age_max_years "
+                             f"({self.age_max_years})")
+        if self.admitted_from and self.admitted_to and self.admitted_from > self.admitted_to:
+            raise ValueError(f"admitted_from: {self.admitted_from} must be on or before "
+                             f"admitted_to ({self.admitted_to})")
+        return self
+
+    @property
+    def required_criterion(self) -> RequiredCriterion | None:
+        if self.require is None:
+            return None
+        var, op, number = _REQUIRE.match(self.require).groups()
+        return RequiredCriterion(variable=var, operator=op, threshold=float(number))
+
+
+class WindowsSection(_Section):
+    """[windows]: hours relative to the index (clinical reference 10.4; section 12 rows 1-2).
+
+    Baseline: the value closest to the index within [baseline_from_hours, baseline_to_hours]
+    (edges inclusive); equidistant values -> the earlier (pre-index) one. Day 7: the value
+    closest to day7_target_hours within +/- day7_tolerance_hours (edges inclusive);
+    equidistant -> the earlier one. The trajectory span only selects values for the plots.
+    """
+
+    baseline_from_hours: float = -24.0
+    baseline_to_hours: float = 12.0
+    day7_target_hours: float = 168.0
+    day7_tolerance_hours: float = Field(24.0, ge=0)
+    trajectory_from_days: float = -2.0
+    trajectory_to_days: float = 10.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> WindowsSection:
+        if self.baseline_from_hours > self.baseline_to_hours:
+            raise ValueError(f"baseline_from_hours: {self.baseline_from_hours:g} must be <= "
+                             f"baseline_to_hours ({self.baseline_to_hours:g})")
+        if self.trajectory_from_days > self.trajectory_to_days:
+            raise ValueError(f"trajectory_from_days: {self.trajectory_from_days:g} must be <= "
+                             f"trajectory_to_days ({self.trajectory_to_days:g})")
+        if self.day7_target_hours - self.day7_tolerance_hours <= self.baseline_to_hours:
+            raise ValueError("day7_tolerance_hours: the day-7 window (day7_target_hours - "
+                             f"day7_tolerance_hours) must start after baseline_to_hours "
+                             f"({self.baseline_to_hours:g})")
+        return self
+
+    @property
+    def day7_from_hours(self) -> float:
+        return self.day7_target_hours - self.day7_tolerance_hours
+
+    @property
+    def day7_to_hours(self) -> float:
+        return self.day7_target_hours + self.day7_tolerance_hours
+
+
+class MarkersSection(_Section):
+    """[markers]: vocabulary variables compared baseline vs day 7 (clinical reference 10.1)."""
+
+    variables: list[str] = Field(default_factory=lambda: ["crp", "ferritin", "fibrinogen",
+                                                          "anc", "alc"], min_length=1)
+
+    @field_validator("variables")
+    @classmethod
+    def _known(cls, values: list[str]) -> list[str]:
+        unknown = [v for v in values if v not in _vocab().variables]
+        if unknown:
+            raise ValueError(f"unknown variable(s) {', '.join(unknown)}; allowed: "
+                             f"{', '.join(sorted(_vocab().variables))}")
+        if len(set(values)) != len(values):
+            raise ValueError("each variable may be listed once")
+        return values
+
+
+class CotherapiesSection(_Section):
+    """[cotherapies]: drug classes reported within a window around the index and any time in
+    the stay (clinical reference section 12 row 8: -24 h ... +7 d and "any time in stay")."""
+
+    classes: list[str] = Field(default_factory=lambda: ["corticosteroid", "ivig"])
+    window_from_hours: float = -24.0
+    window_to_hours: float = 168.0
+    any_time_in_stay: bool = True
+
+    @field_validator("classes")
+    @classmethod
+    def _known(cls, values: list[str]) -> list[str]:
+        known = sorted({r["drug_class"] for r in _vocab().drugs.values()})
+        unknown = [v for v in values if v not in known]
+        if unknown:
+            raise ValueError(f"unknown drug class(es) {', '.join(unknown)}; allowed: "
+                             f"{', '.join(known)}")
+        return values
+
+    @model_validator(mode="after")
+    def _ordered(self) -> CotherapiesSection:
+        if self.window_from_hours > self.window_to_hours:
+            raise ValueError(f"window_from_hours: {self.window_from_hours:g} must be <= "
+                             f"window_to_hours ({self.window_to_hours:g})")
+        return self
+
+
+class OutcomesSection(_Section):
+    """[outcomes]: infections after the index and deaths, in stay and within ``followup_days``
+    of the index, with days from index (clinical reference section 12 row 33)."""
+
+    infections: bool = True
+    deaths: bool = True
+    followup_days: float = Field(28.0, gt=0)
+
+
+class AnalysisSection(_Section):
+    """[analysis]: tests and summary conventions (clinical reference 10.4; section 12 rows 4-6).
+
+    Wilcoxon signed-rank: exact when the number of pairs <= wilcoxon_exact_max_n and there are
+    no zero differences and no tied absolute differences, else the normal approximation; the
+    ``method``, ``zero_method`` and ``correction`` are passed to scipy explicitly.
+    """
+
+    tests: list[Literal["paired_t", "wilcoxon"]] = Field(
+        default_factory=lambda: ["paired_t", "wilcoxon"])
+    alternative: Literal["two-sided"] = "two-sided"
+    wilcoxon_exact_max_n: int = Field(25, ge=0)
+    wilcoxon_zero_method: Literal["wilcox", "pratt", "zsplit"] = "wilcox"
+    wilcoxon_correction: bool = False
+    sem_ddof: Literal[1, 0] = 1
+    headline_change: Literal["pct_change_of_means", "median_pct_change"] = "pct_change_of_means"
+
+
+class StudyDefinition(_Section):
+    """A whole study file."""
+
+    study: StudySection
+    cohort: CohortSection = Field(default_factory=CohortSection)
+    windows: WindowsSection = Field(default_factory=WindowsSection)
+    markers: MarkersSection = Field(default_factory=MarkersSection)
+    cotherapies: CotherapiesSection = Field(default_factory=CotherapiesSection)
+    outcomes: OutcomesSection = Field(default_factory=OutcomesSection)
+    analysis: AnalysisSection = Field(default_factory=AnalysisSection)
+
+    source: str | None = Field(default=None, exclude=True)
+
+
+def _section_keys(model: type[BaseModel]) -> list[str]:
+    return [k for k in model.model_fields if k != "source"]
+
+
+_SECTIONS: dict[str, type[BaseModel]] = {
+    name: StudyDefinition.model_fields[name].annotation
+    for name in _section_keys(StudyDefinition)
+}
+
+
+def _format_error(source: str, err: dict) -> str:
+    loc = [str(p) for p in err.get("loc", ())]
+    message = err.get("msg", "invalid value")
+    message = message.removeprefix("Value error, ")
+    kind = err.get("type")
+    where = source
+    if loc:
+        section = loc[0]
+        rest = loc[1:]
+        if section in _SECTIONS:
+            where += f": [{section}]"
+            if rest:
+                where += f" {'.'.join(rest)}"
+            else:
+                named = re.match(r"^([a-z0-9_]+): (.*)$", message, re.S)
+                if named:
+                    where += f" {named.group(1)}"
+                    message = named.group(2)
+        else:
+            where += f": {'.'.join(loc)}"
+        if kind == "extra_forbidden":
+            if section in _SECTIONS and rest:
+                allowed = _section_keys(_SECTIONS[section])
+                message = f"unknown key; allowed keys in [{section}]: {', '.join(allowed)}"
+            else:
+                message = (f"unknown section; allowed sections: "
+                           f"{', '.join('[' + s + ']' for s in _SECTIONS)}")
+        elif kind == "missing":
+            message = "required key is missing"
+        elif "input" in err and kind not in ("value_error",):
+            message += f" (got {err['input']!r})"
+    return f"{where}: {message}"
+
+
+def parse_study(data: dict, *, source: str = "<study>") -> StudyDefinition:
+    """Validate a study given as plain data (the parsed TOML)."""
+    try:
+        return StudyDefinition.model_validate({**data, "source": source})
+    except ValidationError as exc:
+        errors = exc.errors()
+        lines = [_format_error(source, e) for e in errors]
+        raise StudyDefinitionError("\n".join(lines)) from None
+
+
+def shipped_studies() -> list[str]:
+    """Names of the studies shipped with the package."""
+    folder = resources.files(SHIPPED_STUDIES_PACKAGE).joinpath(SHIPPED_STUDIES_FOLDER)
+    return sorted(p.name.removesuffix(".toml") for p in folder.iterdir()
+                  if p.name.endswith(".toml"))
+
+
+def load_study(path_or_name: str | os.PathLike | StudyDefinition) -> StudyDefinition:
+    """Load a study file, or a shipped study by name ('rajasekaran2014').
+
+    Raises StudyDefinitionError with one readable message naming the file, section and key.
+    """
+    if isinstance(path_or_name, StudyDefinition):
+        return path_or_name
+    text_name = str(path_or_name)
+    path = Path(path_or_name)
+    if path.is_file():
+        source = text_name
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise StudyDefinitionError(f"{source}: cannot read the study file ({exc}).") from None
+    elif re.fullmatch(r"[a-z][a-z0-9_]*", text_name) and text_name in shipped_studies():
+        source = f"{SHIPPED_STUDIES_FOLDER}/{text_name}.toml"
+        text = (resources.files(SHIPPED_STUDIES_PACKAGE).joinpath(SHIPPED_STUDIES_FOLDER)
+                .joinpath(f"{text_name}.toml").read_text(encoding="utf-8"))
+    else:
+        raise StudyDefinitionError(
+            f"{text_name}: no such study file, and not the name of a shipped study; give a path "
+            f"to a TOML study file or one of: {', '.join(shipped_studies())}.")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise StudyDefinitionError(f"{source}: not valid TOML: {exc}.") from None
+    return parse_study(data, source=source)
