@@ -1,0 +1,170 @@
+"""Screen PICU stays: every criterion of ``hyperinflam.criteria`` on every stay x evaluation time.
+
+``screen`` returns one lazy ibis expression: the evaluation grid (``features.evaluation_grid``),
+the wide feature table holding the union of the criteria's INPUTS (``features.build_features``),
+and every criterion's ``evaluate()`` columns. Nothing runs until the caller executes or writes it.
+``docs/screen-output.md`` lists the columns; ``docs/time-model.md`` explains the time model
+(clinical reference §12 rows 9, 10 and 14).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from types import ModuleType
+from typing import Iterable
+
+import ibis.expr.types as ir
+import pandas as pd
+
+from hyperinflam.features import build_features, evaluation_grid, unique_specs
+
+#: Values of a tri-state result column meaning the criterion is fulfilled.
+MET = "met"
+#: Suffixes of criterion columns worth showing in a summary (results, scores, counts).
+SUMMARY_SUFFIXES = ("_result", "_points", "_total", "_score", "_count", "_met_count",
+                    "_probability", "_category")
+
+
+class ScreenError(ValueError):
+    """A screening request that cannot be built; the message names the criterion and the fix."""
+
+
+def select_criteria(criteria: Iterable[str | ModuleType] | None = None) -> list[ModuleType]:
+    """Criterion modules to run: all discovered ones (None), or the given names / modules."""
+    from hyperinflam.criteria import discover
+
+    available = discover()
+    if criteria is None:
+        return list(available.values())
+    chosen = []
+    for item in criteria:
+        if isinstance(item, str):
+            if item not in available:
+                raise ScreenError(
+                    f"Unknown criterion '{item}'. Available: "
+                    f"{', '.join(available) or '(none installed)'}.")
+            chosen.append(available[item])
+        else:
+            for attr in ("NAME", "INPUTS", "evaluate"):
+                if not hasattr(item, attr):
+                    raise ScreenError(f"Criterion {item!r} has no {attr}; see "
+                                      f"hyperinflam/criteria/__init__.py for the contract.")
+            chosen.append(item)
+    return chosen
+
+
+def _criterion_columns(module: ModuleType, wide: ir.Table, taken: set[str]) -> dict[str, ir.Value]:
+    try:
+        columns = module.evaluate(wide)
+    except Exception as exc:  # a criterion's bug, reported with its name
+        raise ScreenError(f"Criterion '{module.NAME}' failed to build its columns: {exc}") from exc
+    prefix = f"{module.NAME}_"
+    for name in columns:
+        if not name.startswith(prefix) or name != name.lower():
+            raise ScreenError(f"Criterion '{module.NAME}' outputs column '{name}': every output "
+                              f"column must be lower case and start with '{prefix}'.")
+        if name in taken:
+            raise ScreenError(f"Criterion '{module.NAME}' outputs column '{name}', which already "
+                              f"exists in the screen table.")
+        taken.add(name)
+    return columns
+
+
+def screen(con, *, at: str | dt.datetime | None = None, step_hours: float = 24,
+           criteria: Iterable[str | ModuleType] | None = None, vocabulary=None) -> ir.Table:
+    """The screen as one lazy ibis table: base columns, features, then criterion columns.
+
+    ``at``: evaluate the stays in the PICU at that single time; otherwise every ``step_hours``
+    from admission plus the end of the stay (``features.evaluation_grid``). ``criteria``: names or
+    modules (default: all discovered by ``hyperinflam.criteria.discover()``). Every criterion sees
+    the same wide table (the union of all INPUTS); its columns are prefixed with its NAME.
+    """
+    modules = select_criteria(criteria)
+    specs = unique_specs(spec for m in modules for spec in m.INPUTS)
+    grid = evaluation_grid(con, step_hours=step_hours, at=at)
+    wide = build_features(con, grid, specs, vocabulary=vocabulary)
+    taken = set(wide.columns)
+    columns: dict[str, ir.Value] = {}
+    for module in modules:
+        columns.update(_criterion_columns(module, wide, taken))
+    return wide.mutate(**columns) if columns else wide
+
+
+def screen_frame(con, *, at: str | dt.datetime | None = None, step_hours: float = 24,
+                 criteria: Iterable[str | ModuleType] | None = None,
+                 vocabulary=None) -> pd.DataFrame:
+    """The screen as a pandas DataFrame, sorted by stay and evaluation time (the Python API)."""
+    expr = screen(con, at=at, step_hours=step_hours, criteria=criteria, vocabulary=vocabulary)
+    return expr.order_by(["stay_id", "eval_time"]).to_pandas()
+
+
+def latest_evaluations(expr: ir.Table) -> ir.Table:
+    """Each stay's latest evaluation row (set-based: row_number over the stay)."""
+    import ibis
+
+    ranked = expr.mutate(rank_in_stay=ibis.row_number().over(
+        group_by=expr.stay_id, order_by=expr.eval_time.desc()))
+    return ranked.filter(ranked.rank_in_stay == 0).drop("rank_in_stay")
+
+
+def result_columns(frame: pd.DataFrame) -> list[str]:
+    """Columns holding a criterion's overall tri-state result (``<NAME>_result``)."""
+    return [c for c in frame.columns if c.endswith("_result")]
+
+
+def summary_columns(frame: pd.DataFrame) -> list[str]:
+    """Criterion columns worth showing in a terminal summary, in table order."""
+    return [c for c in frame.columns if c.endswith(SUMMARY_SUFFIXES)]
+
+
+def stays_meeting_any(frame: pd.DataFrame) -> pd.DataFrame:
+    """The stays whose latest evaluation meets at least one criterion.
+
+    A criterion is met when its ``<NAME>_result`` column is 'met'. Returns stay_id, person_id,
+    eval_time, ``criteria_met`` (comma-separated criterion names) and the summary columns
+    (results, points, totals, counts), one row per stay, sorted by stay.
+    """
+    if frame.empty:
+        return frame.assign(criteria_met=pd.Series(dtype="str"))
+    latest = frame.sort_values(["stay_id", "eval_time"]).groupby("stay_id", sort=True).tail(1)
+    results = result_columns(latest)
+    if not results:
+        return latest.iloc[0:0].assign(criteria_met=pd.Series(dtype="str"))
+    met = latest[results].eq(MET)
+    criteria_met = pd.Series("", index=latest.index, dtype="str")
+    for column in results:  # one pass per criterion, vectorised over the stays
+        criteria_met = criteria_met + met[column].map(
+            {True: column.removesuffix("_result") + ", ", False: ""})
+    criteria_met = criteria_met.str.removesuffix(", ")
+    out = latest.assign(criteria_met=criteria_met)[met.any(axis=1)]
+    keep = ["stay_id", "person_id", "eval_time", "criteria_met", *summary_columns(latest)]
+    return out[keep].reset_index(drop=True)
+
+
+def screen_columns(criteria: Iterable[str | ModuleType] | None = None) -> pd.DataFrame:
+    """Every column of the screen output: name, type, kind (base / feature / criterion), and the
+    criterion that declares or outputs it. Built from the expression's schema on an empty
+    in-memory database (nothing is computed); ``docs/screen-output.md`` is written from it.
+    """
+    from hyperinflam.engine import connect_memory
+    from hyperinflam.features import evaluation_grid
+
+    con = connect_memory()
+    modules = select_criteria(criteria)
+    base = set(evaluation_grid(con).columns)
+    declared = {}
+    for module in modules:
+        for spec in module.INPUTS:
+            declared.setdefault(spec.column, []).append(module.NAME)
+    rows = []
+    for name, dtype in screen(con, criteria=modules).schema().items():
+        if name in base:
+            kind, owner = "base", ""
+        elif name in declared:
+            kind, owner = "feature", ", ".join(declared[name])
+        else:
+            kind = "criterion"
+            owner = next((m.NAME for m in modules if name.startswith(f"{m.NAME}_")), "")
+        rows.append({"column": name, "type": str(dtype), "kind": kind, "criterion": owner})
+    con.disconnect()
+    return pd.DataFrame(rows)

@@ -1,0 +1,166 @@
+"""Tests of hyperinflam.screen: the union of inputs, criterion columns, the terminal summary and
+the CLI. A tiny criterion defined here (ferritin >= 500 ng/mL, HLH-2004 criterion 7, clinical
+reference §1.2) keeps the tests independent of the real criterion modules.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from datetime import datetime, timedelta
+
+import ibis
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from hyperinflam.engine import connect, connect_memory
+from hyperinflam.features import FeatureSpec
+from hyperinflam.screen import ScreenError, screen, screen_frame, stays_meeting_any
+
+T0 = datetime(2024, 3, 1, 8, 0)
+
+
+def h(hours: float) -> datetime:
+    return T0 + timedelta(hours=hours)
+
+
+def _criterion(name: str, spec: FeatureSpec, threshold: float):
+    module = types.ModuleType(f"test_criterion_{name}")
+    module.NAME, module.TITLE, module.REFERENCE = name, name, "test"
+    module.INPUTS = [spec]
+
+    def evaluate(t):
+        value = t[spec.column]
+        result = ibis.cases((value.isnull(), "unknown"), (value >= threshold, "met"),
+                            else_="not_met")
+        return {f"{name}_result": result,
+                f"{name}_missing": ibis.ifelse(value.isnull(), spec.variable, ""),
+                f"{name}_points": ibis.ifelse(value >= threshold, 1, 0).fill_null(0)}
+
+    module.evaluate = evaluate
+    return module
+
+
+FERRITIN = _criterion("ferr", FeatureSpec("ferritin", "max", 72), 500.0)
+CRP = _criterion("crpx", FeatureSpec("crp", "max", 24), 100.0)
+# the same input as FERRITIN: must appear once in the wide table
+FERRITIN_TOO = _criterion("ferr2", FeatureSpec("ferritin", "max", 72), 1000.0)
+
+
+def fill(con) -> None:
+    def insert(table, rows):
+        con.con.register("rows_to_insert", pd.DataFrame(rows))
+        con.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM rows_to_insert")
+        con.con.unregister("rows_to_insert")
+
+    insert("person", [{"person_id": p, "birth_date": "2019-01-01", "sex": "female"}
+                      for p in ("p1", "p2")])
+    insert("stay", [
+        {"stay_id": "s1", "person_id": "p1", "admit_time": T0, "discharge_time": h(50)},
+        {"stay_id": "s2", "person_id": "p2", "admit_time": T0, "discharge_time": h(30)},
+    ])
+    m = lambda p, hr, v, x: {"person_id": p, "time": h(hr), "variable": v, "value": x,  # noqa
+                             "unit": "u", "value_original": str(x), "unit_original": "u"}
+    insert("measurement", [m("p1", 10, "ferritin", 499.0), m("p1", 40, "ferritin", 500.0),
+                           m("p2", 5, "ferritin", 300.0), m("p2", 5, "crp", 150.0)])
+
+
+@pytest.fixture
+def con():
+    con = connect_memory()
+    fill(con)
+    return con
+
+
+def test_screen_adds_criterion_columns(con):
+    expr = screen(con, criteria=[FERRITIN, CRP, FERRITIN_TOO])
+    assert list(expr.columns).count("ferritin_max_72h") == 1
+    f = screen_frame(con, criteria=[FERRITIN, CRP, FERRITIN_TOO]).set_index(["stay_id", "eval_time"])
+    assert f.loc[("s1", h(24)), "ferr_result"] == "not_met"   # 499 < 500
+    assert f.loc[("s1", h(48)), "ferr_result"] == "met"       # 500 >= 500 (boundary)
+    assert f.loc[("s1", h(48)), "ferr2_result"] == "not_met"
+    assert f.loc[("s1", h(24)), "crpx_result"] == "unknown"   # no CRP: unknown, not "not met"
+    assert f.loc[("s1", h(24)), "crpx_missing"] == "crp"
+    assert f.loc[("s2", h(24)), "crpx_result"] == "met"
+    assert f.loc[("s2", h(30)), "crpx_result"] == "unknown"   # CRP at +5 h is > 24 h old at +30 h
+
+
+def test_stays_meeting_any_uses_latest_evaluation(con):
+    frame = screen_frame(con, criteria=[FERRITIN, CRP])
+    summary = stays_meeting_any(frame)
+    # s1 meets ferritin at its latest evaluation (+50 h); s2 met CRP at +24 h but not at +30 h
+    assert list(summary.stay_id) == ["s1"]
+    assert summary.loc[0, "eval_time"] == h(50)
+    assert summary.loc[0, "criteria_met"] == "ferr"
+    assert {"ferr_result", "ferr_points", "crpx_result"} <= set(summary.columns)
+    assert stays_meeting_any(frame.iloc[0:0]).empty
+
+
+def test_screen_at_a_single_time(con):
+    f = screen_frame(con, at=h(20), criteria=[CRP])
+    assert list(f.stay_id) == ["s1", "s2"]
+    assert list(f.crpx_result) == ["unknown", "met"]
+
+
+def test_bad_criterion_names_the_fix(con):
+    bad = _criterion("bad", FeatureSpec("crp", "max", 24), 1.0)
+    bad.evaluate = lambda t: {"wrong_prefix": t.crp_max_24h}
+    with pytest.raises(ScreenError, match="start with 'bad_'"):
+        screen(con, criteria=[bad])
+    with pytest.raises(ScreenError, match="Unknown criterion 'nope'"):
+        screen(con, criteria=["nope"])
+
+
+# --- CLI ---------------------------------------------------------------------------------------
+@pytest.fixture
+def db(tmp_path, monkeypatch):
+    path = tmp_path / "h.duckdb"
+    con = connect(path)
+    fill(con)
+    con.disconnect()
+    # only the test criteria, whatever modules exist in the package
+    import hyperinflam.screen as screen_module
+
+    real = screen_module.select_criteria
+    monkeypatch.setattr(screen_module, "select_criteria",
+                        lambda criteria=None: real([FERRITIN, CRP] if criteria is None else criteria))
+    return path
+
+
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+def test_cli_screen_writes_output(db, tmp_path, suffix):
+    from hyperinflam.cli import app
+
+    out = tmp_path / f"screen.{suffix}"
+    result = CliRunner().invoke(app, ["screen", "--db", str(db), "--grid", "24h", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    written = pd.read_csv(out) if suffix == "csv" else pd.read_parquet(out)
+    assert len(written) == 5  # s1: +24, +48, +50; s2: +24, +30
+    assert "ferr_result" in written.columns
+    assert "s1" in result.output
+
+
+def test_cli_screen_errors_are_one_line(db, tmp_path):
+    from hyperinflam.cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["screen", "--db", str(db), "--out", str(tmp_path / "x.xlsx")])
+    assert result.exit_code == 2 and "csv" in result.output.lower()
+    result = runner.invoke(app, ["screen", "--db", str(db), "--grid", "half a day",
+                                 "--out", str(tmp_path / "x.csv")])
+    assert result.exit_code == 2 and "--grid" in result.output
+    result = runner.invoke(app, ["screen", "--db", str(tmp_path / "none.duckdb"),
+                                 "--out", str(tmp_path / "x.csv")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+
+
+def test_screen_columns_lists_every_column():
+    from hyperinflam.screen import screen_columns
+
+    cols = screen_columns([FERRITIN, CRP]).set_index("column")
+    assert cols.loc["eval_time", "kind"] == "base"
+    assert cols.loc["ferritin_max_72h", "kind"] == "feature"
+    assert cols.loc["ferritin_max_72h", "criterion"] == "ferr"
+    assert cols.loc["crpx_result", "kind"] == "criterion"
+    assert cols.loc["age_months", "type"] == "float64"
