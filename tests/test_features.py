@@ -339,3 +339,26 @@ def test_derived_variable_is_unioned(con):
     insert(con, "measurement", [meas("p1", 20, "fio2", 0.5), meas("p1", 21, "spo2", 95.0)])
     f = features_at(con, [FeatureSpec("sf_ratio", "min", 6), FeatureSpec("spo2", "min", 6)])
     assert f.loc[h(24), "sf_ratio_min_6h"] == pytest.approx(95.0 / 0.5)  # §5.2: SpO2 <= 97 %
+
+
+# --- first hours of the stay (PRISM III-24, clinical reference 7.3 and 12 row 29) ---------------
+def test_first_hours_window_stops_at_admission_plus_hours(con):
+    insert(con, "measurement", [
+        meas("p1", 0, "heart_rate", 100.0),     # at admission: inside
+        meas("p1", 24, "heart_rate", 150.0),    # exactly admission + 24 h: inside
+        meas("p1", 30, "heart_rate", 210.0),    # after the first 24 h: never counted
+        meas("p1", -1, "heart_rate", 190.0),    # before admission: not counted
+    ])
+    spec = FeatureSpec("heart_rate", "max", None, first_hours=24)
+    assert spec.column == "heart_rate_max_first24h"
+    out = frame(build_features(con, evaluation_grid(con, step_hours=12), [spec]))
+    s1 = out[out.stay_id == "s1"].set_index("hours_since_admit")[spec.column]
+    assert s1[12.0] == 100.0            # window so far: [0, 12]
+    assert s1[24.0] == 150.0            # [0, 24]
+    assert s1[48.0] == 150.0            # still [0, 24]: the 210 at +30 h is outside
+
+
+def test_first_hours_needs_a_whole_stay_measurement_spec(con):
+    with pytest.raises(FeatureError, match="first_hours"):
+        build_features(con, evaluation_grid(con), [FeatureSpec("heart_rate", "max", 24,
+                                                               first_hours=24)])

@@ -67,16 +67,23 @@ class FeatureSpec:
         'last' (last value at or before the evaluation time), 'first', 'count' (number of rows
         or distinct agents), 'any' (True if any row, NULL = unknown when none).
     lookback_hours: window (t - lookback, t]; None means from PICU admission up to t.
+    first_hours: only with lookback None (measurements, min/max/count): the window is the first
+        hours of the stay, [admission, min(t, admission + first_hours)] -- e.g. PRISM III-24
+        (clinical reference 7.3, 12 row 29).
     """
 
     variable: str
     agg: Aggregate
     lookback_hours: float | None
     source: Source = "measurement"
+    first_hours: float | None = None
 
     @property
     def column(self) -> str:
-        window = "stay" if self.lookback_hours is None else f"{self.lookback_hours:g}h"
+        if self.first_hours is not None:
+            window = f"first{self.first_hours:g}h"
+        else:
+            window = "stay" if self.lookback_hours is None else f"{self.lookback_hours:g}h"
         return f"{self.variable}_{self.agg}_{window}"
 
 
@@ -320,6 +327,11 @@ def _validate(specs: list[FeatureSpec], vocab) -> None:
                                f"{', '.join(SUPPORTED_AGGREGATES[spec.source])}.")
         if spec.lookback_hours is not None and not spec.lookback_hours > 0:
             raise FeatureError(f"{where}: lookback_hours must be > 0 or None (whole stay).")
+        if spec.first_hours is not None and not (
+                spec.first_hours > 0 and spec.lookback_hours is None
+                and spec.source == "measurement" and spec.agg in ("min", "max", "count")):
+            raise FeatureError(f"{where}: first_hours={spec.first_hours} needs a measurement "
+                               f"spec with lookback_hours=None and agg min, max or count.")
         if spec.source == "measurement":
             if spec.variable not in vocab.variables and spec.variable not in derived_vars \
                     and derived is not None:
@@ -349,8 +361,13 @@ def _keys(grid: ir.Table) -> ir.Table:
 
 
 def _in_window(time: ir.TimestampValue, j: ir.Table, lookback_hours: float | None,
-               stay_start: ir.TimestampValue | None = None) -> ir.BooleanValue:
-    """time in (eval_time - lookback, eval_time]; lookback None: [stay_start, eval_time]."""
+               stay_start: ir.TimestampValue | None = None,
+               first_hours: float | None = None) -> ir.BooleanValue:
+    """time in (eval_time - lookback, eval_time]; lookback None: [stay_start, eval_time];
+    first_hours: [admission, min(eval_time, admission + first_hours)]."""
+    if first_hours is not None:
+        end = ibis.least(j.g_time, j.g_admit + _hours_interval(first_hours))
+        return (time >= j.g_admit) & (time <= end)
     if lookback_hours is None:
         start = j.g_admit if stay_start is None else stay_start
         return (time >= start) & (time <= j.g_time)
@@ -408,7 +425,8 @@ def _measurement_part(con, keys: ir.Table, specs: list[FeatureSpec]) -> ir.Table
 
     aggs = {}
     for s in specs:
-        cond = (j.m_variable == s.variable) & _in_window(j.m_time, j, s.lookback_hours)
+        cond = (j.m_variable == s.variable) & _in_window(j.m_time, j, s.lookback_hours,
+                                                         first_hours=s.first_hours)
         if s.agg == "min":
             aggs[s.column] = j.m_value.min(where=cond)
         elif s.agg == "max":
