@@ -86,15 +86,18 @@ def test_screen_adds_criterion_columns(con):
     assert f.loc[("s2", h(30)), "crpx_result"] == "unknown"   # CRP at +5 h is > 24 h old at +30 h
 
 
-def test_stays_meeting_any_uses_latest_evaluation(con):
-    frame = screen_frame(con, criteria=[FERRITIN, CRP])
-    summary = stays_meeting_any(frame)
-    # s1 meets ferritin at its latest evaluation (+50 h); s2 met CRP at +24 h but not at +30 h
-    assert list(summary.stay_id) == ["s1"]
-    assert summary.loc[0, "eval_time"] == h(50)
-    assert summary.loc[0, "criteria_met"] == "ferr"
-    assert {"ferr_result", "ferr_points", "crpx_result"} <= set(summary.columns)
-    assert stays_meeting_any(frame.iloc[0:0]).empty
+def test_stays_meeting_any_at_any_evaluation(con):
+    FERRITIN.RESULT, CRP.RESULT = "ferr_result", "crpx_result"
+    expr = screen(con, criteria=[FERRITIN, CRP])
+    summary = stays_meeting_any(expr, criteria=[FERRITIN, CRP]).to_pandas().set_index("stay_id")
+    # s1 meets ferritin from +48 h (500 >= 500); s2 met CRP at +24 h (no longer at +30 h)
+    assert list(summary.index) == ["s1", "s2"]
+    assert summary.loc["s1", "first_met_time"] == h(48)
+    assert bool(summary.loc["s1", "ferr_met"]) and not bool(summary.loc["s1", "crpx_met"])
+    assert summary.loc["s2", "first_met_time"] == h(24)
+    assert summary.loc["s1", "criteria_met"] == 1
+    none_met = expr.filter(expr.stay_id == "nobody")
+    assert stays_meeting_any(none_met, criteria=[FERRITIN, CRP]).to_pandas().empty
 
 
 def test_screen_at_a_single_time(con):

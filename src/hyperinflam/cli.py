@@ -58,6 +58,84 @@ def _main(version: bool = typer.Option(False, "--version", help="Print the versi
 
 # --- synth ----------------------------------------------------------------------------------
 # (synth.py)
+SYNTH_HELP = (
+    "Generate a synthetic PICU cohort as a folder of CSV files (one per canonical table).\n\n"
+    "Writes person.csv, stay.csv, measurement.csv (labs and vital signs, about 340 rows per stay, "
+    "units mixed per hospital lab system), drug_administration.csv (anakinra, corticosteroids, "
+    "IVIG), organ_support.csv (invasive ventilation, vasoactive infusions), condition.csv "
+    "(underlying diseases, splenomegaly, hepatomegaly, haemophagocytosis) and event.csv "
+    "(infections, deaths), plus truth.csv, the group of each stay, which loaders ignore.\n\n"
+    "Groups (default mix): anakinra-treated hyperinflammatory phenotype 3 % (markers at the start "
+    "of anakinra and 7 days later follow Rajasekaran 2014), untreated phenotype 2 %, sepsis 20 %, "
+    "other PICU admissions 75 %.\n\n"
+    "Times are UTC without an offset (load with the default --tz UTC). The same --seed always "
+    "gives byte-identical files. Memory stays flat: stays are generated and written in chunks, so "
+    "millions of stays work."
+)
+
+
+@app.command("synth", help=SYNTH_HELP)
+def synth_command(
+    out: Path = typer.Option(..., "--out", help="Folder to write the CSV files into (created; "
+                             "earlier synth files in it are replaced)."),
+    stays: int = typer.Option(1000, "--stays", min=1, help="Number of PICU stays to generate."),
+    seed: int = typer.Option(2014, "--seed", help="Random seed (same seed, same files)."),
+    chunk_stays: int = typer.Option(2000, "--chunk-stays", min=1,
+                                    help="Stays generated and written per chunk (memory use)."),
+    mix: Optional[str] = typer.Option(
+        None, "--mix", help="Shares of treated,untreated_phenotype,sepsis,other, e.g. "
+        "0.03,0.02,0.20,0.75 (must sum to 1)."),
+    db: Optional[Path] = typer.Option(None, "--db", help="Also load the folder into this DuckDB "
+                                      "database (hyperinflam.sources.csv.load_csv_folder)."),
+):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from hyperinflam import synth
+
+    params = None
+    if mix is not None:
+        try:
+            shares = tuple(float(x) for x in mix.split(","))
+            params = synth.SynthParams(mix=shares)
+        except ValueError as exc:
+            fail(f"--mix '{mix}': {exc if 'mix must' in str(exc) else 'give four numbers separated by commas, e.g. 0.03,0.02,0.20,0.75'}")
+    try:
+        with Progress(TextColumn("[bold]synth[/]"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("stays"), TimeElapsedColumn(), console=err_console,
+                      transient=True) as progress:
+            task = progress.add_task("synth", total=stays)
+            summary = synth.synthesize(out, stays, seed, chunk_stays=chunk_stays, params=params,
+                                       progress=lambda done, total: progress.update(task, completed=done))
+    except OSError as exc:
+        fail(f"cannot write to {out}: {exc.strerror or exc}. Choose a writable --out folder.")
+    table = Table(title=f"Synthetic cohort in {summary['out_dir']} (seed {seed})")
+    table.add_column("file")
+    table.add_column("rows", justify="right")
+    for name, rows in summary["files"].items():
+        table.add_row(name, f"{rows:,}")
+    console.print(table)
+    groups = Table(title="Stays per group (truth.csv)")
+    groups.add_column("group")
+    groups.add_column("stays", justify="right")
+    for name, n in summary["groups"].items():
+        groups.add_row(name, f"{n:,}")
+    console.print(groups)
+    console.print("Times are UTC without an offset: load with --tz UTC (the default).")
+    if db is not None:
+        try:
+            from hyperinflam.engine import connect
+            from hyperinflam.sources.csv import load_csv_folder
+        except ImportError:
+            fail("the CSV reader (hyperinflam.sources.csv) is not available in this version; "
+                 f"load the folder later with 'hyperinflam load csv {out} --db {db}'.")
+        from hyperinflam.sources import SourceError
+        try:
+            report = load_csv_folder(connect(db), out, tz="UTC")
+        except SourceError as exc:
+            fail(str(exc))
+        console.print(f"Loaded into {db}: " + ", ".join(
+            f"{t.table} {t.loaded:,}" for t in report.tables))
 
 # --- study run ------------------------------------------------------------------------------
 # (study/, report/)
@@ -90,7 +168,7 @@ def _run_and_render(con, study_ref: str, out: Path, *, db_label: str) -> Path:
     console.print()
     for kind, path in paths.items():
         console.print(f"  {kind:<14} {path}")
-    return paths["report"]
+    return paths["report_html"]
 
 
 @study_app.command("run")
@@ -163,6 +241,306 @@ def demo(
 
 # --- screen ---------------------------------------------------------------------------------
 # (features.py, criteria/)
+SCREEN_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+
+
+def _parse_grid(text: str) -> float:
+    """'24h', '24', '6 h' or '1d' -> hours."""
+    import re
+
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([hd]?)\s*", text or "", flags=re.IGNORECASE)
+    if not match:
+        fail(f"--grid '{text}' is not a step: write hours such as '24h', '6h' or '1d'.")
+    hours = float(match.group(1)) * (24 if match.group(2).lower() == "d" else 1)
+    if hours < 1:
+        fail(f"--grid '{text}' is shorter than 1 hour: use a step of at least '1h'.")
+    return hours
+
+
+def _parse_at(text: str, tz: str):
+    import pandas as pd
+
+    try:
+        stamp = pd.Timestamp(text)
+        if stamp.tzinfo is None:
+            stamp = stamp.tz_localize(tz)
+    except Exception as exc:  # noqa: BLE001 - any parse error is the user's to fix
+        fail(f"--at '{text}' is not a time: write ISO 8601 such as '2024-03-01 14:30' or "
+             f"'2024-03-01T14:30:00+01:00' ({exc}).")
+    return stamp.tz_convert("UTC").tz_localize(None).to_pydatetime()
+
+
+SCREEN_HELP = (
+    "Screen every PICU stay for the hyperinflammatory phenotype.\n\n"
+    "Evaluates every criterion and score (HLH-2004, HScore, MAS-2016, Phoenix, pSOFA, PRISM III, "
+    "...) on every stay, either every --grid step from admission (default 24h: +24 h, +48 h, ... "
+    "and at discharge) or at one time (--at). Labs use each score's look-back window "
+    "(docs/time-model.md); a value that was not measured is 'unknown', never normal, unless the "
+    "score's authors say so.\n\n"
+    "Writes one row per stay x evaluation time to --out (CSV or Parquet; columns in "
+    "docs/screen-output.md) and prints the stays that meet any criterion at their latest "
+    "evaluation.\n\n"
+    "Examples:\n\n"
+    "hyperinflam screen --out screen.parquet\n\n"
+    "hyperinflam screen --grid 6h --out screen.csv --db site.duckdb\n\n"
+    "hyperinflam screen --at '2024-03-01 08:00' --tz Europe/Paris --out now.csv"
+)
+
+
+@app.command("screen", help=SCREEN_HELP)
+def screen_command(
+    out: Path = typer.Option(..., "--out", "-o", help="Output file: .csv or .parquet. One row per "
+                             "stay x evaluation time with every feature and criterion column "
+                             "(docs/screen-output.md)."),
+    db: Optional[Path] = typer.Option(None, "--db", help=DB_HELP),
+    at: Optional[str] = typer.Option(None, "--at", help="Evaluate the stays in the PICU at this one "
+                                     "time (ISO 8601, e.g. '2024-03-01 14:30'; an offset such as "
+                                     "+01:00 is honoured). Excludes --grid."),
+    grid: Optional[str] = typer.Option(None, "--grid", help="Evaluate every stay every STEP from "
+                                       "admission plus at discharge, e.g. '24h' (default), '6h', "
+                                       "'1d'. Excludes --at."),
+    tz: str = typer.Option("UTC", "--tz", help="Time zone of an --at time written without an "
+                           "offset, e.g. 'Europe/Paris'."),
+    criteria: Optional[list[str]] = typer.Option(None, "--criterion", "-c", help="Run only this "
+                                                 "criterion (repeatable), e.g. -c hscore -c "
+                                                 "hlh2004. Default: all."),
+):
+    """Screen every PICU stay (see SCREEN_HELP)."""
+    import ibis
+    from rich.table import Table
+
+    from hyperinflam.engine import connect
+    from hyperinflam.features import FeatureError
+    from hyperinflam.screen import ScreenError, screen, stays_meeting_any
+
+    kind = SCREEN_FORMATS.get(out.suffix.lower())
+    if kind is None:
+        fail(f"--out {out}: unknown file type '{out.suffix}'; name a .csv or .parquet file.")
+    if at is not None and grid is not None:
+        fail("--at and --grid exclude each other: give --at TIME for one time or --grid STEP for "
+             "the whole stay.")
+    step_hours = _parse_grid(grid) if grid is not None else 24.0
+    at_time = _parse_at(at, tz) if at is not None else None
+    try:
+        con = connect(db, read_only=True)
+    except FileNotFoundError as exc:
+        fail(str(exc))
+    try:
+        with console.status("Building the screen (features and criteria)...", spinner="dots"):
+            expr = screen(con, at=at_time, step_hours=step_hours, criteria=criteria)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with console.status(f"Evaluating and writing {out}...", spinner="dots"):
+            if kind == "csv":
+                expr.order_by(["stay_id", "eval_time"]).to_csv(out)
+            else:
+                expr.order_by(["stay_id", "eval_time"]).to_parquet(out)
+    except (FeatureError, ScreenError) as exc:
+        fail(str(exc))
+    finally:
+        con.disconnect()
+
+    with console.status("Summarising...", spinner="dots"):
+        reader = ibis.duckdb.connect()
+        written = reader.read_csv(out) if kind == "csv" else reader.read_parquet(out)
+        n_rows = written.count().to_pyarrow().as_py()
+        n_stays = written.stay_id.nunique().to_pyarrow().as_py()
+        meeting = stays_meeting_any(written, criteria=criteria)
+        n_meeting = meeting.count().to_pyarrow().as_py()
+        shown = meeting.limit(SCREEN_ROWS_SHOWN).to_pandas()
+        reader.disconnect()
+    console.print(f"Wrote [bold]{n_rows}[/] evaluations of [bold]{n_stays}[/] stays to "
+                  f"[bold]{out}[/].")
+    if shown.empty:
+        console.print("No stay meets any criterion at any evaluation.")
+        return
+    console.print(_screen_table(shown, n_meeting, criteria))
+
+
+#: Stays listed in the terminal after a screen (all of them are in the output file).
+SCREEN_ROWS_SHOWN = 25
+#: Short labels of the criteria in the terminal summary (display only).
+CRITERION_LABELS = {"hlh2004": "HLH-2004", "hscore": "HScore>=169", "mas2016": "MAS-2016",
+                    "ms_score": "MS", "hyperferritinemic_sepsis": "ferritin+infection",
+                    "phoenix": "Phoenix sepsis", "ipscc": "IPSCC MODS"}
+
+
+def _screen_table(shown, n_meeting: int, criteria):
+    """The stays meeting a criterion, most criteria first: a rich table of fixed columns."""
+    from rich.table import Table
+
+    from hyperinflam.screen import SUMMARY_PEAKS, select_criteria
+
+    names = [m.NAME for m in select_criteria(criteria) if getattr(m, "RESULT", None)]
+    title = (f"{n_meeting} stays meet at least one criterion"
+             + (f" (the first {len(shown)} shown; all in the output file)"
+                if n_meeting > len(shown) else ""))
+    table = Table(title=title, title_justify="left")
+    table.add_column("stay", no_wrap=True)
+    table.add_column("first met\n(h)", justify="right")
+    table.add_column("criteria met", ratio=1, min_width=24)
+    peaks = [(label, col) for label, (col, _) in SUMMARY_PEAKS.items() if col in shown.columns]
+    for label, _ in peaks:
+        table.add_column(label, justify="right")
+    for row in shown.to_dict("records"):
+        met = [n for n in names if bool(row.get(f"{n}_met"))]
+        hours = (row["first_met_time"] - row["admit_time"]).total_seconds() / 3600
+        cells = [str(row["stay_id"]), f"{hours:.0f}",
+                 ", ".join(CRITERION_LABELS.get(n, n) for n in met)]
+        cells += ["" if _is_missing(row[col]) else f"{row[col]:,.0f}" for _, col in peaks]
+        table.add_row(*cells)
+    return table
+
+
+def _is_missing(value) -> bool:
+    import pandas as pd
+
+    return bool(pd.isna(value)) if not isinstance(value, (list, tuple)) else False
+
+
+# --- serve / users / audit ------------------------------------------------------------------
+# (web/: the bedside application; docs/web.md)
+users_app = typer.Typer(help="Accounts of the web application (stored in the state database).",
+                        no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+STATE_HELP = ("State database of the web application (users, audit). Default: "
+              "<db>.web.sqlite next to --db.")
+
+
+def _state_store(db: Optional[Path], state: Optional[Path]):
+    from hyperinflam.engine import resolve_db_path
+    from hyperinflam.web.state import StateStore, default_state_path
+
+    return StateStore(state or default_state_path(resolve_db_path(db)))
+
+
+@app.command()
+def serve(
+    db: Optional[Path] = typer.Option(None, "--db", help=DB_HELP),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(8000, "--port", help="Port to listen on."),
+    state: Optional[Path] = typer.Option(None, "--state", help=STATE_HELP),
+    https: bool = typer.Option(False, "--https", help="Mark the session cookie Secure (set when "
+                               "a TLS proxy serves the app over https)."),
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="Pin 'now' to this time (ISO 8601, "
+                                        "UTC), e.g. to show the demo data as a live census."),
+    refresh: float = typer.Option(60.0, "--refresh", min=1, help="Seconds between live census "
+                                  "recomputations."),
+):
+    """Serve the bedside web application: census, patient timeline, anakinra course.
+
+    Create an account first: 'hyperinflam users add NAME --role clinician'. Then open
+    http://HOST:PORT/ and sign in. The access log records route templates only, never a patient
+    identifier; every patient view is written to the audit table ('hyperinflam audit').
+    """
+    import logging
+
+    import uvicorn
+
+    from hyperinflam.engine import resolve_db_path
+    from hyperinflam.web import WebSettings, create_app
+
+    pinned = _parse_at(as_of, "UTC") if as_of else None
+    try:
+        application = create_app(WebSettings(db=resolve_db_path(db), state=state, https=https,
+                                             pinned_now=pinned, census_refresh_seconds=refresh))
+    except FileNotFoundError as exc:
+        fail(str(exc))
+    if not application.state.store.list_users():
+        err_console.print("[yellow]No account yet:[/] create one with 'hyperinflam users add NAME "
+                          "--role clinician'.")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    console.print(f"Serving on http://{host}:{port}/ (Ctrl+C to stop)")
+    uvicorn.run(application, host=host, port=port, access_log=False, log_level="warning")
+
+
+@users_app.command("add")
+def users_add(
+    name: str = typer.Argument(..., help="User name (no spaces)."),
+    role: str = typer.Option(..., "--role", help="clinician (identified patients) or researcher "
+                             "(pseudonymous ids, shifted dates)."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from "
+                                        "standard input instead of prompting."),
+    replace: bool = typer.Option(False, "--replace", help="Replace an existing user's password "
+                                 "and role."),
+    db: Optional[Path] = typer.Option(None, "--db", help=DB_HELP),
+    state: Optional[Path] = typer.Option(None, "--state", help=STATE_HELP),
+):
+    """Create a local account (password hashed with argon2id)."""
+    import sys
+
+    from hyperinflam.web.state import StateError
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        user = _state_store(db, state).add_user(name, role, password, replace=replace)
+    except StateError as exc:
+        fail(str(exc))
+    console.print(f"User [bold]{user.name}[/] ({user.role}) saved.")
+
+
+@users_app.command("list")
+def users_list(db: Optional[Path] = typer.Option(None, "--db", help=DB_HELP),
+               state: Optional[Path] = typer.Option(None, "--state", help=STATE_HELP)):
+    """List the accounts."""
+    from rich.table import Table
+
+    table = Table("name", "role", "created (UTC)", "disabled")
+    for u in _state_store(db, state).list_users():
+        table.add_row(u["name"], u["role"], u["created_at"], "yes" if u["disabled"] else "")
+    console.print(table)
+
+
+@users_app.command("remove")
+def users_remove(name: str = typer.Argument(...),
+                 db: Optional[Path] = typer.Option(None, "--db", help=DB_HELP),
+                 state: Optional[Path] = typer.Option(None, "--state", help=STATE_HELP)):
+    """Remove an account and its API tokens."""
+    from hyperinflam.web.state import StateError
+
+    try:
+        _state_store(db, state).remove_user(name)
+    except StateError as exc:
+        fail(str(exc))
+    console.print(f"User [bold]{name}[/] removed.")
+
+
+@users_app.command("token")
+def users_token(name: str = typer.Argument(...), label: str = typer.Option("", "--label"),
+                db: Optional[Path] = typer.Option(None, "--db", help=DB_HELP),
+                state: Optional[Path] = typer.Option(None, "--state", help=STATE_HELP)):
+    """Create an API token for scripts ('Authorization: Bearer TOKEN'); shown once."""
+    from hyperinflam.web.state import StateError
+
+    try:
+        token = _state_store(db, state).create_token(name, label)
+    except StateError as exc:
+        fail(str(exc))
+    console.print(token, highlight=False)
+
+
+@app.command("audit")
+def audit_command(
+    limit: int = typer.Option(50, "--limit", min=1, help="Rows to show, newest first."),
+    user: Optional[str] = typer.Option(None, "--user", help="Only this user."),
+    action: Optional[str] = typer.Option(None, "--action", help="Only this action, e.g. "
+                                         "view_patient."),
+    db: Optional[Path] = typer.Option(None, "--db", help=DB_HELP),
+    state: Optional[Path] = typer.Option(None, "--state", help=STATE_HELP),
+):
+    """List the audit trail of the web application: who viewed which patient, when, from where."""
+    from rich.table import Table
+
+    rows = _state_store(db, state).audit_rows(limit=limit, user=user, action=action)
+    table = Table("time (UTC)", "user", "role", "action", "stay", "person", "address", "detail",
+                  title=f"audit ({len(rows)} rows, newest first)")
+    for r in rows:
+        table.add_row(*(str(r[k] or "") for k in ("time", "user", "role", "action", "stay_id",
+                                                  "person_id", "address", "detail")))
+    console.print(table)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -20,9 +20,6 @@ from hyperinflam.features import build_features, evaluation_grid, unique_specs
 
 #: Values of a tri-state result column meaning the criterion is fulfilled.
 MET = "met"
-#: Suffixes of criterion columns worth showing in a summary (results, scores, counts).
-SUMMARY_SUFFIXES = ("_result", "_points", "_total", "_score", "_count", "_met_count",
-                    "_probability", "_category")
 
 
 class ScreenError(ValueError):
@@ -107,38 +104,61 @@ def latest_evaluations(expr: ir.Table) -> ir.Table:
     return ranked.filter(ranked.rank_in_stay == 0).drop("rank_in_stay")
 
 
-def result_columns(frame: pd.DataFrame) -> list[str]:
-    """Columns holding a criterion's overall tri-state result (``<NAME>_result``)."""
-    return [c for c in frame.columns if c.endswith("_result")]
+def result_columns(columns: Iterable[str], criteria=None) -> dict[str, str]:
+    """Criterion NAME -> the column holding its overall tri-state result (module ``RESULT``),
+    for the criteria whose result column is among ``columns``. Scores without a threshold
+    (pSOFA, PRISM III points, Phoenix-8) declare none."""
+    present = set(columns)
+    out = {}
+    for module in select_criteria(criteria):
+        column = getattr(module, "RESULT", None)
+        if column and column in present:
+            out[module.NAME] = column
+    return out
 
 
-def summary_columns(frame: pd.DataFrame) -> list[str]:
-    """Criterion columns worth showing in a terminal summary, in table order."""
-    return [c for c in frame.columns if c.endswith(SUMMARY_SUFFIXES)]
+#: Peak values shown per stay in the terminal summary: label -> (column, aggregate). Columns that
+#: are absent (a criterion not run) are skipped.
+SUMMARY_PEAKS: dict[str, tuple[str, str]] = {
+    "HScore": ("hscore_points", "max"),
+    "HLH\nn/8": ("hlh2004_met_count", "max"),
+    "Phoe-\nnix": ("phoenix_score", "max"),
+    "pSOFA": ("psofa_score", "max"),
+    "PRISM\nIII": ("prism3_points", "max"),
+    "ferritin\nng/mL": ("ferritin_max_72h", "max"),
+}
 
 
-def stays_meeting_any(frame: pd.DataFrame) -> pd.DataFrame:
-    """The stays whose latest evaluation meets at least one criterion.
+def stays_meeting_any(expr: ir.Table, *, criteria=None) -> ir.Table:
+    """One row per stay that meets at least one criterion at any of its evaluations.
 
-    A criterion is met when its ``<NAME>_result`` column is 'met'. Returns stay_id, person_id,
-    eval_time, ``criteria_met`` (comma-separated criterion names) and the summary columns
-    (results, points, totals, counts), one row per stay, sorted by stay.
+    Set-based (ibis): per stay, for every criterion with a ``RESULT`` column, whether it was
+    ever 'met' and the first evaluation time it was; ``criteria_met`` counts them;
+    ``first_met_time`` is the earliest; peak values of :data:`SUMMARY_PEAKS`. Sorted by the number
+    of criteria met (most first), then HScore (highest first), then stay.
     """
-    if frame.empty:
-        return frame.assign(criteria_met=pd.Series(dtype="str"))
-    latest = frame.sort_values(["stay_id", "eval_time"]).groupby("stay_id", sort=True).tail(1)
-    results = result_columns(latest)
+    import ibis
+
+    results = result_columns(expr.columns, criteria)
     if not results:
-        return latest.iloc[0:0].assign(criteria_met=pd.Series(dtype="str"))
-    met = latest[results].eq(MET)
-    criteria_met = pd.Series("", index=latest.index, dtype="str")
-    for column in results:  # one pass per criterion, vectorised over the stays
-        criteria_met = criteria_met + met[column].map(
-            {True: column.removesuffix("_result") + ", ", False: ""})
-    criteria_met = criteria_met.str.removesuffix(", ")
-    out = latest.assign(criteria_met=criteria_met)[met.any(axis=1)]
-    keep = ["stay_id", "person_id", "eval_time", "criteria_met", *summary_columns(latest)]
-    return out[keep].reset_index(drop=True)
+        raise ScreenError("None of the screened criteria declares a RESULT column.")
+    aggs: dict[str, ir.Value] = {}
+    for name, column in results.items():
+        met = expr[column] == MET
+        aggs[f"{name}_met"] = met.any()
+        aggs[f"{name}_first_met"] = expr.eval_time.min(where=met)
+    for label, (column, how) in SUMMARY_PEAKS.items():
+        if column in expr.columns:
+            aggs[column] = getattr(expr[column], how)()
+    per_stay = expr.group_by(["stay_id", "person_id", "admit_time"]).aggregate(**aggs)
+    n_met = sum(per_stay[f"{name}_met"].cast("int64") for name in results)
+    first = ibis.least(*[per_stay[f"{name}_first_met"] for name in results]) \
+        if len(results) > 1 else per_stay[f"{next(iter(results))}_first_met"]
+    per_stay = per_stay.mutate(criteria_met=n_met, first_met_time=first)
+    order = [per_stay.criteria_met.desc()]
+    if "hscore_points" in per_stay.columns:
+        order.append(per_stay.hscore_points.desc())
+    return per_stay.filter(per_stay.criteria_met > 0).order_by([*order, per_stay.stay_id])
 
 
 def screen_columns(criteria: Iterable[str | ModuleType] | None = None) -> pd.DataFrame:

@@ -32,6 +32,9 @@ from hyperinflam.features import FeatureSpec
 
 NAME = "hlh2004"
 TITLE = "HLH-2004 diagnostic criteria (Henter 2007)"
+#: The column holding this criterion's overall tri-state result (met / not_met / unknown or
+#: indeterminate); the screen's "meets any criterion" reads it.
+RESULT = "hlh2004_result"
 REFERENCE = ("clinical reference §1; Henter JI et al. Pediatr Blood Cancer 2007;48(2):124-131, "
              "doi:10.1002/pbc.21039")
 

@@ -33,6 +33,9 @@ from hyperinflam.features import FeatureSpec
 
 NAME = "hscore"
 TITLE = "HScore (Fardet 2014; adult derivation, not validated in children)"
+#: The column holding this criterion's overall tri-state result (met / not_met / unknown or
+#: indeterminate); the screen's "meets any criterion" reads it.
+RESULT = "hscore_ge_169"
 REFERENCE = ("clinical reference §2; Fardet L et al. Arthritis Rheumatol 2014;66(9):2613-2620, "
              "doi:10.1002/art.38690")
 

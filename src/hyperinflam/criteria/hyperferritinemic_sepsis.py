@@ -36,6 +36,9 @@ from hyperinflam.features import FeatureSpec
 
 NAME = "hyperferritinemic_sepsis"
 TITLE = "Hyperferritinaemic sepsis and MAS-like features (HBD + DIC, MALS): phenotype flags"
+#: The column holding this criterion's overall tri-state result (met / not_met / unknown or
+#: indeterminate); the screen's "meets any criterion" reads it.
+RESULT = "hyperferritinemic_sepsis_result"
 REFERENCE = ("clinical reference §4; Carcillo JA et al. Crit Care 2023;27:347; Shakoory B et al. "
              "Crit Care Med 2016;44(2):275-281; Kyriazopoulou E et al. BMC Med 2017;15:172")
 

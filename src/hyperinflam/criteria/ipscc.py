@@ -55,6 +55,9 @@ from hyperinflam.features import FeatureSpec
 
 NAME = "ipscc"
 TITLE = "IPSCC 2005 SIRS, sepsis and organ dysfunction (Goldstein 2005)"
+#: The column holding this criterion's overall tri-state result (met / not_met / unknown or
+#: indeterminate); the screen's "meets any criterion" reads it.
+RESULT = "ipscc_mods"
 REFERENCE = (
     "clinical reference §8.1-§8.5, §12 rows 9, 11, 15, 28, 31, 37; Goldstein B, Giroir B, "
     "Randolph A. Pediatr Crit Care Med 2005;6(1):2-8, doi:10.1097/01.PCC.0000149131.72248.E6"

@@ -32,6 +32,9 @@ from hyperinflam.features import FeatureSpec
 
 NAME = "mas2016"
 TITLE = "MAS in systemic JIA, 2016 EULAR/ACR/PRINTO classification criteria (Ravelli 2016)"
+#: The column holding this criterion's overall tri-state result (met / not_met / unknown or
+#: indeterminate); the screen's "meets any criterion" reads it.
+RESULT = "mas2016_result"
 REFERENCE = ("clinical reference §3.1; Ravelli A et al. Ann Rheum Dis 2016;75(3):481-489, "
              "doi:10.1136/annrheumdis-2015-208982")
 

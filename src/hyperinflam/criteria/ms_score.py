@@ -28,6 +28,9 @@ from hyperinflam.features import FeatureSpec
 
 NAME = "ms_score"
 TITLE = "MS score for MAS in systemic JIA (Minoia 2019)"
+#: The column holding this criterion's overall tri-state result (met / not_met / unknown or
+#: indeterminate); the screen's "meets any criterion" reads it.
+RESULT = "ms_score_ge_cutoff"
 REFERENCE = ("clinical reference §3.2; Minoia F et al. Ann Rheum Dis 2019;78(10):1357-1362, "
              "doi:10.1136/annrheumdis-2019-215211")
 

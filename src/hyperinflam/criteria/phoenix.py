@@ -39,6 +39,9 @@ from hyperinflam.features import FeatureSpec
 
 NAME = "phoenix"
 TITLE = "Phoenix Sepsis Score (Schlapbach 2024, Sanchez-Pinto 2024)"
+#: The column holding this criterion's overall tri-state result (met / not_met / unknown or
+#: indeterminate); the screen's "meets any criterion" reads it.
+RESULT = "phoenix_sepsis"
 REFERENCE = (
     "clinical reference §5.1-§5.5; Schlapbach LJ et al. JAMA 2024;331(8):665-674; "
     "Sanchez-Pinto LN et al. JAMA 2024;331(8):675-686; phoenix-sepsis 1.1.3"
