@@ -220,6 +220,16 @@ def evaluation_grid(con, *, step_hours: float = 24,
     return _with_base_columns(grid)
 
 
+def grid_at(con, times: ir.Table) -> ir.Table:
+    """Evaluation rows at given times per stay: ``times`` has ``stay_id`` and ``eval_time``
+    (e.g. each cohort member's first anakinra dose). Same base columns as
+    :func:`evaluation_grid`; stays not in the stay table are dropped."""
+    stays = _stays(con)
+    t = times.select(t_stay="stay_id", t_time=times.eval_time.cast("timestamp"))
+    joined = stays.join(t, stays.stay_id == t.t_stay)
+    return _with_base_columns(joined.mutate(eval_time=joined.t_time))
+
+
 # ---------------------------------------------------------------------------------------------
 # 2. Conditions vocabulary (concepts.csv)
 # ---------------------------------------------------------------------------------------------

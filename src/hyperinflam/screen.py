@@ -16,7 +16,7 @@ from typing import Iterable
 import ibis.expr.types as ir
 import pandas as pd
 
-from hyperinflam.features import build_features, evaluation_grid, unique_specs
+from hyperinflam.features import build_features, evaluation_grid, grid_at, unique_specs
 
 #: Values of a tri-state result column meaning the criterion is fulfilled.
 MET = "met"
@@ -68,17 +68,21 @@ def _criterion_columns(module: ModuleType, wide: ir.Table, taken: set[str]) -> d
 
 
 def screen(con, *, at: str | dt.datetime | None = None, step_hours: float = 24,
-           criteria: Iterable[str | ModuleType] | None = None, vocabulary=None) -> ir.Table:
+           criteria: Iterable[str | ModuleType] | None = None, vocabulary=None,
+           times: ir.Table | None = None) -> ir.Table:
     """The screen as one lazy ibis table: base columns, features, then criterion columns.
 
     ``at``: evaluate the stays in the PICU at that single time; otherwise every ``step_hours``
     from admission plus the end of the stay (``features.evaluation_grid``). ``criteria``: names or
     modules (default: all discovered by ``hyperinflam.criteria.discover()``). Every criterion sees
     the same wide table (the union of all INPUTS); its columns are prefixed with its NAME.
+    ``times``: a table of (stay_id, eval_time) to evaluate instead of a grid, e.g. each stay's
+    first anakinra dose (``features.grid_at``).
     """
     modules = select_criteria(criteria)
     specs = unique_specs(spec for m in modules for spec in m.INPUTS)
-    grid = evaluation_grid(con, step_hours=step_hours, at=at)
+    grid = (grid_at(con, times) if times is not None
+            else evaluation_grid(con, step_hours=step_hours, at=at))
     wide = build_features(con, grid, specs, vocabulary=vocabulary)
     taken = set(wide.columns)
     columns: dict[str, ir.Value] = {}

@@ -1,0 +1,123 @@
+"""The phenotype at the index time: criteria and scores of the screening engine at each cohort
+member's first anakinra dose, and PRISM III-24 points for the baseline table.
+
+The screen (``hyperinflam.screen``) is evaluated at one time per stay (``times=``): the index time
+for the phenotype section, and admission + 24 h (or discharge, if earlier) for PRISM III-24
+(clinical reference 7.3 and 12 row 29: the founding paper's PRISM version is not stated, so the
+points are labelled PRISM III-24 and never claimed equivalent). Only the small per-member frame
+is executed; the statistics are plain descriptive summaries (numpy quantiles, counts).
+"""
+
+from __future__ import annotations
+
+import ibis
+import numpy as np
+import pandas as pd
+
+from hyperinflam.criteria import discover
+from hyperinflam.screen import screen
+
+#: Numeric scores summarised at the index time: column -> label.
+PHENOTYPE_SCORES: dict[str, str] = {
+    "hscore_points": "HScore, points observed (clinical reference 2)",
+    "hscore_max_possible": "HScore, maximum possible given unknown inputs",
+    "hlh2004_met_count": "HLH-2004 criteria met, of 8 (clinical reference 1)",
+    "phoenix_score": "Phoenix Sepsis Score (clinical reference 5)",
+    "psofa_score": "pSOFA (clinical reference 6)",
+}
+#: Tri-state results summarised at the index time: column -> label.
+PHENOTYPE_RESULTS: dict[str, str] = {
+    "hscore_ge_169": "HScore >= 169",
+    "hlh2004_result": "HLH-2004 (5 of 8)",
+    "mas2016_result": "MAS-2016 classification",
+    "hyperferritinemic_sepsis_result": "Ferritin > 500 ng/mL with infection",
+    "phoenix_sepsis": "Phoenix sepsis",
+    "phoenix_septic_shock": "Phoenix septic shock",
+}
+#: PRISM III-24 (points only; the probability equation is licensed, clinical reference 7.3).
+PRISM_COLUMN = "prism3_points"
+PRISM_LABEL = "PRISM III-24 points (first 24 h of the PICU stay)"
+PRISM_WINDOW_HOURS = 24
+
+_QUANTILE_METHOD = "linear"
+
+
+def _criteria_for(columns) -> list[str]:
+    available = discover()
+    return [name for name in available if any(c.startswith(f"{name}_") for c in columns)]
+
+
+def phenotype_frames(con, cohort: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(at index, PRISM III-24) frames, one row per cohort member, from the screening engine.
+
+    ``cohort`` needs stay_id, index_time, admit_time, discharge_time (study.cohort frames).
+    """
+    if cohort.empty:
+        return pd.DataFrame(columns=["stay_id"]), pd.DataFrame(columns=["stay_id"])
+    at_index = ibis.memtable(pd.DataFrame({
+        "stay_id": cohort["stay_id"].astype(str),
+        "eval_time": pd.to_datetime(cohort["index_time"]).astype("datetime64[us]")}))
+    wanted = list(PHENOTYPE_SCORES) + list(PHENOTYPE_RESULTS)
+    expr = screen(con, times=at_index, criteria=_criteria_for(wanted))
+    index_frame = expr.select("stay_id", *[c for c in wanted if c in expr.columns]).to_pandas()
+
+    admit = pd.to_datetime(cohort["admit_time"])
+    end = admit + pd.Timedelta(hours=PRISM_WINDOW_HOURS)
+    discharge = pd.to_datetime(cohort["discharge_time"])
+    prism_time = end.where(discharge.isna() | (discharge > end), discharge)
+    at_24h = ibis.memtable(pd.DataFrame({"stay_id": cohort["stay_id"].astype(str),
+                                         "eval_time": prism_time.astype("datetime64[us]")}))
+    prism_expr = screen(con, times=at_24h, criteria=["prism3"])
+    prism_frame = prism_expr.select("stay_id", PRISM_COLUMN).to_pandas()
+    return index_frame, prism_frame
+
+
+def _numeric_rows(study_id: str, section: str, variable: str, label: str,
+                  values: pd.Series, unit: str) -> list[dict]:
+    x = pd.to_numeric(values, errors="coerce").dropna().to_numpy(dtype=float)
+    base = dict(study=study_id, section=section, group="cohort", variable=variable, label=label,
+                level=None, timepoint=None, unit=unit, method=None)
+    rows = [dict(base, statistic="n", value=float(len(x)), unit=None)]
+    if len(x):
+        q1, med, q3 = np.quantile(x, [0.25, 0.5, 0.75], method=_QUANTILE_METHOD)
+        for stat, value in (("median", med), ("q1", q1), ("q3", q3), ("min", x.min()),
+                            ("max", x.max())):
+            rows.append(dict(base, statistic=stat, value=float(value),
+                             method=f"numpy quantile, method={_QUANTILE_METHOD}"
+                             if stat in ("median", "q1", "q3") else None))
+    return rows
+
+
+def _categorical_rows(study_id: str, variable: str, label: str, values: pd.Series,
+                      n_cohort: int) -> list[dict]:
+    rows = []
+    counts = values.fillna("not evaluated").value_counts()
+    for level in ("met", "not_met", "indeterminate", "unknown", "not evaluated"):
+        if level not in counts.index:
+            continue
+        count = int(counts[level])
+        base = dict(study=study_id, section="phenotype", group="cohort", variable=variable,
+                    label=label, level=level.replace("_", " "), timepoint=None, method=None)
+        rows.append(dict(base, statistic="count", value=float(count), unit=None))
+        rows.append(dict(base, statistic="percent",
+                         value=100.0 * count / n_cohort if n_cohort else np.nan, unit="%"))
+    return rows
+
+
+def phenotype_results(study_id: str, index_frame: pd.DataFrame,
+                      prism_frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows of the results dataset: section ``phenotype`` (scores and results at the index time)
+    and the ``baseline`` PRISM III-24 points (docs/results-format.md)."""
+    rows: list[dict] = []
+    n = len(index_frame)
+    for column, label in PHENOTYPE_SCORES.items():
+        if column in index_frame.columns:
+            rows += _numeric_rows(study_id, "phenotype", column, label, index_frame[column],
+                                  "points")
+    for column, label in PHENOTYPE_RESULTS.items():
+        if column in index_frame.columns:
+            rows += _categorical_rows(study_id, column, label, index_frame[column], n)
+    if PRISM_COLUMN in prism_frame.columns:
+        rows += _numeric_rows(study_id, "baseline", PRISM_COLUMN, PRISM_LABEL,
+                              prism_frame[PRISM_COLUMN], "points")
+    return pd.DataFrame(rows)
