@@ -1,0 +1,273 @@
+"""The canonical tables as a folder of Parquet datasets, readable by DuckDB, Spark or a lakehouse.
+
+Layout (``hyperinflam export parquet --db PATH --out DIR``)::
+
+    DIR/_hyperinflam.json          manifest: format, version, tables, rows, partitioning
+    DIR/person/data_0.parquet      one dataset (folder) per canonical table, quarantine included
+    DIR/measurement/variable=crp/data_0.parquet   measurement partitioned by variable (hive style)
+    ...
+
+Columns and types are those of :mod:`hyperinflam.schema`. Timestamps are Parquet ``TIMESTAMP``
+(microseconds) *not* adjusted to UTC, holding naive UTC; Spark reads them as ``timestamp_ntz``
+and DuckDB as ``TIMESTAMP``, so no engine shifts them by a session time zone
+(``shared/stack-notes.md``, "Time zones"). Measurements are partitioned by ``variable`` because
+every feature and study reads a few variables: both engines then read only those folders.
+
+Opening such a folder (:func:`open_parquet`) registers one view per table, with the canonical
+column order and types (partition columns come back as text and last; the views fix that). A
+table with no dataset is an empty view of the right schema.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+
+import ibis
+import ibis.expr.datatypes as dt
+import pyarrow as pa
+
+from hyperinflam import __version__
+from hyperinflam.schema import ALL_TABLES, CANONICAL_TABLES, Table
+from hyperinflam.sources import SourceError
+
+MANIFEST_NAME = "_hyperinflam.json"
+FORMAT_NAME = "hyperinflam-parquet"
+FORMAT_VERSION = 1
+#: Hive-style partition columns per table (a named setting; ``partition=False`` writes none).
+PARTITION_BY: dict[str, tuple[str, ...]] = {"measurement": ("variable",)}
+#: Parquet compression (zstd: small files, fast to read on both engines).
+COMPRESSION = "zstd"
+
+_IBIS_TYPES = {"VARCHAR": dt.string, "DATE": dt.date, "TIMESTAMP": dt.timestamp,
+               "DOUBLE": dt.float64, "BOOLEAN": dt.boolean, "BIGINT": dt.int64}
+#: Spark SQL types of the canonical SQL types (naive timestamps are TIMESTAMP_NTZ on Spark).
+_SPARK_TYPES = {"VARCHAR": "string", "DATE": "date", "TIMESTAMP": "timestamp_ntz",
+                "DOUBLE": "double", "BOOLEAN": "boolean", "BIGINT": "bigint"}
+
+
+def ibis_schema(table: Table) -> ibis.Schema:
+    """The ibis schema of a canonical table (types from :mod:`hyperinflam.schema`)."""
+    return ibis.schema({c.name: _IBIS_TYPES[c.sql_type] for c in table.columns})
+
+
+def is_parquet_folder(path: str | os.PathLike) -> bool:
+    """True for a folder written by :func:`export_parquet` (manifest, or at least a stay/ dataset)."""
+    p = Path(path)
+    return p.is_dir() and ((p / MANIFEST_NAME).is_file() or (p / "stay").is_dir())
+
+
+def read_manifest(folder: str | os.PathLike) -> dict:
+    """The folder's manifest ({} when absent, e.g. a folder written by another tool)."""
+    path = Path(folder) / MANIFEST_NAME
+    if not path.is_file():
+        return {}
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SourceError(f"{path}: not a readable manifest ({exc}); export the folder again.") \
+            from None
+    if manifest.get("format") != FORMAT_NAME or manifest.get("version", 0) > FORMAT_VERSION:
+        raise SourceError(
+            f"{path}: format {manifest.get('format')!r} version {manifest.get('version')!r} is "
+            f"not {FORMAT_NAME} version <= {FORMAT_VERSION}; upgrade hyperinflam or export again.")
+    return manifest
+
+
+# ---------------------------------------------------------------------------------------------
+# Export
+# ---------------------------------------------------------------------------------------------
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def _copy_duckdb(con, table: Table, target: Path, partition_by: tuple[str, ...]) -> int:
+    """One table to ``target`` with DuckDB's COPY (bulk export, not clinical logic)."""
+    raw = con.con
+    name = table.name
+    rows = int(raw.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0])
+    cols = ", ".join(f'"{c}"' for c in table.column_names)
+    options = f"FORMAT parquet, COMPRESSION {COMPRESSION}"
+    if partition_by and rows:
+        keys = ", ".join(f'"{c}"' for c in partition_by)
+        raw.execute(f"COPY (SELECT {cols} FROM \"{name}\") TO '{_sql_path(target)}' "
+                    f"({options}, PARTITION_BY ({keys}), FILENAME_PATTERN 'data_{{i}}')")
+    else:  # an empty table still gets one file holding its schema
+        target.mkdir(parents=True, exist_ok=True)
+        raw.execute(f"COPY (SELECT {cols} FROM \"{name}\") TO "
+                    f"'{_sql_path(target / 'data_0.parquet')}' ({options})")
+    return rows
+
+
+def _copy_ibis(con, table: Table, target: Path, partition_by: tuple[str, ...]) -> int:
+    """One table to ``target`` through ibis (another backend, e.g. Spark: executed there)."""
+    expr = con.table(table.name).select(*table.column_names)
+    rows = int(expr.count().execute())
+    kwargs = {"partitionBy": list(partition_by)} if partition_by and rows else {}
+    con.to_parquet_dir(expr, str(target), **kwargs)
+    return rows
+
+
+def export_parquet(con, out_dir: str | os.PathLike, *, overwrite: bool = False,
+                   partition: bool = True, tables=ALL_TABLES) -> dict:
+    """Write the canonical tables (and the quarantine) of ``con`` to ``out_dir`` as Parquet.
+
+    ``out_dir`` must not exist or be empty, unless ``overwrite`` (then an earlier hyperinflam
+    export there is replaced; a folder that is not one is never deleted). Absent tables are
+    written empty. Returns the manifest (rows per table), also written to ``_hyperinflam.json``.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise SourceError(f"--out {out} is a file; name a folder for the Parquet tables.")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise SourceError(f"--out {out} is not empty; choose a new folder or pass --overwrite.")
+        if not (out / MANIFEST_NAME).is_file():
+            raise SourceError(f"--out {out} holds files that are not a hyperinflam export; it is "
+                              f"not replaced. Choose a new or empty folder.")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    present = set(con.list_tables())
+    is_duckdb = getattr(con, "name", "") == "duckdb"
+    manifest_tables = {}
+    for table in tables:
+        partition_by = PARTITION_BY.get(table.name, ()) if partition else ()
+        target = out / table.name
+        if table.name not in present:
+            target.mkdir(parents=True, exist_ok=True)
+            pa_schema = ibis_schema(table).to_pyarrow()
+            import pyarrow.parquet as pq
+
+            pq.write_table(pa_schema.empty_table(), target / "data_0.parquet",
+                           compression=COMPRESSION)
+            rows, partition_by = 0, ()
+        elif is_duckdb:
+            rows = _copy_duckdb(con, table, target, partition_by)
+        else:
+            rows = _copy_ibis(con, table, target, partition_by)
+        manifest_tables[table.name] = {"rows": rows, "partition_by": list(partition_by)}
+    manifest = {
+        "format": FORMAT_NAME, "version": FORMAT_VERSION,
+        "written_by": f"hyperinflam {__version__}",
+        "written_at_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "timestamps": "naive UTC (Parquet TIMESTAMP, microseconds, not adjusted to UTC)",
+        "tables": manifest_tables,
+    }
+    (out / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return manifest
+
+
+# ---------------------------------------------------------------------------------------------
+# Open
+# ---------------------------------------------------------------------------------------------
+def _canonical_view(raw: ibis.Table, table: Table) -> ibis.Table:
+    """Columns in canonical order and type; a missing optional column becomes NULL."""
+    cols = {}
+    for column in table.columns:
+        name, dtype = column.name, _IBIS_TYPES[column.sql_type]
+        if name in raw.columns:
+            cols[name] = raw[name].cast(dtype)
+        elif column.required:
+            raise SourceError(f"Parquet table '{table.name}' has no column '{name}' (columns: "
+                              f"{', '.join(raw.columns)}); export it again with hyperinflam.")
+        else:
+            cols[name] = ibis.null(dtype)
+    return raw.select(**cols)
+
+
+def _spark_view(session, location: str, table: Table) -> None:
+    """Temp view ``table.name`` over a Parquet dataset, canonical column order and types."""
+    from pyspark.sql import functions as F
+
+    frame = session.read.parquet(location)
+    present = set(frame.columns)
+    cols = []
+    for c in table.columns:
+        if c.name in present:
+            cols.append(F.col(c.name).cast(_SPARK_TYPES[c.sql_type]).alias(c.name))
+        elif c.required:
+            raise SourceError(f"Parquet table '{table.name}' at {location} has no column "
+                              f"'{c.name}'; export it again with hyperinflam.")
+        else:
+            cols.append(F.lit(None).cast(_SPARK_TYPES[c.sql_type]).alias(c.name))
+    frame.select(*cols).createOrReplaceTempView(table.name)
+
+
+def _has_parquet_files(path: Path) -> bool:
+    return any(path.rglob("*.parquet"))
+
+
+def register_parquet(con, folder: str | os.PathLike, *, tables=ALL_TABLES) -> dict[str, str]:
+    """Create one view per canonical table of ``folder`` on ``con`` (DuckDB or Spark).
+
+    Returns {table: what it was read from}. ``folder`` may be a URI that Spark reads
+    (``s3a://``, ``abfss://``, ``dbfs:/``); DuckDB needs a local folder.
+    """
+    text = str(folder)
+    is_uri = "://" in text or text.startswith("dbfs:")
+    local = None if is_uri else Path(text)
+    if local is not None:
+        if not local.is_dir():
+            raise SourceError(f"--db {local}: no such folder of Parquet tables.")
+        read_manifest(local)  # format check
+    spark = getattr(con, "name", "") == "pyspark"
+    sources = {}
+    for table in tables:
+        name = table.name
+        location = f"{text.rstrip('/')}/{name}"
+        exists = _has_parquet_files(local / name) if local is not None else True
+        if not exists:
+            empty = ibis.memtable(ibis_schema(table).to_pyarrow().empty_table())
+            con.create_view(name, empty, overwrite=True)
+            sources[name] = "(absent: empty)"
+            continue
+        if spark:  # one temp view straight from the DataFrame reader (cheaper than via ibis)
+            _spark_view(con._session, location, table)
+            sources[name] = location
+            continue
+        else:
+            raw = con.read_parquet(str(Path(location) / "**" / "*.parquet"),
+                                   table_name=f"{name}__parquet", hive_partitioning=True)
+        con.create_view(name, _canonical_view(raw, table), overwrite=True)
+        sources[name] = location
+    return sources
+
+
+def register_catalog(con, database: str, *, tables=CANONICAL_TABLES) -> None:
+    """Views named like the canonical tables over ``database.<table>`` of a Spark catalog
+    (e.g. a Databricks schema written by ``hyperinflam export parquet`` or a pipeline)."""
+    database = database.strip()
+    if not database:
+        raise SourceError("--db catalog:DATABASE needs a database name, e.g. catalog:picu.")
+    for table in tables:
+        try:
+            raw = con.table(table.name, database=database)
+        except Exception as exc:  # noqa: BLE001 - any catalog error, reported with the table
+            raise SourceError(f"Spark catalog database '{database}' has no readable table "
+                              f"'{table.name}' ({exc}).") from None
+        con.create_view(table.name, _canonical_view(raw, table), overwrite=True)
+
+
+def open_parquet(folder: str | os.PathLike, engine: str = "duckdb", *,
+                 spark_master: str | None = None,
+                 spark_conf: Mapping[str, str] | None = None, con=None):
+    """Open a Parquet folder as a (read-only) database on ``engine`` ('duckdb' or 'spark').
+
+    DuckDB: an in-memory database (UTC, memory limit of :func:`hyperinflam.engine.connect`)
+    with views. Spark: a session from :func:`hyperinflam.engine.connect_spark`, or ``con``.
+    """
+    from hyperinflam import engine as engines
+
+    if con is None:
+        if engine == "duckdb":
+            con = engines.connect_duckdb_views()
+        elif engine == "spark":
+            con = engines.connect_spark(spark_master, spark_conf)
+        else:
+            raise engines.EngineError(f"Unknown engine '{engine}': use duckdb or spark.")
+    register_parquet(con, folder)
+    return con

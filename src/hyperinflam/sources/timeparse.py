@@ -1,0 +1,79 @@
+"""Reading ISO 8601 times on the engine and storing them as naive UTC.
+
+Convention (``schema.py``; clinical reference §0 for units and times being explicit): a time that
+carries an offset (``Z``, ``+01:00``, ``-0500``) is converted to UTC; a time without an offset is
+read in the **site time zone** (an IANA name, default ``UTC``); the engine stores naive UTC
+``TIMESTAMP`` values.
+
+On DuckDB this is done by casting the text to ``TIMESTAMPTZ`` while the session ``TimeZone`` is the
+site zone, then taking the instant ``AT TIME ZONE 'UTC'``. :func:`site_time_zone` sets the zone
+and always restores ``UTC`` afterwards, even on error.
+
+Limitations (documented in docs/csv-layout.md): a local time that does not exist (the hour skipped
+when clocks go forward) is moved forward by the gap, and a local time that occurs twice (clocks go
+back) is read as the first of the two, as the ICU library does.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+#: ISO 8601 date and time with an optional offset, as accepted in the CSV layout.
+ISO_TIME_PATTERN = (r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?"
+                    r" ?(Z|z|[+-]\d{2}(:?\d{2})?)?")
+#: ISO 8601 calendar date (birth_date, and date-only condition onsets).
+ISO_DATE_PATTERN = r"\d{4}-\d{2}-\d{2}"
+
+TIME_EXAMPLES = "2024-03-01 14:30, 2024-03-01T14:30:00 or 2024-03-01T14:30:00+01:00"
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+#: A time that ends in an offset (the date part alone never matches: it needs hh:mm before).
+OFFSET_SUFFIX_PATTERN = r"\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)? ?(Z|z|[+-]\d{2}(:?\d{2})?)$"
+
+
+def time_sql(column_sql: str, tz: str, *, allow_date_only: bool = False) -> str:
+    """SQL for the naive-UTC ``TIMESTAMP`` of a text column, NULL when it is not ISO 8601.
+
+    A time with an offset is cast to ``TIMESTAMPTZ`` (the offset fixes the instant); a time without
+    one is read as local time in ``tz`` (``timezone(tz, local)`` is the same instant as a
+    ``TIMESTAMPTZ`` cast with the session zone set to ``tz``, and about twice as fast; when ``tz``
+    is UTC no conversion is needed). Evaluate it inside :func:`site_time_zone`.
+    """
+    pattern = ISO_TIME_PATTERN
+    if allow_date_only:
+        pattern = f"({ISO_TIME_PATTERN}|{ISO_DATE_PATTERN})"
+    local = f"TRY_CAST({column_sql} AS TIMESTAMP)"
+    if tz != "UTC":
+        local = f"(timezone({_quote(tz)}, {local}) AT TIME ZONE 'UTC')"
+    return (f"(CASE WHEN NOT regexp_full_match({column_sql}, {_quote(pattern)}) THEN NULL "
+            f"WHEN regexp_matches({column_sql}, {_quote(OFFSET_SUFFIX_PATTERN)}) "
+            f"THEN TRY_CAST({column_sql} AS TIMESTAMPTZ) AT TIME ZONE 'UTC' ELSE {local} END)")
+
+
+def date_sql(column_sql: str) -> str:
+    """SQL for a ``DATE`` from ``YYYY-MM-DD`` text, NULL when it is not a valid date."""
+    return (f"(CASE WHEN regexp_full_match({column_sql}, {_quote(ISO_DATE_PATTERN)}) "
+            f"THEN TRY_CAST({column_sql} AS DATE) END)")
+
+
+def check_time_zone(raw, tz: str) -> None:
+    """Raise ``ValueError`` with a clear message if DuckDB does not know the zone ``tz``."""
+    known = raw.execute("SELECT count(*) FROM pg_timezone_names() WHERE name = ?", [tz]).fetchone()[0]
+    if not known:
+        raise ValueError(
+            f"time zone '{tz}' is not a known IANA time zone name; use a name such as "
+            f"'UTC', 'Europe/Amsterdam' or 'America/Chicago'.")
+
+
+@contextmanager
+def site_time_zone(raw, tz: str):
+    """Set the DuckDB session ``TimeZone`` to ``tz`` and restore ``UTC`` afterwards, even on error."""
+    raw.execute(f"SET TimeZone = {_quote(tz)}")
+    try:
+        yield
+    finally:
+        raw.execute("SET TimeZone = 'UTC'")
