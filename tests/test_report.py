@@ -130,7 +130,7 @@ def test_terminal_shows_the_looked_up_numbers():
     assert "8,867 ± 4,321" in out and "3,210 ± 1,178" in out
     assert "\u221267.1%" in out and "\u221270.2%" in out  # % of means, median per patient
     assert "0.030" in out and "0.0078" in out and "< 0.001" in out
-    assert "C-reactive protein (mg/L)" in out
+    assert "CRP (mg/L)" in out  # short label from vocabulary/variables.csv
     assert "14.0 (9.5–16.2) years" in out  # median (Q1–Q3) from the table
     assert "5 (62.5%)" in out
     assert "412" in out and "Study cohort" in out

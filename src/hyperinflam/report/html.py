@@ -121,7 +121,7 @@ def render_html(results: StudyResults) -> str:
         "reference": get_path(d, "study", "reference") or NOT_STATED,
         "description": get_path(d, "study", "description") or "",
         "summary": _summary(results, idx, markers),
-        "run_at": p.get("run_at") or NOT_STATED,
+        "run_at": p.get("run_time_utc") or p.get("run_at") or NOT_STATED,
         "version": get_path(p, "versions", "hyperinflam") or NOT_STATED,
         "cohort_n": fmt_count(n) if n is not None else None,
         "markers": markers,

@@ -32,6 +32,13 @@ SECTION_TITLES = {
 }
 
 
+def _short_labels() -> dict[str, str]:
+    """Short variable names for narrow terminals (vocabulary/variables.csv ``short_label``)."""
+    from hyperinflam.vocabulary import load
+
+    return {name: v.short_label for name, v in load().variables.items()}
+
+
 def marker_table(results: StudyResults, idx: ResultsIndex | None = None) -> Table:
     """The paper-style marker table as a rich Table."""
     rows = marker_rows(results, idx)
@@ -42,12 +49,15 @@ def marker_table(results: StudyResults, idx: ResultsIndex | None = None) -> Tabl
     t.add_column("Baseline\nmean ± SEM", justify="right")
     t.add_column("Day 7\nmean ± SEM", justify="right")
     t.add_column("% change\nof means", justify="right")
-    t.add_column("Median per-patient\n% change", justify="right")
+    t.add_column("Median %\nper patient", justify="right")
     t.add_column("p\npaired t", justify="right")
     t.add_column("p\nWilcoxon", justify="right")
+    short = _short_labels()
     for row in rows:
         c = row.cells
-        t.add_row(Text(c["marker"]), c["n"], c["baseline"], c["day7"], c["pct_change_of_means"],
+        name = short.get(row.variable, row.label)
+        marker = f"{name} ({row.unit_display})" if row.unit_display else name
+        t.add_row(Text(marker), c["n"], c["baseline"], c["day7"], c["pct_change_of_means"],
                   c["median_pct_change"], c["p_t_test"], c["p_wilcoxon"])
     t.caption = ("Mean ± SEM of patients with both values; two-sided tests. "
                  "Methods: see the report.")

@@ -526,7 +526,7 @@ def methods_paragraphs(results: StudyResults) -> list[str]:
     vtext = ", ".join(f"{k} {v}" for k, v in versions.items()) if isinstance(versions, dict) else _plain(versions)
     paras.append(
         f"Software: {vtext or NOT_STATED}. Data source: {_plain(p.get('data_source')) or NOT_STATED}. "
-        f"Database: {_plain(p.get('database')) or NOT_STATED}. Run at: {_plain(p.get('run_at')) or NOT_STATED}."
+        f"Database: {_plain(p.get('database')) or NOT_STATED}. Run at: {_plain(p.get('run_time_utc') or p.get('run_at')) or NOT_STATED} (UTC)."
     )
     return paras
 

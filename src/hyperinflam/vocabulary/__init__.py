@@ -98,6 +98,7 @@ def _packaged(name: str):
 class Variable:
     name: str
     label: str
+    short_label: str
     kind: str
     canonical_unit: str
     accept_min: float
@@ -118,6 +119,7 @@ class Vocabulary:
             self.variables[row["variable"]] = Variable(
                 name=row["variable"],
                 label=row["label"],
+                short_label=row.get("short_label") or row["label"],
                 kind=row["kind"],
                 canonical_unit=row["canonical_unit"],
                 accept_min=parse_number(row["accept_min"]),
