@@ -1,0 +1,129 @@
+"""Inline SVG for the patient page: one time axis with the markers, the therapy and support bars
+and the criteria strip beneath. Pure presentation: values come from web.data; colours mark what
+the criteria columns say ('met'), never a threshold of their own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from html import escape
+
+import pandas as pd
+
+WIDTH = 1000
+LEFT = 170
+RIGHT = 90
+ROW_H = 46
+BAR_H = 18
+STRIP_H = 22
+
+
+def _fmt(value: float) -> str:
+    if value is None or value != value:
+        return "–"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+class Axis:
+    def __init__(self, lo: dt.datetime, hi: dt.datetime):
+        if hi <= lo:
+            hi = lo + dt.timedelta(hours=1)
+        self.lo, self.hi = pd.Timestamp(lo), pd.Timestamp(hi)
+        self.span = (self.hi - self.lo).total_seconds()
+
+    def x(self, t) -> float:
+        t = pd.Timestamp(t)
+        frac = (t - self.lo).total_seconds() / self.span
+        return LEFT + max(0.0, min(1.0, frac)) * (WIDTH - LEFT - RIGHT)
+
+    def ticks(self) -> list[tuple[float, str]]:
+        days = self.span / 86400
+        step = 1 if days <= 10 else 2 if days <= 20 else 7
+        start = self.lo.normalize() + pd.Timedelta(days=1)
+        out = []
+        t = start
+        while t <= self.hi:
+            out.append((self.x(t), t.strftime("%d %b")))
+            t += pd.Timedelta(days=step)
+        return out
+
+
+def timeline_svg(axis: Axis, markers: list[dict], bars: list[dict], strip: list[dict]) -> str:
+    """markers: {label, unit, points: [(time, value)]}; bars: {label, spans: [(start, end|None,
+    text)]} (end None = a single dose tick); strip: {label, cells: [(time, text, met)]}."""
+    height = 30 + len(markers) * ROW_H + 14 + len(bars) * (BAR_H + 6) + 14 \
+        + len(strip) * (STRIP_H + 4) + 30
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" '
+           f'class="timeline" role="img" aria-label="Patient timeline">']
+    plot_w = WIDTH - LEFT - RIGHT
+    for x, label in axis.ticks():
+        out.append(f'<line x1="{x:.1f}" y1="20" x2="{x:.1f}" y2="{height - 24}" class="grid"/>')
+        out.append(f'<text x="{x:.1f}" y="14" class="tick">{escape(label)}</text>')
+        out.append(f'<text x="{x:.1f}" y="{height - 8}" class="tick">{escape(label)}</text>')
+    y = 24
+    for m in markers:
+        pts = [(t, v) for t, v in m["points"] if v == v and v is not None]
+        out.append(f'<text x="8" y="{y + 18}" class="label">{escape(m["label"])}</text>')
+        out.append(f'<text x="8" y="{y + 32}" class="unit">{escape(m["unit"])}</text>')
+        out.append(f'<rect x="{LEFT}" y="{y}" width="{plot_w}" height="{ROW_H - 8}" class="band"/>')
+        if pts:
+            values = [v for _, v in pts]
+            lo, hi = min(values), max(values)
+            span = (hi - lo) or (abs(hi) or 1.0)
+            base = lo - (0 if hi != lo else span / 2)
+            coords = [(axis.x(t), y + ROW_H - 12 - (v - base) / span * (ROW_H - 18))
+                      for t, v in pts]
+            path = " ".join(f"{cx:.1f},{cy:.1f}" for cx, cy in coords)
+            out.append(f'<polyline points="{path}" class="line"/>')
+            for (cx, cy), (t, v) in zip(coords, pts):
+                out.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="2.6" class="pt">'
+                           f'<title>{escape(m["label"])} {_fmt(v)} {escape(m["unit"])} at '
+                           f'{pd.Timestamp(t):%Y-%m-%d %H:%M}</title></circle>')
+            out.append(f'<text x="{WIDTH - RIGHT + 6}" y="{y + 18}" class="last">'
+                       f'{_fmt(values[-1])}</text>')
+        else:
+            out.append(f'<text x="{LEFT + 8}" y="{y + 22}" class="none">not measured</text>')
+        y += ROW_H
+    y += 14
+    for b in bars:
+        out.append(f'<text x="8" y="{y + 13}" class="label">{escape(b["label"])}</text>')
+        for start, end, text in b["spans"]:
+            x0 = axis.x(start)
+            if end is None:
+                out.append(f'<rect x="{x0 - 1.5:.1f}" y="{y}" width="3" height="{BAR_H}" '
+                           f'class="dose"><title>{escape(text)}</title></rect>')
+            else:
+                x1 = axis.x(end)
+                out.append(f'<rect x="{x0:.1f}" y="{y + 3}" width="{max(x1 - x0, 2):.1f}" '
+                           f'height="{BAR_H - 6}" class="span"><title>{escape(text)}</title></rect>')
+        y += BAR_H + 6
+    y += 14
+    for s in strip:
+        out.append(f'<text x="8" y="{y + 15}" class="label">{escape(s["label"])}</text>')
+        for t, text, met in s["cells"]:
+            cx = axis.x(t)
+            cls = "cell met" if met else "cell"
+            out.append(f'<rect x="{cx - 22:.1f}" y="{y}" width="44" height="{STRIP_H}" '
+                       f'class="{cls}"/><text x="{cx:.1f}" y="{y + 15}" class="celltext">'
+                       f'{escape(text)}</text>')
+        y += STRIP_H + 4
+    out.append("</svg>")
+    return "".join(out)
+
+
+def sparkline_svg(values: list[float], width: int = 70, height: int = 18) -> str:
+    """A tiny trend line for the census (last values of one marker)."""
+    vals = [v for v in values if v is not None and v == v]
+    if len(vals) < 2:
+        return ""
+    lo, hi = min(vals), max(vals)
+    span = (hi - lo) or 1.0
+    step = width / (len(vals) - 1)
+    pts = " ".join(f"{i * step:.1f},{height - 2 - (v - lo) / span * (height - 4):.1f}"
+                   for i, v in enumerate(vals))
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+            f'class="spark"><polyline points="{pts}"/></svg>')
