@@ -19,6 +19,9 @@ if [ ! -x /usr/bin/chromium ]; then
   fi
 fi
 
+# The local PostgreSQL server for the OMOP-on-PostgreSQL tests (fails loudly if it is missing).
+bash scripts/ensure-postgres.sh
+
 echo "== creating $VENV and installing hyperinflam with its test dependencies"
 "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip

@@ -99,6 +99,15 @@ def load_csv_command(
     render_load_report(report, console)
 
 
+# --- load omop ------------------------------------------------------------------------------
+# (sources/omop.py)
+
+# --- load fhir ------------------------------------------------------------------------------
+# (sources/fhir.py)
+
+# --- load meds ------------------------------------------------------------------------------
+# (sources/meds.py)
+
 # --- synth ----------------------------------------------------------------------------------
 # (synth.py)
 SYNTH_HELP = (
@@ -592,23 +601,12 @@ export_app = typer.Typer(help="Write the canonical tables out for other engines.
                          no_args_is_help=True)
 app.add_typer(export_app, name="export")
 
+# The --engine / --spark-master / --spark-conf options of screen, study run and load omop are
+# declared inline in those commands (a default here would be defined after them); their help:
 ENGINE_HELP = ("Engine that computes: 'duckdb' (embedded, default) or 'spark' (reads --db as a "
                "Parquet folder or catalog:DATABASE; see docs/scale.md).")
 SPARK_MASTER_HELP = "Spark master URL with --engine spark, e.g. spark://host:7077. Default local[*]."
 SPARK_CONF_HELP = "Spark setting KEY=VALUE (repeatable), e.g. --spark-conf spark.executor.memory=8g."
-
-
-def engine_option():
-    """``--engine`` for a command that reads the canonical tables (reuse in its signature)."""
-    return typer.Option("duckdb", "--engine", help=ENGINE_HELP)
-
-
-def spark_master_option():
-    return typer.Option(None, "--spark-master", help=SPARK_MASTER_HELP)
-
-
-def spark_conf_option():
-    return typer.Option(None, "--spark-conf", help=SPARK_CONF_HELP)
 
 
 def open_engine_or_fail(db, engine: str = "duckdb", spark_master: Optional[str] = None,
@@ -624,6 +622,27 @@ def open_engine_or_fail(db, engine: str = "duckdb", spark_master: Optional[str] 
         return open_engine(db, engine, spark_master, spark_conf)
     except (EngineError, SourceError, FileNotFoundError) as exc:
         fail(str(exc))
+
+
+def write_result_file(con, expr, out: Path, kind: str) -> None:
+    """Write a result table (a screen, not raw rows) to ONE local .csv or .parquet file.
+
+    DuckDB streams it to the file; on Spark the result is collected to the driver as Arrow and
+    written there (ibis' Spark writer would make a folder of part files instead of a file).
+    """
+    from hyperinflam.engine import engine_name
+
+    if engine_name(con) == "duckdb":
+        (expr.to_csv if kind == "csv" else expr.to_parquet)(out)
+        return
+    import pyarrow.csv as pa_csv
+    import pyarrow.parquet as pq
+
+    table = expr.to_pyarrow()
+    if kind == "csv":
+        pa_csv.write_csv(table, out)
+    else:
+        pq.write_table(table, out)
 
 
 @export_app.command("parquet")
