@@ -101,12 +101,172 @@ def load_csv_command(
 
 # --- load omop ------------------------------------------------------------------------------
 # (sources/omop.py)
+@load_app.command(
+    "omop",
+    help=(
+        "Load an OMOP CDM (v5.4; v5.3 where it differs) into the canonical tables, then print "
+        "the reconciliation.\n\nSOURCE: a DuckDB file, a folder of OMOP Parquet or CSV files "
+        "(person.parquet / person.csv ...), or a postgresql://user@host:5432/db URL (read through "
+        "DuckDB's postgres extension). PICU stays, codes and units: docs/sources-omop.md. Exits 0 "
+        "when the load completed (even with quarantined rows), 2 on a wrong path, connection, "
+        "table or column."
+    ),
+)
+def load_omop_command(
+    source: str = typer.Argument(..., help="DuckDB file, Parquet/CSV folder or postgresql:// URL.",
+                                 show_default=False),
+    db: Optional[Path] = typer.Option(None, "--db", help=DB_HELP),
+    schema: Optional[str] = typer.Option(None, "--schema", help="CDM schema (default: main for "
+                                         "DuckDB, public for PostgreSQL)."),
+    codes: Optional[Path] = typer.Option(None, "--codes", help="Site codes: a CSV laid out like "
+                                         "vocabulary/codes_omop.csv (kind,target,vocabulary_id,"
+                                         "concept_code,concept_id,reference); rows are added."),
+    units: Optional[Path] = typer.Option(None, "--units", help="Site unit spellings (layout of "
+                                         "vocabulary/units.csv)."),
+    picu_concept: Optional[list[int]] = typer.Option(None, "--picu-concept", help="Extra "
+                                                     "visit_detail concept id marking a PICU stay "
+                                                     "(repeatable)."),
+    picu_care_site: Optional[list[int]] = typer.Option(None, "--picu-care-site", help="care_site_id "
+                                                       "of the PICU (repeatable)."),
+    stay_fallback: str = typer.Option("inpatient_children", "--stay-fallback", help="When no PICU "
+                                      "visit_detail exists: inpatient_children or none."),
+    ids: str = typer.Option("omop", "--ids", help="Identifiers: omop (person_id, visit ids) or "
+                            "source_value (person_source_value, visit_detail_source_value)."),
+    tz: str = typer.Option("UTC", "--tz", help="Time zone of the CDM's times (IANA name)."),
+) -> None:
+    from hyperinflam.engine import connect
+    from hyperinflam.sources import SourceError
+    from hyperinflam.sources.omop import OmopOptions, load_omop
+    from hyperinflam.sources.quarantine import render_load_report
+    from hyperinflam.vocabulary import Vocabulary, VocabularyError
+
+    options = OmopOptions(picu_concept_ids=tuple(picu_concept or ()),
+                          picu_care_site_ids=tuple(picu_care_site or ()),
+                          stay_fallback=stay_fallback, ids=ids)
+    try:
+        vocabulary = Vocabulary(units)
+        con = connect(db)
+        with console.status(f"Loading {source}...", spinner="dots"):
+            report = load_omop(con, source, schema=schema, vocabulary=vocabulary, codes=codes,
+                               tz=tz, options=options)
+    except (SourceError, VocabularyError) as exc:
+        fail(str(exc))
+    render_load_report(report, console)
+
 
 # --- load fhir ------------------------------------------------------------------------------
-# (sources/fhir.py)
+# (sources/fhir.py; docs/sources-fhir.md)
+@load_app.command(
+    "fhir",
+    help=(
+        "Load FHIR R4 data, then print the reconciliation.\n\n"
+        "PATH is a Bundle or resource JSON file, a folder of them, or a bulk-data NDJSON folder "
+        "(one <Type>.<nnn>.ndjson per resource type; non-FHIR files such as log.ndjson are "
+        "skipped with a note). Reads Patient, Encounter (PICU stays: see --picu-class), "
+        "Observation (LOINC), MedicationAdministration / MedicationRequest (RxNorm), Procedure "
+        "(invasive ventilation, SNOMED) and Condition. Every row is loaded or quarantined with "
+        "its reason and file:line (NDJSON) or file:entry (Bundle). See docs/sources-fhir.md."
+    ),
+)
+def load_fhir_command(
+    path: Path = typer.Argument(..., help="Bundle/resource JSON file, folder, or NDJSON folder.",
+                                show_default=False),
+    db: Optional[Path] = typer.Option(None, "--db", help=DB_HELP),
+    tz: str = typer.Option("UTC", "--tz", help="Site time zone (IANA name) for times written "
+                           "without an offset. Stored times are UTC."),
+    units: Optional[Path] = typer.Option(None, "--units", help="Site unit spellings (layout of "
+                                         "vocabulary/units.csv)."),
+    codes: Optional[Path] = typer.Option(None, "--codes", help="Site codes: a CSV laid out like "
+                                         "vocabulary/codes_loinc.csv (system,code,kind,target,"
+                                         "display,status,reference); its rows take precedence."),
+    picu_class: Optional[list[str]] = typer.Option(None, "--picu-class", help="Encounter.class "
+                                                   "code counted as a PICU stay (repeatable), e.g. "
+                                                   "IMP when the export holds only PICU "
+                                                   "encounters. Default: PICU by Location only."),
+    picu_location_type: Optional[list[str]] = typer.Option(
+        None, "--picu-location-type", help="Location.type code of a PICU (repeatable). Default "
+        "PEDICU and ICU."),
+    no_requests: bool = typer.Option(False, "--no-requests", help="Do not load MedicationRequest "
+                                     "(orders) as drug administrations."),
+) -> None:
+    from hyperinflam.engine import connect
+    from hyperinflam.sources import SourceError
+    from hyperinflam.sources.fhir import FhirSettings, load_fhir
+    from hyperinflam.sources.quarantine import render_load_report
+    from hyperinflam.vocabulary import Vocabulary, VocabularyError
+
+    base = FhirSettings()
+    settings = FhirSettings(
+        picu_location_types=tuple(picu_location_type or base.picu_location_types),
+        picu_encounter_classes=tuple(picu_class or ()), read_requests=not no_requests)
+    try:
+        vocabulary = Vocabulary(units)
+        con = connect(db)
+        with console.status("Loading FHIR...", spinner="dots"):
+            report = load_fhir(con, path, vocabulary=vocabulary, codes=codes, tz=tz,
+                               settings=settings)
+    except (SourceError, VocabularyError, ValueError) as exc:
+        fail(str(exc))
+    render_load_report(report, console)
+
 
 # --- load meds ------------------------------------------------------------------------------
 # (sources/meds.py)
+@load_app.command(
+    "meds",
+    help=(
+        "Load MEDS events (Medical Event Data Standard, Parquet: subject_id, time, code, "
+        "numeric_value) into the canonical tables, then print the reconciliation.\n\n"
+        "PATH is a MEDS Parquet file or a MEDS dataset folder (its data/ shards). Codes map to "
+        "variables and drugs through vocabulary/codes_meds.csv (add yours with --codes); the unit "
+        "is the last part of a LAB code. PICU stays are rebuilt from ICU_ADMISSION / "
+        "ICU_DISCHARGE events: a stay counts when its care unit matches --picu-unit (default: "
+        "PICU, pediatric) and the child is at most --max-age years old. MIMIC-IV is adult-only: "
+        "load its demo with --all-icu --any-age. See docs/sources-meds.md."
+    ),
+)
+def load_meds_command(
+    path: Path = typer.Argument(..., help="MEDS Parquet file or dataset folder.", show_default=False),
+    db: Optional[Path] = typer.Option(None, "--db", help=DB_HELP),
+    codes: Optional[list[Path]] = typer.Option(None, "--codes", help="Site MEDS code map (layout "
+                                               "of vocabulary/codes_meds.csv: code,variable,drug,"
+                                               "unit_when_unk,reference); repeatable; its rows win."),
+    units: Optional[Path] = typer.Option(None, "--units", help="Site unit spellings (layout of "
+                                         "vocabulary/units.csv); its rows take precedence."),
+    picu_unit: Optional[list[str]] = typer.Option(None, "--picu-unit", help="Care-unit name "
+                                                  "fragment that makes an ICU stay a PICU stay "
+                                                  "(case-insensitive; repeatable). Default: picu, "
+                                                  "pediatric, paediatric."),
+    all_icu: bool = typer.Option(False, "--all-icu", help="Every ICU unit counts as a PICU."),
+    max_age: float = typer.Option(21, "--max-age", help="Oldest age at admission, in completed "
+                                  "years (clinical reference 11.2 project scope: 0-21)."),
+    any_age: bool = typer.Option(False, "--any-age", help="No age limit (e.g. the adult MIMIC-IV "
+                                 "demo)."),
+    shift_years: Optional[int] = typer.Option(None, "--shift-years", help="Move every time back by "
+                                              "this many years (a multiple of 400: dates and "
+                                              "weekdays unchanged). Default: automatic when the "
+                                              "source is date-shifted into the future."),
+    tz: str = typer.Option("UTC", "--tz", help="Time zone of the naive MEDS times (IANA name)."),
+) -> None:
+    from hyperinflam.engine import connect
+    from hyperinflam.sources import SourceError
+    from hyperinflam.sources.meds import PICU_UNIT_PATTERNS, load_meds
+    from hyperinflam.sources.quarantine import render_load_report
+    from hyperinflam.vocabulary import Vocabulary, VocabularyError
+
+    try:
+        vocabulary = Vocabulary(units)
+        con = connect(db)
+        with console.status("Loading MEDS events...", spinner="dots") as status:
+            report = load_meds(
+                con, path, vocabulary=vocabulary, codes=codes or (),
+                picu_units=tuple(picu_unit) if picu_unit else PICU_UNIT_PATTERNS,
+                all_icu=all_icu, max_age_years=None if any_age else max_age,
+                shift_years=shift_years, tz=tz,
+                progress=lambda step: status.update(f"Loading MEDS events: {step}..."))
+    except (SourceError, VocabularyError) as exc:
+        fail(str(exc))
+    render_load_report(report, console)
 
 # --- synth ----------------------------------------------------------------------------------
 # (synth.py)

@@ -1,0 +1,758 @@
+"""Read an OMOP CDM (v5.4, and v5.3 where it differs) into the canonical tables.
+
+SOURCE is a DuckDB file, a folder of Parquet or CSV files in OMOP layout (``person.parquet`` or
+``person.csv``, any case), or a ``postgresql://`` URL (read through DuckDB's postgres extension,
+shipped by the ``duckdb-extension-postgres-scanner`` wheel: projections and filters are pushed
+down into PostgreSQL; no row passes through Python). Every table is mapped set-based by one
+DuckDB query into the staged layout and handed to the shared pipeline
+(:func:`hyperinflam.sources.ingest.load_staged`: validation, units, plausible ranges, quarantine,
+idempotent reloads). ``_line`` is the OMOP primary key (``death``: person_id); quarantine rows name
+the source as ``<source>#<omop table>``.
+
+Codes (clinical reference 11.3-11.5) are data: ``vocabulary/codes_omop.csv`` (``kind, target,
+vocabulary_id, concept_code, concept_id``) plus an optional site file of the same layout
+(``--codes``). A code row matches a source concept by ``concept_id``, or, when the source has a
+``concept`` table, by (vocabulary_id, concept_code): so a LOINC code whose OMOP id is marked VERIFY
+in 11.4 is still found. When ``measurement_concept_id`` matches nothing, ``measurement_source_value``
+is matched against the code rows' ``concept_code`` (e.g. a LOINC code).
+
+Mapping rules (documented in docs/sources-omop.md):
+
+* person: sex from gender_concept_id (8507/8532), else gender_source_value, else 'unknown';
+  birth date from birth_datetime, else year/month/day_of_birth with a missing day set to
+  :data:`MISSING_BIRTH_DAY` (a missing month leaves the date empty: quarantined).
+* stay (PICU): visit_detail rows whose visit_detail_concept_id (or care site's
+  place_of_service_concept_id) is a ``picu_visit`` code, or whose care_site_id is in
+  ``picu_care_site_ids``. When the source has none, the fallback (``stay_fallback``,
+  default ``'inpatient_children'``) takes ``inpatient_visit`` visit_occurrence rows of persons
+  younger than :data:`FALLBACK_MAX_AGE_YEARS` at the visit start, and says so in the report notes.
+* times: ``*_datetime``, else the ``*_date`` at 00:00; a date-only end (discharge, end of a
+  drug or procedure) is the end of that day (23:59:59).
+* measurement: variable from measurement_concept_id, else measurement_source_value; unit from
+  unit_concept_id (the concept's UCUM concept_code, else a ``unit`` row is not needed: the
+  concept table is used), else unit_source_value, else none (quarantined ``missing_unit``);
+  value: value_source_value when it is the same number as value_as_number (the value as
+  received), else value_as_number as text (DECIMAL and DOUBLE give the same text).
+* drug_exposure: ingredient through concept_ancestor when it is present and non-empty, else the
+  listed ingredient ids (drugs.csv omop_ingredient_concept_id) only (report note); vasoactive
+  ingredients go to organ_support. dose = quantity with dose_unit_source_value (no unit, no dose);
+  route from route_concept_id (``route`` codes) else route_source_value.
+* organ_support: procedure_occurrence (``ventilation_procedure`` codes) and device_exposure
+  (``ventilation_device`` codes) as invasive ventilation; vasoactive drug_exposure rows.
+* condition: condition_occurrence (all rows) and observation rows of ``finding`` codes. Name,
+  code system and code from the concept (else condition_source_value). Underlying: see
+  :func:`_underlying_sql`.
+* event: death (time = death_datetime, else death_date 00:00).
+"""
+
+from __future__ import annotations
+
+import csv as _pycsv
+import tempfile
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from hyperinflam.sources import LoadReport, SourceError
+from hyperinflam.sources.ingest import _q, load_staged, register_vocabulary
+from hyperinflam.sources.timeparse import check_time_zone
+from hyperinflam.vocabulary import Vocabulary
+
+__all__ = ["OmopOptions", "load_omop", "attach_omop", "read_codes", "CODE_COLUMNS",
+           "MISSING_BIRTH_DAY", "FALLBACK_MAX_AGE_YEARS", "CATALOG"]
+
+CODE_COLUMNS = ("kind", "target", "vocabulary_id", "concept_code", "concept_id", "reference")
+CATALOG = "_omop_src"
+#: Day of birth used when the CDM gives year and month only (person.day_of_birth NULL).
+MISSING_BIRTH_DAY = 15
+#: Fallback PICU stays: inpatient visits of persons younger than this at the visit start.
+FALLBACK_MAX_AGE_YEARS = 18
+#: condition_status_source_value written by export_omop (and honoured on read).
+UNDERLYING_MARK, ACUTE_MARK, ONSET_UNKNOWN_MARK = "underlying", "acute", "onset unknown"
+
+#: OMOP tables read, with the columns the reader needs (others optional; v5.3 lacks the ones
+#: listed in OPTIONAL_COLUMNS).
+REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "person": ("person_id", "gender_concept_id", "year_of_birth"),
+    "visit_occurrence": ("visit_occurrence_id", "person_id", "visit_concept_id", "visit_start_date"),
+    "visit_detail": ("visit_detail_id", "person_id", "visit_detail_concept_id",
+                     "visit_detail_start_date"),
+    "measurement": ("measurement_id", "person_id", "measurement_concept_id", "measurement_date",
+                    "value_as_number", "unit_concept_id"),
+    "drug_exposure": ("drug_exposure_id", "person_id", "drug_concept_id",
+                      "drug_exposure_start_date"),
+    "procedure_occurrence": ("procedure_occurrence_id", "person_id", "procedure_concept_id",
+                             "procedure_date"),
+    "device_exposure": ("device_exposure_id", "person_id", "device_concept_id",
+                        "device_exposure_start_date"),
+    "condition_occurrence": ("condition_occurrence_id", "person_id", "condition_concept_id",
+                             "condition_start_date"),
+    "observation": ("observation_id", "person_id", "observation_concept_id", "observation_date"),
+    "death": ("person_id", "death_date"),
+    "concept": ("concept_id", "vocabulary_id", "concept_code", "concept_name"),
+    "concept_ancestor": ("ancestor_concept_id", "descendant_concept_id"),
+    "care_site": ("care_site_id", "place_of_service_concept_id"),
+}
+OPTIONAL_COLUMNS = {
+    "person": ("month_of_birth", "day_of_birth", "birth_datetime", "gender_source_value",
+               "person_source_value"),
+    "visit_occurrence": ("visit_start_datetime", "visit_end_date", "visit_end_datetime",
+                         "visit_source_value", "care_site_id"),
+    "visit_detail": ("visit_detail_start_datetime", "visit_detail_end_date",
+                     "visit_detail_end_datetime", "visit_detail_source_value", "care_site_id",
+                     "visit_occurrence_id"),
+    "measurement": ("measurement_datetime", "measurement_source_value", "unit_source_value",
+                    "value_source_value", "visit_occurrence_id", "visit_detail_id"),
+    "drug_exposure": ("drug_exposure_start_datetime", "drug_exposure_end_date",
+                      "drug_exposure_end_datetime", "quantity", "route_concept_id",
+                      "route_source_value", "dose_unit_source_value", "drug_source_value",
+                      "visit_occurrence_id", "visit_detail_id"),
+    "procedure_occurrence": ("procedure_datetime", "procedure_end_date", "procedure_end_datetime",
+                             "visit_occurrence_id", "visit_detail_id"),  # end: v5.4 only
+    "device_exposure": ("device_exposure_start_datetime", "device_exposure_end_date",
+                        "device_exposure_end_datetime", "visit_occurrence_id", "visit_detail_id"),
+    "condition_occurrence": ("condition_start_datetime", "condition_end_date",
+                             "condition_source_value", "condition_status_source_value",
+                             "visit_occurrence_id", "visit_detail_id"),
+    "observation": ("observation_datetime", "value_as_number", "value_as_string",
+                    "visit_occurrence_id", "visit_detail_id", "observation_event_id"),
+    "death": ("death_datetime",),
+}
+
+
+@dataclass
+class OmopOptions:
+    """Settings of the OMOP reader (defaults documented in docs/sources-omop.md)."""
+
+    #: extra visit_detail / place-of-service concept ids that mark a PICU stay
+    picu_concept_ids: tuple[int, ...] = ()
+    #: care_site_id values of the site's PICU(s)
+    picu_care_site_ids: tuple[int, ...] = ()
+    #: 'inpatient_children' or 'none' (used only when the source has no PICU visit_detail)
+    stay_fallback: str = "inpatient_children"
+    #: 'omop' (person_id / visit ids as text) or 'source_value' (person_source_value,
+    #: visit_detail_source_value: what export_omop writes)
+    ids: str = "omop"
+
+
+# ---------------------------------------------------------------------------------------------
+# codes
+def read_codes(site_codes: str | Path | None = None) -> list[dict]:
+    """The packaged codes_omop.csv rows plus a site file of the same layout (its rows added)."""
+    with resources.files("hyperinflam.vocabulary").joinpath("codes_omop.csv").open(
+            "r", encoding="utf-8", newline="") as handle:
+        rows = list(_pycsv.DictReader(handle))
+    if site_codes is not None:
+        path = Path(site_codes)
+        if not path.is_file():
+            raise SourceError(f"{path}: codes file not found (layout: {', '.join(CODE_COLUMNS)}).")
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            reader = _pycsv.DictReader(handle)
+            missing = [c for c in CODE_COLUMNS[:5] if c not in (reader.fieldnames or [])]
+            if missing:
+                raise SourceError(f"{path} line 1: missing column(s) {', '.join(missing)}; a codes "
+                                  f"file has the columns {', '.join(CODE_COLUMNS)}.")
+            for n, row in enumerate(reader, start=2):
+                cid = (row.get("concept_id") or "").strip()
+                if cid and not cid.lstrip("-").isdigit():
+                    raise SourceError(f"{path} line {n}, column concept_id: '{cid}' is not an "
+                                      f"integer concept id.")
+                if not cid and not (row.get("concept_code") or "").strip():
+                    raise SourceError(f"{path} line {n}: give a concept_id or a "
+                                      f"vocabulary_id + concept_code.")
+                rows.append(row)
+    return rows
+
+
+def _register_codes(raw, rows: list[dict]) -> None:
+    raw.execute("CREATE OR REPLACE TEMP TABLE _omop_code_rows (kind VARCHAR, target VARCHAR, "
+                "vocabulary_id VARCHAR, concept_code VARCHAR, concept_id BIGINT)")
+    values = [((r.get("kind") or "").strip(), (r.get("target") or "").strip(),
+               (r.get("vocabulary_id") or "").strip() or None,
+               (r.get("concept_code") or "").strip() or None,
+               int(r["concept_id"]) if (r.get("concept_id") or "").strip() else None)
+              for r in rows]
+    if values:
+        raw.executemany("INSERT INTO _omop_code_rows VALUES (?, ?, ?, ?, ?)", values)
+
+
+# ---------------------------------------------------------------------------------------------
+# attaching a source
+def _extension_path() -> Path:
+    try:
+        import duckdb_extension_postgres_scanner as pkg
+    except ImportError:
+        raise SourceError("Reading PostgreSQL needs the package duckdb-extension-postgres-scanner "
+                          "(same version as duckdb): pip install "
+                          "duckdb-extension-postgres-scanner==1.5.5") from None
+    import duckdb
+
+    path = (Path(pkg.__file__).parent / "extensions" / f"v{duckdb.__version__}"
+            / "postgres_scanner.duckdb_extension")
+    if not path.is_file():
+        raise SourceError(f"{path} not found: install duckdb-extension-postgres-scanner=="
+                          f"{duckdb.__version__} (it must equal duckdb's version).")
+    return path
+
+
+def load_postgres_extension(raw) -> None:
+    """LOAD the postgres extension from the wheel (never INSTALL from the internet)."""
+    raw.execute(f"SET extension_directory = {_q(tempfile.gettempdir() + '/hyperinflam-duckdb-ext')}")
+    raw.execute(f"LOAD {_q(str(_extension_path()))}")
+
+
+def _find_files(folder: Path) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        stem, suffix = path.stem.lower(), path.suffix.lower()
+        if suffix in (".parquet", ".csv") and path.is_file():
+            if stem in found and found[stem].suffix.lower() == ".parquet":
+                continue
+            found[stem] = path
+    return found
+
+
+def attach_omop(raw, source: str | Path, schema: str | None = None) -> tuple[str, str]:
+    """Attach SOURCE to the DuckDB connection ``raw`` as catalog :data:`CATALOG`.
+
+    Returns (prefix for table names, label). Raises SourceError with one clear message for a
+    missing path or a connection that fails."""
+    raw.execute(f"DETACH DATABASE IF EXISTS {CATALOG}")
+    text = str(source)
+    if text.startswith(("postgresql://", "postgres://")):
+        load_postgres_extension(raw)
+        try:
+            raw.execute(f"ATTACH {_q(text)} AS {CATALOG} (TYPE postgres, READ_ONLY)")
+        except Exception as exc:
+            raise SourceError(f"cannot connect to {_redact(text)}: {str(exc).splitlines()[0]} "
+                              f"Check host, port, database and user in the URL "
+                              f"(postgresql://user@host:5432/database).") from None
+        schema = schema or "public"
+        exists = raw.execute("SELECT count(*) FROM duckdb_schemas() WHERE database_name = ? AND "
+                             "schema_name = ?", [CATALOG, schema]).fetchone()[0]
+        if not exists:
+            raise SourceError(f"{_redact(text)}: no schema '{schema}'; give the CDM schema with "
+                              f"--schema NAME.")
+        return f"{CATALOG}.{_ident(schema)}", f"{_redact(text)} schema {schema}"
+    path = Path(text)
+    if not path.exists():
+        raise SourceError(f"{path}: no such file or folder. Give a DuckDB file, a folder of "
+                          f"OMOP Parquet/CSV files, or a postgresql:// URL.")
+    if path.is_dir():
+        files = _find_files(path)
+        if not files:
+            raise SourceError(f"{path}: no .parquet or .csv files; expected OMOP tables such as "
+                              f"person.parquet or person.csv.")
+        raw.execute(f"ATTACH ':memory:' AS {CATALOG}")
+        for name, file in files.items():
+            reader = (f"read_parquet({_q(str(file))})" if file.suffix.lower() == ".parquet" else
+                      f"read_csv({_q(str(file))}, header = true, all_varchar = true, "
+                      f"auto_detect = true)")
+            raw.execute(f"CREATE VIEW {CATALOG}.main.{_ident(name)} AS SELECT * FROM {reader}")
+        return f"{CATALOG}.main", str(path)
+    try:
+        raw.execute(f"ATTACH {_q(str(path))} AS {CATALOG} (READ_ONLY)")
+    except Exception as exc:
+        raise SourceError(f"{path}: cannot be opened as a DuckDB database "
+                          f"({str(exc).splitlines()[0]}).") from None
+    schema = schema or "main"
+    return f"{CATALOG}.{_ident(schema)}", f"{path} schema {schema}"
+
+
+def _redact(url: str) -> str:
+    """A URL without its password."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        cred, host = rest.rsplit("@", 1)
+        return f"{scheme}://{cred.split(':', 1)[0]}@{host}"
+    return url
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+# ---------------------------------------------------------------------------------------------
+class _Source:
+    """Column lookup over the attached OMOP tables (lower-case names)."""
+
+    def __init__(self, raw, prefix: str, label: str):
+        self.raw, self.prefix, self.label = raw, prefix, label
+        catalog, schema = prefix.split(".", 1)
+        schema = schema.strip('"')
+        rows = raw.execute("SELECT lower(table_name), table_name, lower(column_name) FROM "
+                           "duckdb_columns() WHERE database_name = ? AND schema_name = ?",
+                           [catalog, schema]).fetchall()
+        self.tables: dict[str, str] = {}
+        self.columns: dict[str, set[str]] = {}
+        for low, name, col in rows:
+            self.tables[low] = name
+            self.columns.setdefault(low, set()).add(col)
+
+    def has(self, table: str) -> bool:
+        return table in self.tables
+
+    def ref(self, table: str) -> str:
+        return f"{self.prefix}.{_ident(self.tables[table])}"
+
+    def check(self, table: str) -> None:
+        missing = [c for c in REQUIRED_COLUMNS[table] if c not in self.columns[table]]
+        if missing:
+            raise SourceError(f"{self.label}: table {table} lacks column(s) {', '.join(missing)} "
+                              f"(OMOP CDM 5.4/5.3); check the schema (--schema) or the export.")
+
+    def col(self, table: str, column: str, alias: str = "") -> str:
+        """The column, or NULL when the table (v5.3, a partial export) does not have it."""
+        if column in self.columns.get(table, set()):
+            return f"{alias + '.' if alias else ''}{_ident(column)}"
+        return "NULL"
+
+    def count(self, table: str) -> int:
+        return self.raw.execute(f"SELECT count(*) FROM {self.ref(table)}").fetchone()[0]
+
+
+def _ts(date_col: str, dt_col: str, *, end: bool = False) -> str:
+    """Text time: the datetime, else the date at 00:00 (an end date: 23:59:59)."""
+    clock = "23:59:59" if end else "00:00:00"
+    return (f"coalesce(CAST({dt_col} AS VARCHAR), "
+            f"CAST(TRY_CAST({date_col} AS DATE) AS VARCHAR) || ' {clock}')")
+
+
+def _int(expr: str) -> str:
+    return f"TRY_CAST({expr} AS BIGINT)"
+
+
+def _num_text(number: str, verbatim: str = "NULL") -> str:
+    """The verbatim text when it is the same number, else the number as shortest text."""
+    fmt = f"regexp_replace(CAST(TRY_CAST({number} AS DOUBLE) AS VARCHAR), '\\.0$', '')"
+    return (f"CASE WHEN {number} IS NULL THEN {verbatim} "
+            f"WHEN TRY_CAST(trim({verbatim}) AS DOUBLE) = TRY_CAST({number} AS DOUBLE) "
+            f"THEN trim({verbatim}) ELSE {fmt} END")
+
+
+# ---------------------------------------------------------------------------------------------
+def load_omop(con, source: str | Path, *, schema: str | None = None,
+              vocabulary: Vocabulary | None = None, codes: str | Path | None = None,
+              tz: str = "UTC", options: OmopOptions | None = None) -> LoadReport:
+    """Load an OMOP CDM (DuckDB file, Parquet/CSV folder or postgresql:// URL) into ``con``.
+
+    Returns a :class:`LoadReport` (read = loaded + already present + quarantined per table);
+    notes say which fallbacks were used. Raises :class:`SourceError` for a wrong path or
+    connection string, a missing schema, table or column.
+    """
+    options = options or OmopOptions()
+    if options.stay_fallback not in ("inpatient_children", "none"):
+        raise SourceError(f"stay_fallback '{options.stay_fallback}': use inpatient_children or none.")
+    if options.ids not in ("omop", "source_value"):
+        raise SourceError(f"ids '{options.ids}': use omop or source_value.")
+    vocab = vocabulary if vocabulary is not None else Vocabulary()
+    raw = con.con
+    try:
+        check_time_zone(raw, tz)
+    except ValueError as exc:
+        raise SourceError(str(exc)) from None
+    code_rows = read_codes(codes)
+    prefix, label = attach_omop(raw, source, schema)
+    try:
+        src = _Source(raw, prefix, label)
+        for table in ("person",):
+            if not src.has(table):
+                raise SourceError(f"{label}: no table {table}; an OMOP CDM source needs person "
+                                  f"and visit_occurrence or visit_detail.")
+        for table in REQUIRED_COLUMNS:
+            if src.has(table):
+                src.check(table)
+        report = LoadReport(source=label)
+        register_vocabulary(raw, vocab)
+        _register_codes(raw, code_rows)
+        _resolve_codes(raw, src, report)
+        _Loader(con, src, vocab, tz, options, report).run()
+    finally:
+        for t in ("_omop_codes", "_omop_code_rows", "_omop_stays", "_omop_units", "_omop_drugs"):
+            raw.execute(f"DROP TABLE IF EXISTS {t}")
+        raw.execute(f"DETACH DATABASE IF EXISTS {CATALOG}")
+    return report
+
+
+def _resolve_codes(raw, src: _Source, report: LoadReport) -> None:
+    """_omop_codes(kind, target, concept_id, concept_code): code rows resolved to concept ids
+    through the source's concept table (by vocabulary_id + concept_code) when it has one."""
+    has_concept = src.has("concept") and src.count("concept") > 0
+    by_code = ""
+    if has_concept:
+        by_code = f"""UNION SELECT r.kind, r.target, {_int('c.concept_id')}, r.concept_code
+            FROM _omop_code_rows r JOIN {src.ref('concept')} c
+              ON c.vocabulary_id = r.vocabulary_id AND c.concept_code = r.concept_code"""
+    else:
+        report.notes.append("no concept table (or it is empty): codes are matched by the concept "
+                            "ids listed in codes_omop.csv only, units by unit_source_value.")
+    raw.execute(f"""CREATE OR REPLACE TEMP TABLE _omop_codes AS
+        SELECT kind, target, concept_id, concept_code FROM _omop_code_rows
+        WHERE concept_id IS NOT NULL {by_code}""")
+    unit_src = (f"SELECT {_int('concept_id')} AS concept_id, concept_code AS ucum FROM "
+                f"{src.ref('concept')} WHERE vocabulary_id = 'UCUM'") if has_concept else \
+        "SELECT CAST(NULL AS BIGINT) AS concept_id, CAST(NULL AS VARCHAR) AS ucum WHERE false"
+    raw.execute(f"CREATE OR REPLACE TEMP TABLE _omop_units AS {unit_src}")
+
+
+class _Loader:
+    def __init__(self, con, src: _Source, vocab: Vocabulary, tz: str, options: OmopOptions,
+                 report: LoadReport):
+        self.con, self.src, self.vocab, self.tz = con, src, vocab, tz
+        self.options, self.report, self.raw = options, report, con.con
+
+    def load(self, canonical: str, omop_table: str, select_sql: str, key: str) -> None:
+        counts = load_staged(self.con, canonical, select_sql, source=f"{self.src.label}#{omop_table}",
+                             location=f"{omop_table}.{key}", vocabulary=self.vocab, tz=self.tz)
+        self.report.tables.append(counts)
+
+    def absent(self, omop_table: str, canonical: str) -> bool:
+        if not self.src.has(omop_table):
+            self.report.notes.append(f"no {omop_table} table: no {canonical} rows from it.")
+            return True
+        return False
+
+    def person_id(self, alias: str) -> str:
+        """Canonical person id of an OMOP row (joined person table ``p``)."""
+        if self.options.ids == "source_value":
+            return "p.person_source_value"
+        return f"CAST({alias}.person_id AS VARCHAR)"
+
+    def person_join(self, alias: str) -> str:
+        if self.options.ids == "source_value":
+            return (f"LEFT JOIN {self.src.ref('person')} p "
+                    f"ON {_int('p.person_id')} = {_int(alias + '.person_id')}")
+        return ""
+
+    def stay_id(self, alias: str) -> str:
+        """Canonical stay id of a row: its visit (detail or occurrence) when that is a loaded stay."""
+        return "ls.stay_id"
+
+    def stay_join(self, table: str, alias: str) -> str:
+        vd = self.src.col(table, "visit_detail_id", alias)
+        vo = self.src.col(table, "visit_occurrence_id", alias)
+        visit = f"CASE WHEN os.kind = 'visit_detail' THEN {_int(vd)} ELSE {_int(vo)} END"
+        return (f"LEFT JOIN (SELECT DISTINCT kind FROM _omop_stays) os ON true "
+                f"LEFT JOIN (SELECT o.visit_id, o.stay_id FROM _omop_stays o "
+                f"SEMI JOIN stay s ON s.stay_id = o.stay_id) ls ON ls.visit_id = {visit}")
+
+    # -----------------------------------------------------------------------------------------
+    def run(self) -> None:
+        self.persons()
+        self.stays()
+        self.measurements()
+        self.drugs()
+        self.organ_support()
+        self.conditions()
+        self.deaths()
+
+    def persons(self) -> None:
+        s = self.src
+        pid = "p.person_source_value" if self.options.ids == "source_value" else \
+            "CAST(p.person_id AS VARCHAR)"
+        month, day = s.col("person", "month_of_birth", "p"), s.col("person", "day_of_birth", "p")
+        birth = (f"coalesce(CAST(TRY_CAST({s.col('person', 'birth_datetime', 'p')} AS DATE) AS VARCHAR), "
+                 f"CASE WHEN {_int(month)} IS NOT NULL THEN printf('%04d-%02d-%02d', "
+                 f"{_int('p.year_of_birth')}, {_int(month)}, coalesce({_int(day)}, "
+                 f"{MISSING_BIRTH_DAY})) END)")
+        sex = (f"coalesce(g.target, {s.col('person', 'gender_source_value', 'p')}, 'unknown')")
+        self.load("person", "person", f"""
+            SELECT p.person_id AS _line, {pid} AS person_id, {birth} AS birth_date, {sex} AS sex
+            FROM {s.ref('person')} p
+            LEFT JOIN (SELECT concept_id, min(target) AS target FROM _omop_codes WHERE kind = 'sex'
+                       GROUP BY 1) g ON g.concept_id = {_int('p.gender_concept_id')}""", "person_id")
+
+    def stays(self) -> None:
+        s, o = self.src, self.options
+        extra_ids = ", ".join(str(int(i)) for i in o.picu_concept_ids) or "NULL"
+        sites = ", ".join(str(int(i)) for i in o.picu_care_site_ids) or "NULL"
+        picu = (f"(SELECT concept_id FROM _omop_codes WHERE kind = 'picu_visit' "
+                f"UNION SELECT unnest([{extra_ids}]))")
+        candidates = []
+        if s.has("visit_detail"):
+            cs = ""
+            cs_cond = "false"
+            if s.has("care_site"):
+                cs = (f"LEFT JOIN {s.ref('care_site')} cs ON {_int('cs.care_site_id')} = "
+                      f"{_int(s.col('visit_detail', 'care_site_id', 'v'))}")
+                cs_cond = f"{_int('cs.place_of_service_concept_id')} IN {picu}"
+            sid = (s.col("visit_detail", "visit_detail_source_value", "v")
+                   if o.ids == "source_value" else "CAST(v.visit_detail_id AS VARCHAR)")
+            candidates.append(f"""
+                SELECT 'visit_detail' AS kind, {_int('v.visit_detail_id')} AS visit_id,
+                       {sid} AS stay_id, v.person_id AS omop_person_id,
+                       {_ts('v.visit_detail_start_date', s.col('visit_detail', 'visit_detail_start_datetime', 'v'))} AS admit_time,
+                       {_ts(s.col('visit_detail', 'visit_detail_end_date', 'v'), s.col('visit_detail', 'visit_detail_end_datetime', 'v'), end=True)} AS discharge_time
+                FROM {s.ref('visit_detail')} v {cs}
+                WHERE {_int('v.visit_detail_concept_id')} IN {picu}
+                   OR {_int(s.col('visit_detail', 'care_site_id', 'v'))} IN ({sites}) OR {cs_cond}""")
+        if not candidates and not s.has("visit_occurrence"):
+            raise SourceError(f"{s.label}: no table visit_detail or visit_occurrence; PICU stays "
+                              f"cannot be found.")
+        sql = candidates[0] if candidates else "SELECT NULL AS kind, NULL::BIGINT AS visit_id, " \
+            "NULL AS stay_id, NULL AS omop_person_id, NULL AS admit_time, NULL AS discharge_time WHERE false"
+        self.raw.execute(f"CREATE OR REPLACE TEMP TABLE _omop_stays AS {sql}")
+        n = self.raw.execute("SELECT count(*) FROM _omop_stays").fetchone()[0]
+        if n == 0 and o.stay_fallback == "inpatient_children" and s.has("visit_occurrence"):
+            sid = (s.col("visit_occurrence", "visit_source_value", "v")
+                   if o.ids == "source_value" else "CAST(v.visit_occurrence_id AS VARCHAR)")
+            start = _ts("v.visit_start_date", s.col("visit_occurrence", "visit_start_datetime", "v"))
+            birth = (f"coalesce(TRY_CAST({s.col('person', 'birth_datetime', 'p')} AS DATE), "
+                     f"make_date({_int('p.year_of_birth')}::INT, "
+                     f"coalesce({_int(s.col('person', 'month_of_birth', 'p'))}, 1)::INT, "
+                     f"coalesce({_int(s.col('person', 'day_of_birth', 'p'))}, 1)::INT))")
+            self.raw.execute(f"""CREATE OR REPLACE TEMP TABLE _omop_stays AS
+                SELECT 'visit_occurrence' AS kind, {_int('v.visit_occurrence_id')} AS visit_id,
+                       {sid} AS stay_id, v.person_id AS omop_person_id, {start} AS admit_time,
+                       {_ts(s.col('visit_occurrence', 'visit_end_date', 'v'), s.col('visit_occurrence', 'visit_end_datetime', 'v'), end=True)} AS discharge_time
+                FROM {s.ref('visit_occurrence')} v
+                JOIN {s.ref('person')} p ON {_int('p.person_id')} = {_int('v.person_id')}
+                WHERE {_int('v.visit_concept_id')} IN
+                      (SELECT concept_id FROM _omop_codes WHERE kind = 'inpatient_visit')
+                  AND TRY_CAST({start} AS TIMESTAMP) <
+                      {birth} + INTERVAL {FALLBACK_MAX_AGE_YEARS} YEAR""")
+            m = self.raw.execute("SELECT count(*) FROM _omop_stays").fetchone()[0]
+            self.report.notes.append(
+                f"no PICU visit_detail (concepts {', '.join(map(str, self._picu_ids()))} or "
+                f"configured care sites): fallback stays = {m} inpatient visit_occurrence rows of "
+                f"persons younger than {FALLBACK_MAX_AGE_YEARS} years at the visit start.")
+        elif n == 0:
+            self.report.notes.append("no PICU visit_detail rows: no stays loaded "
+                                     "(stay fallback 'none').")
+        weight, reason = self._stay_observations()
+        pid = "p.person_source_value" if o.ids == "source_value" else \
+            "CAST(st.omop_person_id AS VARCHAR)"
+        self.load("stay", "visit_detail" if n else "visit_occurrence", f"""
+            SELECT st.visit_id AS _line, st.stay_id, {pid} AS person_id, st.admit_time,
+                   st.discharge_time, {reason} AS admission_reason, {weight} AS weight_kg
+            FROM _omop_stays st
+            LEFT JOIN {s.ref('person')} p ON {_int('p.person_id')} = {_int('st.omop_person_id')}
+            {self._stay_obs_join()}""", "visit_id")
+
+    def _picu_ids(self) -> list[int]:
+        ids = [r[0] for r in self.raw.execute(
+            "SELECT DISTINCT concept_id FROM _omop_codes WHERE kind = 'picu_visit' ORDER BY 1").fetchall()]
+        return ids + list(self.options.picu_concept_ids)
+
+    def _stay_observations(self) -> tuple[str, str]:
+        if not self.src.has("observation"):
+            return "NULL", "NULL"
+        return "sw.weight_kg", "sr.reason"
+
+    def _stay_obs_join(self) -> str:
+        s = self.src
+        if not s.has("observation"):
+            return ""
+        link = ("CASE WHEN st.kind = 'visit_detail' THEN "
+                f"{_int(s.col('observation', 'visit_detail_id', 'ob'))} ELSE "
+                f"{_int(s.col('observation', 'visit_occurrence_id', 'ob'))} END")
+        out = []
+        for kind, alias, value in (("stay_weight", "sw", _num_text(s.col('observation', 'value_as_number', 'ob'))),
+                                   ("stay_reason", "sr", s.col("observation", "value_as_string", "ob"))):
+            name = "weight_kg" if alias == "sw" else "reason"
+            out.append(f"""LEFT JOIN (SELECT st2.visit_id, min({value}) AS {name}
+                FROM {s.ref('observation')} ob JOIN _omop_stays st2 ON st2.visit_id = {link.replace('st.', 'st2.')}
+                WHERE {_int('ob.observation_concept_id')} IN
+                      (SELECT concept_id FROM _omop_codes WHERE kind = '{kind}')
+                GROUP BY 1) {alias} ON {alias}.visit_id = st.visit_id""")
+        return " ".join(out)
+
+    def measurements(self) -> None:
+        s = self.src
+        if self.absent("measurement", "measurement"):
+            return
+        src_value = s.col("measurement", "measurement_source_value", "m")
+        unit_src = s.col("measurement", "unit_source_value", "m")
+        value = _num_text("m.value_as_number", s.col("measurement", "value_source_value", "m"))
+        variable = (f"coalesce(c.target, sc.target, 'OMOP measurement_concept_id ' || "
+                    f"coalesce(CAST(m.measurement_concept_id AS VARCHAR), '?') || coalesce(' (' || "
+                    f"{src_value} || ')', '') || ' not in codes_omop.csv')")
+        unit = (f"coalesce(CASE WHEN {_int('m.unit_concept_id')} <> 0 THEN u.ucum END, "
+                f"nullif(trim({unit_src}), ''))")
+        self.load("measurement", "measurement", f"""
+            SELECT m.measurement_id AS _line, {self.person_id('m')} AS person_id,
+                   {self.stay_id('m')} AS stay_id,
+                   {_ts('m.measurement_date', s.col('measurement', 'measurement_datetime', 'm'))} AS time,
+                   {variable} AS variable, {value} AS value, {unit} AS unit
+            FROM {s.ref('measurement')} m
+            LEFT JOIN (SELECT concept_id, min(target) AS target FROM _omop_codes
+                       WHERE kind = 'measurement' GROUP BY 1) c
+                   ON c.concept_id = {_int('m.measurement_concept_id')}
+            LEFT JOIN (SELECT concept_code, min(target) AS target FROM _omop_code_rows
+                       WHERE kind = 'measurement' AND concept_code IS NOT NULL GROUP BY 1) sc
+                   ON c.target IS NULL AND sc.concept_code = trim({src_value})
+            LEFT JOIN (SELECT concept_id, min(ucum) AS ucum FROM _omop_units GROUP BY 1) u
+                   ON u.concept_id = {_int('m.unit_concept_id')}
+            {self.person_join('m')} {self.stay_join('measurement', 'm')}""", "measurement_id")
+
+    def _drug_table(self) -> None:
+        """_omop_drugs(drug_exposure_id, drug): the ingredient of each exposure."""
+        s = self.src
+        ancestors = s.has("concept_ancestor") and s.count("concept_ancestor") > 0
+        listed = ("SELECT CAST(d.omop_ingredient_concept_id AS BIGINT) AS concept_id, d.drug "
+                  "FROM _omop_drug_list d")
+        rows = [(name, int(float(info["omop_ingredient_concept_id"])))
+                for name, info in self._drug_rows().items() if info["omop_ingredient_concept_id"]]
+        self.raw.execute("CREATE OR REPLACE TEMP TABLE _omop_drug_list (drug VARCHAR, "
+                         "omop_ingredient_concept_id BIGINT)")
+        if rows:
+            self.raw.executemany("INSERT INTO _omop_drug_list VALUES (?, ?)", rows)
+        if ancestors:
+            match = (f"SELECT {_int('a.descendant_concept_id')} AS concept_id, l.drug FROM "
+                     f"{s.ref('concept_ancestor')} a JOIN ({listed}) l "
+                     f"ON {_int('a.ancestor_concept_id')} = l.concept_id UNION {listed}")
+        else:
+            match = listed
+            self.report.notes.append("concept_ancestor absent or empty: drugs are matched by the "
+                                     "ingredient concept ids of drugs.csv only (drug products "
+                                     "below an ingredient are not recognised).")
+        self.raw.execute(f"CREATE OR REPLACE TEMP TABLE _omop_drug_match AS "
+                         f"SELECT concept_id, min(drug) AS drug FROM ({match}) GROUP BY 1")
+
+    def _drug_rows(self) -> dict[str, dict]:
+        import csv as c
+        with resources.files("hyperinflam.vocabulary").joinpath("drugs.csv").open(
+                "r", encoding="utf-8", newline="") as handle:
+            return {r["drug"]: r for r in c.DictReader(handle)}
+
+    def drugs(self) -> None:
+        s = self.src
+        if self.absent("drug_exposure", "drug_administration"):
+            return
+        self._drug_table()
+        vaso = ", ".join(_q(d) for d in self.vocab.drugs_in_class("vasoactive")) or "NULL"
+        self._vaso = vaso
+        src_value = s.col("drug_exposure", "drug_source_value", "d")
+        drug = (f"coalesce(dm.drug, {src_value}, 'OMOP drug_concept_id ' || "
+                f"CAST(d.drug_concept_id AS VARCHAR))")
+        weight = "NULL"
+        weight_join = ""
+        if s.has("observation") and "observation_event_id" in s.columns["observation"]:
+            weight = "dw.weight_kg"
+            weight_join = (f"LEFT JOIN (SELECT {_int('ob.observation_event_id')} AS event_id, "
+                           f"min({_num_text('ob.value_as_number')}) AS weight_kg FROM "
+                           f"{s.ref('observation')} ob WHERE {_int('ob.observation_concept_id')} IN "
+                           f"(SELECT concept_id FROM _omop_codes WHERE kind = 'dosing_weight') "
+                           f"GROUP BY 1) dw ON dw.event_id = {_int('d.drug_exposure_id')}")
+        dose_unit = f"nullif(trim({s.col('drug_exposure', 'dose_unit_source_value', 'd')}), '')"
+        route = (f"coalesce(r.target, lower(nullif(trim("
+                 f"{s.col('drug_exposure', 'route_source_value', 'd')}), '')))")
+        self.load("drug_administration", "drug_exposure", f"""
+            SELECT d.drug_exposure_id AS _line, {self.person_id('d')} AS person_id,
+                   {self.stay_id('d')} AS stay_id, {drug} AS drug,
+                   CASE WHEN {dose_unit} IS NOT NULL THEN {_num_text(s.col('drug_exposure', 'quantity', 'd'))} END AS dose,
+                   {dose_unit} AS dose_unit, {route} AS route,
+                   {_ts('d.drug_exposure_start_date', s.col('drug_exposure', 'drug_exposure_start_datetime', 'd'))} AS start_time,
+                   {self._end('drug_exposure', 'd', 'drug_exposure_end_date', 'drug_exposure_end_datetime')} AS end_time,
+                   {weight} AS weight_kg
+            FROM {s.ref('drug_exposure')} d
+            LEFT JOIN _omop_drug_match dm ON dm.concept_id = {_int('d.drug_concept_id')}
+            LEFT JOIN (SELECT concept_id, min(target) AS target FROM _omop_codes WHERE kind = 'route'
+                       GROUP BY 1) r ON r.concept_id = {_int(s.col('drug_exposure', 'route_concept_id', 'd'))}
+            {weight_join} {self.person_join('d')} {self.stay_join('drug_exposure', 'd')}
+            WHERE dm.drug IS NULL OR dm.drug NOT IN ({vaso})""", "drug_exposure_id")
+
+    def _end(self, table: str, alias: str, date_col: str, dt_col: str) -> str:
+        s = self.src
+        d, t = s.col(table, date_col, alias), s.col(table, dt_col, alias)
+        if d == "NULL" and t == "NULL":
+            return "NULL"
+        return _ts(d, t, end=True)
+
+    def organ_support(self) -> None:
+        s = self.src
+        parts = []
+        for table, kind, concept, start_d, start_t, end_d, end_t, pk in (
+                ("procedure_occurrence", "ventilation_procedure", "procedure_concept_id",
+                 "procedure_date", "procedure_datetime", "procedure_end_date",
+                 "procedure_end_datetime", "procedure_occurrence_id"),
+                ("device_exposure", "ventilation_device", "device_concept_id",
+                 "device_exposure_start_date", "device_exposure_start_datetime",
+                 "device_exposure_end_date", "device_exposure_end_datetime", "device_exposure_id")):
+            if not s.has(table):
+                self.report.notes.append(f"no {table} table: no invasive ventilation from it.")
+                continue
+            sql = f"""
+                SELECT x.{pk} AS _line, {self.person_id('x')} AS person_id,
+                       {self.stay_id('x')} AS stay_id, 'invasive_ventilation' AS support,
+                       {_ts('x.' + start_d, s.col(table, start_t, 'x'))} AS start_time,
+                       {self._end(table, 'x', end_d, end_t)} AS end_time,
+                       NULL AS dose, NULL AS dose_unit
+                FROM {s.ref(table)} x {self.person_join('x')} {self.stay_join(table, 'x')}
+                WHERE {_int('x.' + concept)} IN (SELECT concept_id FROM _omop_codes WHERE kind = '{kind}')"""
+            self.load("organ_support", table, sql, pk)
+        if s.has("drug_exposure"):
+            dose_unit = f"nullif(trim({s.col('drug_exposure', 'dose_unit_source_value', 'd')}), '')"
+            self.load("organ_support", "drug_exposure", f"""
+                SELECT d.drug_exposure_id AS _line, {self.person_id('d')} AS person_id,
+                       {self.stay_id('d')} AS stay_id, dm.drug AS support,
+                       {_ts('d.drug_exposure_start_date', s.col('drug_exposure', 'drug_exposure_start_datetime', 'd'))} AS start_time,
+                       {self._end('drug_exposure', 'd', 'drug_exposure_end_date', 'drug_exposure_end_datetime')} AS end_time,
+                       CASE WHEN {dose_unit} IS NOT NULL THEN {_num_text(s.col('drug_exposure', 'quantity', 'd'))} END AS dose,
+                       {dose_unit} AS dose_unit
+                FROM {s.ref('drug_exposure')} d
+                JOIN _omop_drug_match dm ON dm.concept_id = {_int('d.drug_concept_id')}
+                {self.person_join('d')} {self.stay_join('drug_exposure', 'd')}
+                WHERE dm.drug IN ({self._vaso})""", "drug_exposure_id")
+
+    def conditions(self) -> None:
+        s = self.src
+        concept = s.has("concept")
+        cjoin = (lambda col: f"LEFT JOIN {s.ref('concept')} cc ON {_int('cc.concept_id')} = {_int(col)} "
+                             f"AND {_int(col)} <> 0") if concept else (lambda col: "")
+        cname = "cc.concept_name" if concept else "NULL"
+        cvoc = "cc.vocabulary_id" if concept else "NULL"
+        ccode = "cc.concept_code" if concept else "NULL"
+        if not self.absent("condition_occurrence", "condition"):
+            status = s.col("condition_occurrence", "condition_status_source_value", "x")
+            onset = _ts("x.condition_start_date", s.col("condition_occurrence",
+                                                        "condition_start_datetime", "x"))
+            self.load("condition", "condition_occurrence", f"""
+                SELECT x.condition_occurrence_id AS _line, {self.person_id('x')} AS person_id,
+                       {self.stay_id('x')} AS stay_id,
+                       coalesce({cname}, {s.col('condition_occurrence', 'condition_source_value', 'x')},
+                                'OMOP condition_concept_id ' || CAST(x.condition_concept_id AS VARCHAR)) AS condition,
+                       {cvoc} AS code_system, {ccode} AS code,
+                       CASE WHEN {status} LIKE '%{ONSET_UNKNOWN_MARK}%' THEN NULL ELSE {onset} END AS onset_time,
+                       {self._underlying_sql(status)} AS is_underlying
+                FROM {s.ref('condition_occurrence')} x {cjoin('x.condition_concept_id')}
+                {self.person_join('x')} {self.stay_join('condition_occurrence', 'x')}""",
+                      "condition_occurrence_id")
+        if s.has("observation"):
+            self.load("condition", "observation", f"""
+                SELECT x.observation_id AS _line, {self.person_id('x')} AS person_id,
+                       {self.stay_id('x')} AS stay_id, f.target AS condition,
+                       {cvoc} AS code_system, {ccode} AS code,
+                       {_ts('x.observation_date', s.col('observation', 'observation_datetime', 'x'))} AS onset_time,
+                       'false' AS is_underlying
+                FROM {s.ref('observation')} x
+                JOIN (SELECT concept_id, min(target) AS target FROM _omop_codes WHERE kind = 'finding'
+                      GROUP BY 1) f ON f.concept_id = {_int('x.observation_concept_id')}
+                {cjoin('x.observation_concept_id')}
+                {self.person_join('x')} {self.stay_join('observation', 'x')}""", "observation_id")
+
+    def _underlying_sql(self, status: str) -> str:
+        """Underlying (pre-existing) vs acute, in this order: condition_status_source_value
+        'underlying' / 'acute' (written by export_omop); else underlying when the condition
+        started before the person's first PICU admission and had not ended by then (no end date
+        or an end on/after that admission); else acute (false)."""
+        s = self.src
+        start = "TRY_CAST(x.condition_start_date AS DATE)"
+        end = f"TRY_CAST({s.col('condition_occurrence', 'condition_end_date', 'x')} AS DATE)"
+        first = (f"(SELECT min(TRY_CAST(st.admit_time AS TIMESTAMP)) FROM _omop_stays st "
+                 f"WHERE {_int('st.omop_person_id')} = {_int('x.person_id')})")
+        return (f"CASE WHEN {status} LIKE '{UNDERLYING_MARK}%' THEN 'true' "
+                f"WHEN {status} LIKE '{ACUTE_MARK}%' THEN 'false' "
+                f"WHEN {start} < CAST({first} AS DATE) AND ({end} IS NULL OR {end} >= "
+                f"CAST({first} AS DATE)) THEN 'true' ELSE 'false' END")
+
+    def deaths(self) -> None:
+        s = self.src
+        if self.absent("death", "event"):
+            return
+        self.load("event", "death", f"""
+            SELECT x.person_id AS _line, {self.person_id('x')} AS person_id, NULL AS stay_id,
+                   'death' AS event_type,
+                   {_ts('x.death_date', s.col('death', 'death_datetime', 'x'))} AS time,
+                   NULL AS detail
+            FROM {s.ref('death')} x {self.person_join('x')}""", "person_id")

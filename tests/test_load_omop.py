@@ -1,0 +1,233 @@
+"""OMOP CDM reader (issue 5 items 2, 5, 7) on the real Eunomia Synthea27Nj data.
+
+Counts are computed independently from the Parquet files with pyarrow; the same data from
+Parquet, CSV, a DuckDB file built from the official DDL and PostgreSQL give identical tables.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from hyperinflam.engine import connect_memory
+from hyperinflam.schema import TABLES_BY_NAME
+from hyperinflam.sources import SourceError
+from hyperinflam.sources.omop import OmopOptions, load_omop, load_postgres_extension
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+EUNOMIA = DATA / "eunomia_synthea27nj"
+DDL = DATA / "omop_cdm54_spec" / "ddl"
+PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+CANONICAL = ("person", "stay", "measurement", "drug_administration", "organ_support",
+             "condition", "event")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _data_present():
+    if not (EUNOMIA / "omop" / "person.parquet").is_file():
+        pytest.fail(f"shared test data missing: {EUNOMIA} (expected beside the repository, "
+                    f"see ../shared/data/README.md)")
+
+
+def _codes_with_er(tmp_path: Path) -> Path:
+    """A site codes file (--codes): Eunomia's children have ER visits only; count them as
+    fallback stays so that screen has stays to evaluate."""
+    path = tmp_path / "site_codes.csv"
+    path.write_text("kind,target,vocabulary_id,concept_code,concept_id,reference\n"
+                    "inpatient_visit,er,Visit,ER,9203,test site: ER visits as fallback stays\n")
+    return path
+
+
+def _tables(con) -> dict:
+    out = {}
+    for t in CANONICAL:
+        cols = TABLES_BY_NAME[t].column_names
+        df = con.con.execute(f"SELECT * FROM {t}").fetchdf()
+        out[t] = df.sort_values(cols, na_position="first").reset_index(drop=True)
+    return out
+
+
+def _parquet(name: str):
+    return pq.read_table(EUNOMIA / "omop" / f"{name}.parquet")
+
+
+def _build_duckdb(path: Path) -> None:
+    ddl = (DDL / "duckdb" / "omopcdm_duckdb_5.4_ddl.sql").read_text()
+    con = duckdb.connect(str(path))
+    con.execute(ddl.replace("@cdmDatabaseSchema", "main"))
+    for file in sorted((EUNOMIA / "omop").glob("*.parquet")):
+        con.execute(f"INSERT INTO {file.stem} BY NAME SELECT * FROM read_parquet('{file}')")
+    con.close()
+
+
+@pytest.fixture(scope="module")
+def parquet_load(tmp_path_factory):
+    codes = _codes_with_er(tmp_path_factory.mktemp("codes"))
+    con = connect_memory()
+    report = load_omop(con, EUNOMIA / "omop", codes=codes)
+    return con, report, codes
+
+
+def test_counts_reconcile_and_match_parquet(parquet_load):
+    con, report, _ = parquet_load
+    assert report.reconciles
+    person = _parquet("person")
+    assert report.counts("person").read == person.num_rows == 28
+    assert report.counts("person").loaded == 28
+    meas = _parquet("measurement")
+    m = report.tables[[t.table for t in report.tables].index("measurement")]
+    assert m.read == meas.num_rows == 10040
+    # ferritin: 12 rows, ug/L (unit_concept_id 8748) -> ng/mL x 1 (clinical reference 11.1)
+    ferritin = meas.filter(pc.equal(meas["measurement_concept_id"], 3001122))
+    got = con.con.execute("SELECT value, value_original, unit_original FROM measurement "
+                          "WHERE variable = 'ferritin' ORDER BY time, value").fetchall()
+    assert len(got) == ferritin.num_rows == 12
+    assert sorted(v for v, _, _ in got) == sorted(float(x) for x in
+                                                  ferritin["value_as_number"].to_pylist())
+    assert {u for _, _, u in got} == {"ug/L"}
+    # AST: unit_concept_id 0, unit from unit_source_value 'U/L'
+    ast = meas.filter(pc.equal(meas["measurement_concept_id"], 3013721))
+    n_ast = con.con.execute("SELECT count(*) FROM measurement WHERE variable = 'ast'").fetchone()[0]
+    assert n_ast == ast.num_rows == 52
+    # unknown concepts are quarantined, never dropped
+    import csv
+    from importlib import resources
+    with resources.files("hyperinflam.vocabulary").joinpath("codes_omop.csv").open() as fh:
+        rows = [r for r in csv.DictReader(fh) if r["kind"] == "measurement"]
+    codes = {r["concept_code"] for r in rows if r["concept_code"]}
+    concept = _parquet("concept").to_pandas()
+    known = {int(r["concept_id"]) for r in rows if r["concept_id"]} | set(
+        concept[concept["vocabulary_id"].eq("LOINC") & concept["concept_code"].isin(codes)]["concept_id"])
+    frame = meas.to_pandas()
+    unknown = int((~frame["measurement_concept_id"].isin(known)
+                   & ~frame["measurement_source_value"].isin(codes)
+                   & (frame["value_as_number"].notna()  # a value, or a numeric verbatim value
+                      | pd.to_numeric(frame["value_source_value"], errors="coerce").notna())).sum())
+    assert m.reasons["unknown_variable"] == unknown
+    assert report.counts("event").loaded == _parquet("death").num_rows == 3
+    assert report.counts("condition").read == _parquet("condition_occurrence").num_rows
+    q = con.con.execute("SELECT count(*) FROM quarantine WHERE target_table = 'measurement'"
+                        ).fetchone()[0]
+    assert q == m.quarantined
+
+
+def test_fallback_stays_are_flagged(parquet_load):
+    con, report, _ = parquet_load
+    visits = _parquet("visit_occurrence").to_pandas()
+    person = _parquet("person").to_pandas()[["person_id", "birth_datetime"]]
+    v = visits.merge(person, on="person_id")
+    age_limit = v["birth_datetime"] + v["birth_datetime"].map(lambda b: b.replace(year=b.year + 18) - b)
+    expected = v[v["visit_concept_id"].isin([9201, 262, 9203]) & (v["visit_start_datetime"] < age_limit)]
+    assert report.counts("stay").loaded == len(expected) > 0
+    assert any("fallback" in n for n in report.notes)
+    assert any("concept_ancestor" in n for n in report.notes)
+
+
+def test_screen_runs(parquet_load):
+    from hyperinflam.screen import screen
+
+    con, _, _ = parquet_load
+    frame = screen(con, step_hours=24).to_pandas()
+    n_stays = con.con.execute("SELECT count(*) FROM stay").fetchone()[0]
+    assert frame["stay_id"].nunique() == n_stays
+
+
+def test_reload_adds_nothing(parquet_load):
+    con, _, codes = parquet_load
+    before = con.con.execute("SELECT count(*) FROM measurement").fetchone()[0]
+    again = load_omop(con, EUNOMIA / "omop", codes=codes)
+    assert again.reconciles
+    assert again.counts("person").already_present == 28
+    assert con.con.execute("SELECT count(*) FROM measurement").fetchone()[0] == before
+
+
+@pytest.fixture(scope="module")
+def pg_schema():
+    """A fresh CDM 5.4 schema from the official PostgreSQL DDL, filled with Eunomia rows."""
+    schema = f"hi_test_{uuid.uuid4().hex[:10]}"
+    con = duckdb.connect()
+    load_postgres_extension(con)
+    try:
+        con.execute(f"ATTACH '{PG_URL}' AS pg (TYPE postgres)")
+    except duckdb.Error as exc:
+        pytest.fail(f"PostgreSQL at {PG_URL} is required for these tests: {exc}")
+    ddl = (DDL / "postgresql" / "omopcdm_postgresql_5.4_ddl.sql").read_text()
+    con.execute(f"CALL postgres_execute('pg', 'CREATE SCHEMA {schema}')")
+    con.execute("CALL postgres_execute('pg', ?)", [ddl.replace("@cdmDatabaseSchema", schema)])
+    con.execute("CALL pg_clear_cache()")
+    for file in sorted((EUNOMIA / "omop").glob("*.parquet")):
+        con.execute(f"INSERT INTO pg.{schema}.{file.stem} BY NAME SELECT * FROM read_parquet('{file}')")
+    yield schema
+    con.execute(f"CALL postgres_execute('pg', 'DROP SCHEMA {schema} CASCADE')")
+    con.close()
+
+
+def test_identical_from_parquet_csv_duckdb_postgres(parquet_load, tmp_path, pg_schema):
+    _, _, codes = parquet_load
+    reference = connect_memory()
+    load_omop(reference, EUNOMIA / "omop", codes=codes)
+    expected = _tables(reference)
+    db = tmp_path / "eunomia.duckdb"
+    _build_duckdb(db)
+    for source, schema in ((EUNOMIA / "csv", None), (db, None), (PG_URL, pg_schema)):
+        con = connect_memory()
+        report = load_omop(con, source, schema=schema, codes=codes)
+        assert report.reconciles
+        got = _tables(con)
+        for t in CANONICAL:
+            assert got[t].equals(expected[t]), f"{t} differs when read from {source}"
+
+
+def test_bad_input_is_quarantined(tmp_path):
+    meas = _parquet("measurement").slice(0, 0).to_pylist()
+    base = duckdb.connect(str(tmp_path / "bad.duckdb"))
+    base.execute((DDL / "duckdb" / "omopcdm_duckdb_5.4_ddl.sql").read_text()
+                 .replace("@cdmDatabaseSchema", "main"))
+    base.execute(f"INSERT INTO person BY NAME SELECT * FROM read_parquet('{EUNOMIA}/omop/person.parquet') "
+                 f"WHERE person_id = 2")
+    rows = [  # id, person, concept, datetime, value, unit concept, unit source
+        (1, 2, 3001122, "2020-01-01 10:00", 100, 8748, "ug/L"),     # ok
+        (2, 2, 999999, "2020-01-01 10:00", 100, 8748, "ug/L"),      # unknown concept
+        (3, 2, 3013721, "2020-01-01 10:00", 40, 0, None),           # unit 0, no source unit
+        (4, 2, 3001122, "2020-01-01 11:00", 5000000, 8748, "ug/L"), # outside plausible range
+        (5, 99, 3001122, "2020-01-01 10:00", 100, 8748, "ug/L"),    # dangling person
+    ]
+    for i, p, c, t, v, u, us in rows:
+        base.execute("INSERT INTO measurement (measurement_id, person_id, measurement_concept_id, "
+                     "measurement_date, measurement_datetime, measurement_type_concept_id, "
+                     "value_as_number, unit_concept_id, unit_source_value) VALUES "
+                     "(?, ?, ?, CAST(? AS DATE), CAST(? AS TIMESTAMP), 0, ?, ?, ?)",
+                     [i, p, c, t[:10], t, v, u, us])
+    base.execute("INSERT INTO concept VALUES (8748, 'microgram per liter', 'Unit', 'UCUM', 'Unit', "
+                 "'S', 'ug/L', DATE '1970-01-01', DATE '2099-12-31', NULL)")
+    base.close()
+    con = connect_memory()
+    report = load_omop(con, tmp_path / "bad.duckdb")
+    assert report.reconciles
+    reasons = dict(con.con.execute("SELECT source_line, reason FROM quarantine WHERE "
+                                   "target_table = 'measurement'").fetchall())
+    assert reasons == {2: "unknown_variable", 3: "missing_unit", 4: "implausible_value",
+                       5: "unknown_person"}
+    assert meas == []
+
+
+def test_clear_errors(tmp_path):
+    con = connect_memory()
+    with pytest.raises(SourceError, match="no such file"):
+        load_omop(con, tmp_path / "nowhere")
+    with pytest.raises(SourceError, match="cannot connect"):
+        load_omop(con, "postgresql://postgres@127.0.0.1:1/none")
+    folder = tmp_path / "partial"
+    folder.mkdir()
+    duckdb.sql(f"COPY (SELECT person_id, year_of_birth FROM read_parquet('{EUNOMIA}/omop/person.parquet')) "
+               f"TO '{folder}/person.parquet'")
+    with pytest.raises(SourceError, match="gender_concept_id"):
+        load_omop(con, folder)
+    with pytest.raises(SourceError, match="stay_fallback"):
+        load_omop(con, EUNOMIA / "omop", options=OmopOptions(stay_fallback="x"))
