@@ -216,8 +216,9 @@ def probability_band(points: ibis.Value) -> tuple[ibis.Value, ibis.Value, ibis.V
     assert rows == list(range(rows[0], rows[-1] + 1, step)), "table rows must be equally spaced"
     clamped = ibis.least(ibis.greatest(points, rows[0]), rows[-1])
     position = (clamped - rows[0]) / step
-    low_index = position.floor()
-    high_index = position.ceil()
+    # int32: Spark's element_at takes an INT index (BIGINT fails analysis); DuckDB accepts both.
+    low_index = position.floor().cast("int32")
+    high_index = position.ceil().cast("int32")
     printed = [p for _, p in PROBABILITY_TABLE]
 
     def lookup(index, values, type_):

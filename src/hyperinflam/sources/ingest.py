@@ -99,7 +99,7 @@ def _q(text: str) -> str:
     return "'" + str(text).replace("'", "''") + "'"
 
 
-def _fold_sql(expr: str) -> str:
+def fold_unit_sql(expr: str) -> str:
     """SQL folding of a unit spelling, identical to :func:`hyperinflam.vocabulary.normalize_unit`."""
     sql = f"lower(trim({expr}, {_WS}))"
     for old, new in UNIT_FOLDS:
@@ -150,15 +150,15 @@ def _number_check(col: str) -> tuple[str, str, str]:
 
 def _person_checks() -> list[tuple[str, str, str]]:
     return [("unknown_person", "ref_person_id IS NULL",
-             "'person_id ''' || v_person_id || ''' is not in the database; add the person to "
-             "person.csv (persons load first).'")]
+             "'person_id ''' || v_person_id || ''' is not in the database; add the person to the "
+             "source''s persons (person.csv, OMOP person, FHIR Patient; persons load first).'")]
 
 
 def _stay_checks() -> list[tuple[str, str, str]]:
     return [
         ("unknown_stay", "v_stay_id IS NOT NULL AND ref_stay_id IS NULL",
-         "'stay_id ''' || v_stay_id || ''' is not in the database; add the stay to stay.csv, or "
-         "leave stay_id empty.'"),
+         "'stay_id ''' || v_stay_id || ''' is not in the database; add the stay to the source''s "
+         "PICU stays (stay.csv, OMOP visit_detail, FHIR Encounter), or leave stay_id empty.'"),
         ("stay_person_mismatch", "ref_stay_person_id <> v_person_id",
          "'stay ''' || v_stay_id || ''' belongs to person ''' || ref_stay_person_id || ''', not ''' "
          "|| v_person_id || '''; correct person_id or stay_id.'"),
@@ -235,7 +235,7 @@ def _plan_measurement(vocab: Vocabulary, tz: str) -> _Plan:
     canon = "canonical_value"
     return _Plan(
         scalars={"t_time": time_sql("v_time", tz), "n_value": _num_sql("value"),
-                 "unit_key": _fold_sql("v_unit")},
+                 "unit_key": fold_unit_sql("v_unit")},
         joins=[
             "LEFT JOIN variables_frame var ON var.variable = lower(n.v_variable)",
             "LEFT JOIN units_frame u ON u.variable = var.variable AND u.unit_key = n.unit_key",
@@ -304,7 +304,7 @@ def _plan_drug(vocab: Vocabulary, tz: str) -> _Plan:
     return _Plan(
         scalars={"t_start_time": time_sql("v_start_time", tz), "t_end_time": time_sql("v_end_time", tz),
                  "n_dose": _num_sql("dose"), "n_weight_kg": _num_sql("weight_kg"),
-                 "dose_unit_key": _fold_sql("v_dose_unit")},
+                 "dose_unit_key": fold_unit_sql("v_dose_unit")},
         joins=[_drug_join("dn"),
                "LEFT JOIN dose_units_frame du ON du.unit_key = n.dose_unit_key",
                _PERSON_JOIN, _STAY_JOIN],
@@ -346,7 +346,7 @@ def _plan_organ_support(vocab: Vocabulary, tz: str) -> _Plan:
                      if v["canonical_unit"] == VASOPRESSIN_DOSE_UNIT)
     return _Plan(
         scalars={"t_start_time": time_sql("v_start_time", tz), "t_end_time": time_sql("v_end_time", tz),
-                 "n_dose": _num_sql("dose"), "dose_unit_key": _fold_sql("v_dose_unit")},
+                 "n_dose": _num_sql("dose"), "dose_unit_key": fold_unit_sql("v_dose_unit")},
         joins=[_drug_join("vn", "WHERE drug_class = 'vasoactive'"),
                "LEFT JOIN dose_units_frame du ON du.unit_key = n.dose_unit_key",
                _PERSON_JOIN, _STAY_JOIN],

@@ -93,6 +93,22 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "concept_ancestor": ("ancestor_concept_id", "descendant_concept_id"),
     "care_site": ("care_site_id", "place_of_service_concept_id"),
 }
+#: CDM 5.3 names of columns that 5.4 renamed: (table, 5.4 name) -> 5.3 name. The reader asks
+#: for the 5.4 name and gets the 5.3 column from a 5.3 source.
+V53_RENAMED: dict[tuple[str, str], str] = {
+    (table, new): old
+    for table in ("visit_occurrence", "visit_detail")
+    for new, old in (("admitted_from_concept_id", "admitting_source_concept_id"),
+                     ("admitted_from_source_value", "admitting_source_value"),
+                     ("discharged_to_concept_id", "discharge_to_concept_id"),
+                     ("discharged_to_source_value", "discharge_to_source_value"))
+} | {("visit_detail", "parent_visit_detail_id"): "visit_detail_parent_id"}
+#: Columns the reader uses that CDM 5.3 lacks (read as empty), and what is then missing.
+V54_ONLY_USED = {
+    ("procedure_occurrence", "procedure_end_datetime"): "invasive ventilation end times from "
+                                                        "procedure_occurrence",
+    ("observation", "observation_event_id"): "dosing weights linked to their drug exposure",
+}
 OPTIONAL_COLUMNS = {
     "person": ("month_of_birth", "day_of_birth", "birth_datetime", "gender_source_value",
                "person_source_value"),
@@ -302,10 +318,34 @@ class _Source:
                               f"(OMOP CDM 5.4/5.3); check the schema (--schema) or the export.")
 
     def col(self, table: str, column: str, alias: str = "") -> str:
-        """The column, or NULL when the table (v5.3, a partial export) does not have it."""
-        if column in self.columns.get(table, set()):
+        """The column (by its CDM 5.4 name; a CDM 5.3 source's old name is found too), or NULL
+        when the table (v5.3, a partial export) does not have it."""
+        have = self.columns.get(table, set())
+        if column not in have:
+            column = V53_RENAMED.get((table, column), column)
+        if column in have:
             return f"{alias + '.' if alias else ''}{_ident(column)}"
         return "NULL"
+
+    def cdm_version(self) -> tuple[str, str]:
+        """(version '5.4' / '5.3', how it was found): cdm_source.cdm_version when present
+        ('5.4', 'v5.4', 'v5.3.1' ...), else from the column names renamed between 5.3 and 5.4,
+        else 5.4 (assumed)."""
+        import re
+
+        if self.has("cdm_source") and "cdm_version" in self.columns["cdm_source"]:
+            text = self.raw.execute(f"SELECT min(CAST(cdm_version AS VARCHAR)) FROM "
+                                    f"{self.ref('cdm_source')} WHERE cdm_version IS NOT NULL"
+                                    ).fetchone()[0]
+            match = re.search(r"(\d+)\.(\d+)", text or "")
+            if match:
+                return f"{match.group(1)}.{match.group(2)}", f"cdm_source.cdm_version '{text}'"
+        for (table, new), old in V53_RENAMED.items():
+            if old in self.columns.get(table, set()):
+                return "5.3", f"column {table}.{old} (renamed {new} in 5.4)"
+            if new in self.columns.get(table, set()):
+                return "5.4", f"column {table}.{new} (new name in 5.4)"
+        return "5.4", "assumed: no cdm_source.cdm_version and no version-specific column"
 
     def count(self, table: str) -> int:
         return self.raw.execute(f"SELECT count(*) FROM {self.ref(table)}").fetchone()[0]
@@ -363,6 +403,13 @@ def load_omop(con, source: str | Path, *, schema: str | None = None,
             if src.has(table):
                 src.check(table)
         report = LoadReport(source=label)
+        version, how = src.cdm_version()
+        report.notes.append(f"OMOP CDM {version} ({how}).")
+        if version == "5.3":
+            lost = [what for (table, col), what in V54_ONLY_USED.items()
+                    if src.has(table) and col not in src.columns[table]]
+            if lost:
+                report.notes.append("CDM 5.3 has no " + "; no ".join(lost) + " (left empty).")
         register_vocabulary(raw, vocab)
         _register_codes(raw, code_rows)
         _resolve_codes(raw, src, report)
@@ -385,13 +432,18 @@ def _resolve_codes(raw, src: _Source, report: LoadReport) -> None:
               ON c.vocabulary_id = r.vocabulary_id AND c.concept_code = r.concept_code"""
     else:
         report.notes.append("no concept table (or it is empty): codes are matched by the concept "
-                            "ids listed in codes_omop.csv only, units by unit_source_value.")
+                            "ids listed in codes_omop.csv only, units by the 'unit' rows of codes_omop.csv, "
+                            "else unit_source_value.")
     raw.execute(f"""CREATE OR REPLACE TEMP TABLE _omop_codes AS
         SELECT kind, target, concept_id, concept_code FROM _omop_code_rows
         WHERE concept_id IS NOT NULL {by_code}""")
+    listed_units = ("SELECT concept_id, concept_code AS ucum FROM _omop_code_rows "
+                    "WHERE kind = 'unit' AND concept_id IS NOT NULL")
     unit_src = (f"SELECT {_int('concept_id')} AS concept_id, concept_code AS ucum FROM "
-                f"{src.ref('concept')} WHERE vocabulary_id = 'UCUM'") if has_concept else \
-        "SELECT CAST(NULL AS BIGINT) AS concept_id, CAST(NULL AS VARCHAR) AS ucum WHERE false"
+                f"{src.ref('concept')} WHERE vocabulary_id = 'UCUM' UNION {listed_units} "
+                f"AND concept_id NOT IN (SELECT {_int('concept_id')} FROM {src.ref('concept')} "
+                f"WHERE vocabulary_id = 'UCUM' AND concept_id IS NOT NULL)") if has_concept \
+        else listed_units
     raw.execute(f"CREATE OR REPLACE TEMP TABLE _omop_units AS {unit_src}")
 
 
@@ -482,7 +534,7 @@ class _Loader:
                 SELECT 'visit_detail' AS kind, {_int('v.visit_detail_id')} AS visit_id,
                        {sid} AS stay_id, v.person_id AS omop_person_id,
                        {_ts('v.visit_detail_start_date', s.col('visit_detail', 'visit_detail_start_datetime', 'v'))} AS admit_time,
-                       {_ts(s.col('visit_detail', 'visit_detail_end_date', 'v'), s.col('visit_detail', 'visit_detail_end_datetime', 'v'), end=True)} AS discharge_time
+                       {self._discharge('visit_detail', 'v', 'visit_detail_end_date', 'visit_detail_end_datetime')} AS discharge_time
                 FROM {s.ref('visit_detail')} v {cs}
                 WHERE {_int('v.visit_detail_concept_id')} IN {picu}
                    OR {_int(s.col('visit_detail', 'care_site_id', 'v'))} IN ({sites}) OR {cs_cond}""")
@@ -504,7 +556,7 @@ class _Loader:
             self.raw.execute(f"""CREATE OR REPLACE TEMP TABLE _omop_stays AS
                 SELECT 'visit_occurrence' AS kind, {_int('v.visit_occurrence_id')} AS visit_id,
                        {sid} AS stay_id, v.person_id AS omop_person_id, {start} AS admit_time,
-                       {_ts(s.col('visit_occurrence', 'visit_end_date', 'v'), s.col('visit_occurrence', 'visit_end_datetime', 'v'), end=True)} AS discharge_time
+                       {self._discharge('visit_occurrence', 'v', 'visit_end_date', 'visit_end_datetime')} AS discharge_time
                 FROM {s.ref('visit_occurrence')} v
                 JOIN {s.ref('person')} p ON {_int('p.person_id')} = {_int('v.person_id')}
                 WHERE {_int('v.visit_concept_id')} IN
@@ -528,6 +580,21 @@ class _Loader:
             FROM _omop_stays st
             LEFT JOIN {s.ref('person')} p ON {_int('p.person_id')} = {_int('st.omop_person_id')}
             {self._stay_obs_join()}""", "visit_id")
+
+    def _discharge(self, table: str, alias: str, date_col: str, dt_col: str) -> str:
+        """End of a visit. CDM convention (visit_end_date, 5.3 and 5.4): a person still admitted
+        at the data pull gets the date of the data pull as end date. So an end with no end
+        datetime on or after cdm_source.source_release_date (the data pull) is 'still in the
+        PICU': NULL, as in the canonical stay table (what export_omop writes)."""
+        s = self.src
+        d, t = s.col(table, date_col, alias), s.col(table, dt_col, alias)
+        end = _ts(d, t, end=True)
+        if d == "NULL" or not (s.has("cdm_source")
+                               and "source_release_date" in s.columns["cdm_source"]):
+            return end
+        pulled = (f"(SELECT max(TRY_CAST(source_release_date AS DATE)) "
+                  f"FROM {s.ref('cdm_source')})")
+        return f"CASE WHEN {t} IS NULL AND TRY_CAST({d} AS DATE) >= {pulled} THEN NULL ELSE {end} END"
 
     def _picu_ids(self) -> list[int]:
         ids = [r[0] for r in self.raw.execute(
@@ -597,6 +664,22 @@ class _Loader:
                          "omop_ingredient_concept_id BIGINT)")
         if rows:
             self.raw.executemany("INSERT INTO _omop_drug_list VALUES (?, ?)", rows)
+        rxnorm = [(name, info["rxnorm_ingredient"].strip()) for name, info in
+                  self._drug_rows().items() if (info.get("rxnorm_ingredient") or "").strip()]
+        if rxnorm and s.has("concept"):
+            # RxNorm ingredient codes (clinical reference 11.5) resolved through the source's
+            # concept table: finds ingredients whose OMOP id is VERIFY or absent in drugs.csv
+            # (dopamine, dobutamine, milrinone), and export_omop's local ingredient concepts.
+            self.raw.execute("CREATE OR REPLACE TEMP TABLE _omop_drug_rxnorm (drug VARCHAR, "
+                             "rxnorm VARCHAR)")
+            self.raw.executemany("INSERT INTO _omop_drug_rxnorm VALUES (?, ?)", rxnorm)
+            self.raw.execute(f"""INSERT INTO _omop_drug_list
+                SELECT r.drug, {_int('c.concept_id')} FROM _omop_drug_rxnorm r
+                JOIN {s.ref('concept')} c ON c.vocabulary_id = 'RxNorm'
+                 AND c.concept_code = r.rxnorm
+                 AND coalesce({s.col('concept', 'concept_class_id', 'c')}, 'Ingredient') = 'Ingredient'
+                WHERE {_int('c.concept_id')} NOT IN (SELECT omop_ingredient_concept_id
+                                                     FROM _omop_drug_list)""")
         if ancestors:
             match = (f"SELECT {_int('a.descendant_concept_id')} AS concept_id, l.drug FROM "
                      f"{s.ref('concept_ancestor')} a JOIN ({listed}) l "
@@ -657,7 +740,17 @@ class _Loader:
         d, t = s.col(table, date_col, alias), s.col(table, dt_col, alias)
         if d == "NULL" and t == "NULL":
             return "NULL"
-        return _ts(d, t, end=True)
+        end = _ts(d, t, end=True)
+        verbatim = s.col(table, "verbatim_end_date", alias)
+        if table == "drug_exposure" and verbatim != "NULL":
+            # CDM 5.4 drug_exposure_end_date is mandatory and derived when the source has no
+            # end (ETL convention: the start date); verbatim_end_date is the end "as it appears
+            # in the source". No end datetime, no verbatim end and an end date equal to the start
+            # date = the source gave no end (a bolus or injection): NULL, as in the canonical
+            # drug_administration / organ_support tables (what export_omop writes).
+            return (f"CASE WHEN {t} IS NULL AND {verbatim} IS NULL AND TRY_CAST({d} AS DATE) = "
+                    f"TRY_CAST({alias}.drug_exposure_start_date AS DATE) THEN NULL ELSE {end} END")
+        return end
 
     def organ_support(self) -> None:
         s = self.src
@@ -747,12 +840,36 @@ class _Loader:
                 f"CAST({first} AS DATE)) THEN 'true' ELSE 'false' END")
 
     def deaths(self) -> None:
+        """event: deaths from the death table; infections and deaths from observation rows of
+        ``event`` codes (export_omop's local concepts, with stay and detail). A death table row
+        of a person who has an ``event`` death observation is that same death: read once."""
         s = self.src
-        if self.absent("death", "event"):
-            return
-        self.load("event", "death", f"""
-            SELECT x.person_id AS _line, {self.person_id('x')} AS person_id, NULL AS stay_id,
-                   'death' AS event_type,
-                   {_ts('x.death_date', s.col('death', 'death_datetime', 'x'))} AS time,
-                   NULL AS detail
-            FROM {s.ref('death')} x {self.person_join('x')}""", "person_id")
+        event_obs = (f"SELECT {_int('ob.person_id')} AS person_id FROM {s.ref('observation')} ob "
+                     f"WHERE {_int('ob.observation_concept_id')} IN (SELECT concept_id FROM "
+                     f"_omop_codes WHERE kind = 'event' AND target = 'death') AND ob.person_id IS NOT NULL"
+                     if s.has("observation") else
+                     "SELECT CAST(NULL AS BIGINT) AS person_id WHERE false")
+        if not self.absent("death", "event"):
+            self.load("event", "death", f"""
+                SELECT x.person_id AS _line, {self.person_id('x')} AS person_id, NULL AS stay_id,
+                       'death' AS event_type,
+                       {_ts('x.death_date', s.col('death', 'death_datetime', 'x'))} AS time,
+                       NULL AS detail
+                FROM {s.ref('death')} x {self.person_join('x')}
+                WHERE {_int('x.person_id')} NOT IN ({event_obs})""", "person_id")
+        if s.has("observation"):
+            n = self.raw.execute(f"""SELECT count(*) FROM {s.ref('observation')} ob
+                WHERE {_int('ob.observation_concept_id')} IN
+                      (SELECT concept_id FROM _omop_codes WHERE kind = 'event')""").fetchone()[0]
+            if n:
+                self.load("event", "observation", f"""
+                    SELECT x.observation_id AS _line, {self.person_id('x')} AS person_id,
+                           {self.stay_id('x')} AS stay_id, e.target AS event_type,
+                           {_ts('x.observation_date', s.col('observation', 'observation_datetime', 'x'))} AS time,
+                           {s.col('observation', 'value_as_string', 'x')} AS detail
+                    FROM {s.ref('observation')} x
+                    JOIN (SELECT concept_id, min(target) AS target FROM _omop_codes
+                          WHERE kind = 'event' GROUP BY 1) e
+                      ON e.concept_id = {_int('x.observation_concept_id')}
+                    {self.person_join('x')} {self.stay_join('observation', 'x')}""",
+                          "observation_id")

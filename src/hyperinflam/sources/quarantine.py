@@ -43,6 +43,10 @@ REASONS: dict[str, str] = {
     "duplicate_row": "an identical row earlier in the same file",
     "conflicting_duplicate": "an earlier row of the same file has the same key but other values",
     "conflicts_with_existing": "the database already holds a row with the same key but other values",
+    "not_done": "FHIR status says it did not happen (entered-in-error, not-done, cancelled, refuted)",
+    "unknown_code": "the source code (LOINC, RxNorm, SNOMED) is not in a code file (vocabulary/codes_*.csv, --codes)",
+    "data_absent": "a FHIR Observation with dataAbsentReason instead of a value",
+    "no_quantity": "a FHIR Observation whose value is not a plain numeric Quantity (text, coded, censored <5)",
 }
 
 #: Order in which reasons are listed (and checked).

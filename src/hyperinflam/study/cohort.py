@@ -66,8 +66,14 @@ class CohortFrames:
 
 
 def _hours_between(later, earlier):
-    """(later - earlier) in hours, via epoch seconds (portable across ibis backends)."""
-    return (later.epoch_seconds() - earlier.epoch_seconds()) / _SECONDS_PER_HOUR
+    """(later - earlier) in hours, via epoch seconds (portable across ibis backends).
+
+    The difference is cast to float64 *before* dividing: Spark SQL reads the literal ``3600.0``
+    as DECIMAL, and integer / DECIMAL is decimal arithmetic rounded to 6 places (-1.366667 h
+    instead of -1.3666666666666667 h on DuckDB). double / literal stays double on both engines.
+    """
+    seconds = (later.epoch_seconds() - earlier.epoch_seconds()).cast("float64")
+    return seconds / _SECONDS_PER_HOUR
 
 
 def _within_stay(time, admit_time, discharge_time):

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from importlib import metadata
 
+import ibis
+
 from hyperinflam import __version__
 from hyperinflam.schema import CANONICAL_TABLES
 from hyperinflam.study import analysis
@@ -30,14 +32,11 @@ def _version(package: str) -> str | None:
 
 
 def database_path(con) -> str | None:
-    """The database file behind an ibis DuckDB connection (None in memory or elsewhere)."""
-    raw = getattr(con, "con", None)
-    if raw is None:
+    """The database file behind an ibis DuckDB connection (None in memory or on another engine)."""
+    if getattr(con, "name", None) != "duckdb":
         return None
-    try:  # provenance only: not clinical logic
-        rows = raw.execute("SELECT name, file FROM pragma_database_list").fetchall()
-    except Exception:  # noqa: BLE001 - another backend: no file to report
-        return None
+    raw = con.con
+    rows = raw.execute("SELECT name, file FROM pragma_database_list").fetchall()
     current = raw.execute("SELECT current_database()").fetchone()[0]
     for name, file in rows:
         if name == current and file:
@@ -46,10 +45,19 @@ def database_path(con) -> str | None:
 
 
 def data_source_summary(con) -> dict[str, int | None]:
-    """Row counts of the canonical tables (None when a table is absent)."""
+    """Row counts of the canonical tables (None when a table is absent), in one query.
+
+    One union of per-table counts, so that a distributed engine runs one job, not one per table.
+    """
     present = set(con.list_tables())
-    return {t.name: (int(con.table(t.name).count().execute()) if t.name in present else None)
-            for t in CANONICAL_TABLES}
+    counts = [con.table(t.name).aggregate(table_name=ibis.literal(t.name),
+                                          row_count=lambda x: x.count())
+              for t in CANONICAL_TABLES if t.name in present]
+    found = {}
+    if counts:
+        frame = ibis.union(*counts, distinct=False).to_pyarrow().to_pylist()
+        found = {row["table_name"]: int(row["row_count"]) for row in frame}
+    return {t.name: found.get(t.name) for t in CANONICAL_TABLES}
 
 
 def methods_summary(study: StudyDefinition) -> dict:
@@ -122,7 +130,9 @@ def run_study(con, study: StudyDefinition | str | os.PathLike, *,
     provenance = {
         "versions": {"hyperinflam": __version__, "duckdb": _version("duckdb"),
                      "ibis-framework": _version("ibis-framework"), "scipy": _version("scipy"),
-                     "numpy": _version("numpy"), "pandas": _version("pandas")},
+                     "numpy": _version("numpy"), "pandas": _version("pandas"),
+                     **({"pyspark": _version("pyspark")} if getattr(con, "name", None) == "pyspark"
+                        else {})},
         "database": database_path(con),
         "backend": getattr(con, "name", None),
         "data_source": data_source_summary(con),

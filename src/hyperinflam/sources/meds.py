@@ -1,0 +1,497 @@
+"""Load MEDS data (Medical Event Data Standard) into the canonical tables.
+
+MEDS keeps one row per event in Parquet: ``subject_id``, ``time``, ``code``, ``numeric_value``
+(float32). The reader maps the events set-based inside DuckDB and hands each canonical table to
+the shared pipeline :func:`hyperinflam.sources.ingest.load_staged` (validation, unit conversion
+with clinical reference §11.1 factors, plausible ranges §11.2, quarantine, duplicates, idempotent
+reloads). Nothing is validated twice.
+
+Mapping (documented for users in ``docs/sources-meds.md``):
+
+* **Codes** come from ``vocabulary/codes_meds.csv`` (plus a site file, ``--codes``): a row maps a
+  code *prefix* (``LAB//50924``; the part after the next ``//`` is the unit, e.g. ``ng/mL``) to a
+  vocabulary variable, or a medication prefix (``MEDICATION//Dexamethasone``; the part after it is
+  the administration status) to a vocabulary drug. Prefixes match case-insensitively and the
+  longest prefix wins. ``MEDICATION//<name>`` also maps when ``<name>`` is a drug name or alias of
+  ``vocabulary/drugs.csv``. The unit ``UNK`` means "no unit": such rows are quarantined
+  (``missing_unit``) unless the code row gives ``unit_when_unk`` (dimensionless variables, INR).
+* **Persons** from ``MEDS_BIRTH`` (birth date = the date of its time) and ``GENDER//<M|F>``
+  (``unknown`` when the subject has no GENDER event).
+* **Stays**: each ``ICU_ADMISSION//<unit>`` is paired with the next ``ICU_DISCHARGE//<unit>`` of the
+  same subject (window ``lead()`` over the subject's ICU events; at equal times a discharge comes
+  first; the discharge unit may differ after an internal transfer). A discharge without a preceding
+  admission is staged with an empty admit time and so quarantined. A stay is a PICU stay when its
+  care unit contains one of ``picu_units`` (case-insensitive; default :data:`PICU_UNIT_PATTERNS`),
+  or every ICU unit with ``all_icu``, **and** the child's age at admission, in completed years, is
+  at most ``max_age_years`` (clinical reference §11.2, "Age 0-21 years at admission (project
+  scope)"; ``None`` = no age limit). MIMIC-IV is adult-only: load its demo with ``all_icu=True,
+  max_age_years=None`` (CLI ``--all-icu --any-age``).
+* **Scope**: the persons with at least one PICU stay, and their mapped events. A measurement, drug
+  or death gets the ``stay_id`` of the loaded stay of that person that contains its time
+  (admission <= time <= discharge), else none. Events of other persons and codes outside the map
+  are not staged; they are counted per code prefix in the report notes (``events_out_of_scope``),
+  so that every event is accounted for: events read = events staged + events out of scope.
+* **Values**: a float32 value is staged as the shortest decimal that reads back to the same float32
+  (DuckDB's ``CAST(FLOAT AS VARCHAR)``, as numpy's ``repr``): 32.7 stored as float32 (32.700001 when
+  widened to float64) arrives as 32.7, exactly the precision the source holds; no other rounding.
+  ``numeric_value`` and ``value`` are both accepted (``numeric_value`` wins); other columns such as
+  a junk ``table`` column are ignored.
+* **Times**: naive; read in the site time zone ``tz`` (default UTC), stored as naive UTC. De-
+  identified data are often shifted into the future (MIMIC: 2109-2202), where a birth date "in the
+  future" would be rejected. ``shift_years`` moves every time back by a multiple of 400 Gregorian
+  years (146,097 days exactly), which keeps each calendar date, weekday, time of day, leap day,
+  interval and age unchanged; ``None`` (default) chooses the smallest multiple that puts the last
+  event in the past (0 for real dates) and says so in the report.
+* **Locations**: ``_line`` is the event's row number in the file (1 = first row); with several
+  files, rows are numbered on through the files in sorted order (listed in the report notes).
+"""
+
+from __future__ import annotations
+
+import csv as _pycsv
+import datetime as _dt
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Callable, Iterable
+
+from hyperinflam.sources import LoadReport, SourceError
+from hyperinflam.sources.ingest import _q, load_staged
+from hyperinflam.sources.timeparse import check_time_zone
+from hyperinflam.vocabulary import Vocabulary
+
+__all__ = ["ADMINISTERED_STATUSES", "DAYS_PER_400_YEARS", "MedsCode", "MedsLoadReport",
+           "PICU_UNIT_PATTERNS", "load_meds", "read_meds_codes"]
+
+#: Care-unit name fragments (case-insensitive) that make an ICU stay a PICU stay.
+PICU_UNIT_PATTERNS: tuple[str, ...] = ("picu", "pediatric", "paediatric")
+#: Project scope, clinical reference §11.2: age 0-21 years at admission (completed years).
+MAX_AGE_YEARS: float = 21
+#: Administration statuses (the part after the medication name) that count as a dose given.
+#: ``Not Given``, ``UNK`` and START/STOP order events are not administrations.
+ADMISSION, DISCHARGE = "ICU_ADMISSION", "ICU_DISCHARGE"
+ADMINISTERED_STATUSES: tuple[str, ...] = ("Administered", "Delayed Administered",
+                                          "Administered in Other Location")
+#: 400 Gregorian years, exactly (the calendar repeats: dates, weekdays and leap days unchanged).
+DAYS_PER_400_YEARS = 146_097
+UNKNOWN_UNIT = "UNK"
+CODE_COLUMNS = ("code", "variable", "drug", "unit_when_unk", "reference")
+VALUE_COLUMNS = ("numeric_value", "value")
+
+
+@dataclass(frozen=True)
+class MedsCode:
+    """One row of a MEDS code map (``vocabulary/codes_meds.csv`` layout)."""
+
+    code: str
+    variable: str | None
+    drug: str | None
+    unit_when_unk: str | None
+    reference: str
+    source: str  # file:line
+
+
+@dataclass
+class MedsLoadReport(LoadReport):
+    """:class:`LoadReport` plus the account of every event read (events read = staged + out of
+    scope)."""
+
+    events_read: int = 0
+    events_staged: int = 0
+    events_out_of_scope: dict[str, int] = field(default_factory=dict)
+    shift_years: int = 0
+    picu_stays_found: int = 0
+    icu_stays_not_picu: int = 0
+
+
+# ---------------------------------------------------------------------------------------------
+# the code map
+def read_meds_codes(vocabulary: Vocabulary, site_codes: Iterable[str | Path] = ()) -> list[MedsCode]:
+    """The packaged MEDS code map plus site files (same layout; a site row replaces a packaged row
+    with the same code). Raises :class:`SourceError` naming file, line and fix."""
+    handle = resources.files("hyperinflam.vocabulary").joinpath("codes_meds.csv").open(
+        "r", encoding="utf-8", newline="")
+    rows = _read_code_rows(handle, "vocabulary/codes_meds.csv", vocabulary)
+    for path in site_codes:
+        path = Path(path)
+        if not path.is_file():
+            raise SourceError(f"--codes {path}: no such file. Give a CSV with columns "
+                              f"{', '.join(CODE_COLUMNS)} (see docs/sources-meds.md).")
+        try:
+            site_handle = open(path, encoding="utf-8-sig", newline="")
+        except OSError as exc:
+            raise SourceError(f"--codes {path}: cannot be read ({exc.strerror}).") from None
+        rows.update(_read_code_rows(site_handle, str(path), vocabulary))
+    return list(rows.values())
+
+
+def _read_code_rows(handle, name: str, vocab: Vocabulary) -> dict[str, MedsCode]:
+    rows: dict[str, MedsCode] = {}
+    try:
+        with handle:
+            reader = _pycsv.DictReader(handle)
+            missing = [c for c in ("code", "variable", "drug") if c not in (reader.fieldnames or [])]
+            if missing:
+                raise SourceError(f"{name} line 1: missing column(s) {', '.join(missing)}; the "
+                                  f"header must be {','.join(CODE_COLUMNS)}.")
+            for line, row in enumerate(reader, start=2):
+                code = (row.get("code") or "").strip()
+                variable = (row.get("variable") or "").strip() or None
+                drug = (row.get("drug") or "").strip().lower() or None
+                where = f"{name} line {line}"
+                if not code:
+                    raise SourceError(f"{where}: empty code; give a MEDS code prefix such as "
+                                      f"LAB//50924.")
+                if (variable is None) == (drug is None):
+                    raise SourceError(f"{where}: code {code!r} needs exactly one of variable or "
+                                      f"drug.")
+                if variable is not None and variable not in vocab.variables:
+                    raise SourceError(f"{where}: variable {variable!r} is not in "
+                                      f"vocabulary/variables.csv; use one of: "
+                                      f"{', '.join(sorted(vocab.variables))}.")
+                if drug is not None and drug not in vocab.drugs:
+                    raise SourceError(f"{where}: drug {drug!r} is not in vocabulary/drugs.csv; use "
+                                      f"one of: {', '.join(sorted(vocab.drugs))}.")
+                rows[code.lower()] = MedsCode(
+                    code=code, variable=variable, drug=drug,
+                    unit_when_unk=(row.get("unit_when_unk") or "").strip() or None,
+                    reference=(row.get("reference") or "").strip(), source=where)
+    except UnicodeDecodeError:
+        raise SourceError(f"{name}: not UTF-8 text; save the codes file as UTF-8 CSV.") from None
+    except _pycsv.Error as exc:
+        raise SourceError(f"{name}: not a readable CSV file ({exc}).") from None
+    return rows
+
+
+def _register_codes(raw, codes: list[MedsCode], vocab: Vocabulary) -> None:
+    """Temp table _meds_codes(code_key, n_parts, variable, drug, unit_when_unk): the explicit map,
+    plus MEDICATION//<drug name or alias> for every drug of the vocabulary."""
+    import pandas as pd
+
+    rows = [{"code_key": c.code.lower(), "variable": c.variable, "drug": c.drug,
+             "unit_when_unk": c.unit_when_unk} for c in codes]
+    explicit = {r["code_key"] for r in rows}
+    for _, r in vocab.drug_names_frame.iterrows():  # a few dozen vocabulary rows, not data rows
+        key = f"medication//{r['name_key']}"
+        if key not in explicit:
+            rows.append({"code_key": key, "variable": None, "drug": r["drug"], "unit_when_unk": None})
+            explicit.add(key)
+    frame = pd.DataFrame(rows, columns=["code_key", "variable", "drug", "unit_when_unk"])
+    raw.register("_meds_codes_frame", frame)
+    try:
+        raw.execute("""CREATE OR REPLACE TEMP TABLE _meds_codes AS
+            SELECT CAST(code_key AS VARCHAR) AS code_key,
+                   len(string_split(code_key, '//')) AS n_parts,
+                   CAST(variable AS VARCHAR) AS variable, CAST(drug AS VARCHAR) AS drug,
+                   CAST(unit_when_unk AS VARCHAR) AS unit_when_unk
+            FROM _meds_codes_frame""")
+    finally:
+        raw.unregister("_meds_codes_frame")
+
+
+# ---------------------------------------------------------------------------------------------
+# reading the events
+def _parquet_files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise SourceError(f"{path}: no such file or folder. Give a MEDS Parquet file or a MEDS "
+                          f"dataset folder (its data/ shards are read).")
+    root = path / "data" if (path / "data").is_dir() else path
+    files = sorted(p for p in root.rglob("*.parquet") if "metadata" not in p.relative_to(root).parts)
+    if not files:
+        raise SourceError(f"{path}: no .parquet files found (MEDS events are Parquet files, in "
+                          f"data/ for a MEDS dataset folder).")
+    return files
+
+
+def _stage_events(raw, files: list[Path], shift_years: int | None, report: MedsLoadReport) -> None:
+    """Temp table _meds_ev: _line, subject_id, time (shifted), code, value (text), p1..p3."""
+    lists = "[" + ", ".join(_q(str(f)) for f in files) + "]"
+    try:
+        columns = {name: str(ctype).upper() for name, ctype, *_ in raw.execute(
+            f"DESCRIBE SELECT * FROM read_parquet({lists}, union_by_name = true)").fetchall()}
+        sizes = raw.execute(f"""SELECT file_name, sum(row_group_num_rows)
+            FROM (SELECT DISTINCT file_name, row_group_id, row_group_num_rows
+                  FROM parquet_metadata({lists})) GROUP BY file_name""").fetchall()
+    except Exception as exc:  # duckdb: not Parquet, truncated file, unreadable
+        raise SourceError(f"{_names(files)}: cannot be read as Parquet ({_first_line(exc)}). Give "
+                          f"MEDS event files (Parquet: subject_id, time, code, numeric_value).") \
+            from None
+    missing = [c for c in ("subject_id", "time", "code") if c not in columns]
+    value_col = next((c for c in VALUE_COLUMNS if c in columns), None)
+    if missing or value_col is None:
+        need = missing + ([] if value_col else ["numeric_value (or value)"])
+        raise SourceError(f"{_names(files)}: missing MEDS column(s) {', '.join(need)}; found "
+                          f"{', '.join(columns)}. MEDS events need subject_id, time, code and "
+                          f"numeric_value.")
+    time_type = columns["time"]
+    if not (time_type.startswith("TIMESTAMP") or time_type == "DATE"):
+        raise SourceError(f"{_names(files)}: column time is {time_type}, not a timestamp; MEDS "
+                          f"times are Parquet timestamps.")
+    time_expr = ("(time AT TIME ZONE 'UTC')" if "WITH TIME ZONE" in time_type
+                 else "CAST(time AS TIMESTAMP)")
+    size_by_file = {str(Path(name)): int(n) for name, n in sizes}
+    offsets, start = [], 0
+    for f in files:
+        offsets.append((str(f), start))
+        start += size_by_file.get(str(f), 0)
+    if len(files) > 1:
+        report.notes.append("event rows are numbered on through the files: " + "; ".join(
+            f"{Path(f).name} from {o + 1:,}" for f, o in offsets))
+    offset_rows = ", ".join(f"({_q(f)}, {o})" for f, o in offsets)
+    try:
+        raw.execute(f"""CREATE OR REPLACE TEMP TABLE _meds_raw AS
+            SELECT o.off + e.file_row_number + 1 AS _line,
+                   CAST(e.subject_id AS VARCHAR) AS subject_id, {time_expr} AS time,
+                   CAST(e.code AS VARCHAR) AS code, CAST(e.{value_col} AS VARCHAR) AS value
+            FROM read_parquet({lists}, union_by_name = true, filename = true,
+                              file_row_number = true) e
+            JOIN (VALUES {offset_rows}) o(fname, off) ON o.fname = e.filename""")
+        latest = raw.execute("SELECT max(time) FROM _meds_raw").fetchone()[0]
+    except Exception as exc:
+        raise SourceError(f"{_names(files)}: cannot be read as MEDS events ({_first_line(exc)}).") \
+            from None
+    if shift_years is None:
+        shift_years = _auto_shift_years(latest)
+    if shift_years % 400:
+        raise SourceError(f"--shift-years {shift_years}: must be a multiple of 400 (400 Gregorian "
+                          f"years keep every date, weekday and leap day).")
+    report.shift_years = shift_years
+    if shift_years:
+        report.notes.append(
+            f"times were shifted back by {shift_years} years ({shift_years // 400 * DAYS_PER_400_YEARS:,}"
+            f" days, a whole number of 400-year Gregorian cycles: dates, weekdays, intervals and ages "
+            f"unchanged) because the source is date-shifted into the future (last event {latest}).")
+    shift = f" - INTERVAL {shift_years // 400 * DAYS_PER_400_YEARS} DAY" if shift_years else ""
+    raw.execute(f"""CREATE OR REPLACE TEMP TABLE _meds_ev AS
+        SELECT _line, subject_id, time{shift} AS time, code, value,
+               split_part(code, '//', 1) AS p1
+        FROM _meds_raw""")
+    raw.execute("DROP TABLE _meds_raw")
+
+
+def _auto_shift_years(latest) -> int:
+    if latest is None:
+        return 0
+    now = _dt.datetime.now()
+    years = 0
+    while latest - _dt.timedelta(days=years // 400 * DAYS_PER_400_YEARS) > now and years < 40_000:
+        years += 400
+    return years
+
+
+def _names(files: list[Path]) -> str:
+    return str(files[0]) if len(files) == 1 else f"{files[0].parent} ({len(files)} files)"
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+
+
+# ---------------------------------------------------------------------------------------------
+# mapping
+def _map_events(raw) -> None:
+    """Temp table _meds_mapped: events whose code matches the code map (longest prefix)."""
+    parts = raw.execute("SELECT coalesce(max(n_parts), 1) FROM _meds_codes").fetchone()[0]
+    joins = " UNION ALL ".join(
+        f"""SELECT e._line, c.n_parts, c.variable, c.drug, c.unit_when_unk,
+                   list_slice(string_split(e.code, '//'), {n + 1}, len(string_split(e.code, '//'))) AS rest
+            FROM _meds_ev e JOIN _meds_codes c
+              ON c.n_parts = {n}
+             AND c.code_key = lower(array_to_string(list_slice(string_split(e.code, '//'), 1, {n}),
+                                                    '//'))"""
+        for n in range(1, parts + 1))
+    raw.execute(f"""CREATE OR REPLACE TEMP TABLE _meds_mapped AS
+        SELECT m._line, e.subject_id, e.time, e.value, m.variable, m.drug,
+               CASE WHEN m.variable IS NULL THEN NULL
+                    WHEN len(m.rest) = 0 OR array_to_string(m.rest, '//') = '' THEN NULL
+                    WHEN array_to_string(m.rest, '//') = {_q(UNKNOWN_UNIT)} THEN m.unit_when_unk
+                    ELSE array_to_string(m.rest, '//') END AS unit,
+               CASE WHEN m.drug IS NULL THEN NULL ELSE array_to_string(m.rest, '//') END AS status
+        FROM ({joins}) m JOIN _meds_ev e ON e._line = m._line
+        QUALIFY row_number() OVER (PARTITION BY m._line ORDER BY m.n_parts DESC) = 1""")
+
+
+def _build_stays(raw, picu_units: tuple[str, ...], all_icu: bool,
+                 max_age_years: float | None) -> None:
+    """Temp tables _meds_icu (every ICU stay, with is_picu) and _meds_persons (in-scope subjects).
+
+    Pairing: each admission takes the next ICU event of the subject when it is a discharge
+    (window lead() ordered by time, discharges first at equal times, then row)."""
+    unit_match = "true" if all_icu else ("(" + " OR ".join(
+        f"contains(lower(care_unit), {_q(p.lower())})" for p in picu_units) + ")"
+        if picu_units else "false")
+    age_ok = "true" if max_age_years is None else (
+        f"(b.birth IS NOT NULL AND date_diff('year', b.birth, CAST(start_time AS DATE)) - "
+        f"CASE WHEN strftime(CAST(start_time AS DATE), '%m%d') < strftime(b.birth, '%m%d') "
+        f"THEN 1 ELSE 0 END <= {float(max_age_years)!r})")
+    raw.execute(f"""CREATE OR REPLACE TEMP TABLE _meds_birth AS
+        SELECT subject_id, min(CAST(time AS DATE)) AS birth, min(_line) AS birth_line
+        FROM _meds_ev WHERE code = 'MEDS_BIRTH' GROUP BY subject_id""")
+    raw.execute(f"""CREATE OR REPLACE TEMP TABLE _meds_icu AS
+        WITH icu AS (
+            SELECT _line, subject_id, time, p1, substr(code, len(p1) + 3) AS unit,
+                   lead(p1) OVER w AS next_p1, lead(time) OVER w AS next_time,
+                   lead(substr(code, len(p1) + 3)) OVER w AS next_unit,
+                   lag(p1) OVER w AS prev_p1
+            FROM _meds_ev WHERE p1 IN ({_q(ADMISSION)}, {_q(DISCHARGE)})
+            WINDOW w AS (PARTITION BY subject_id ORDER BY time, p1 = {_q(ADMISSION)}, _line)),
+        s AS (
+            SELECT _line, subject_id, time AS admit_time,
+                   CASE WHEN next_p1 = {_q(DISCHARGE)} THEN next_time END AS discharge_time,
+                   unit AS care_unit, CASE WHEN next_p1 = {_q(DISCHARGE)} THEN next_unit END
+                       AS discharge_unit, time AS start_time
+            FROM icu WHERE p1 = {_q(ADMISSION)}
+            UNION ALL  -- a discharge with no admission before it: staged, then quarantined
+            SELECT _line, subject_id, NULL, time, unit, unit, time
+            FROM icu WHERE p1 = {_q(DISCHARGE)} AND coalesce(prev_p1, '') <> {_q(ADMISSION)})
+        SELECT s.*, subject_id || '-icu' || row_number() OVER (PARTITION BY subject_id
+                   ORDER BY start_time, _line) AS stay_id,
+               ({unit_match.replace('care_unit', 's.care_unit')}
+                OR {unit_match.replace('care_unit', "coalesce(s.discharge_unit, '')")})
+               AND {age_ok} AS is_picu
+        FROM s LEFT JOIN _meds_birth b USING (subject_id)""")
+    raw.execute("""CREATE OR REPLACE TEMP TABLE _meds_persons AS
+        SELECT DISTINCT subject_id FROM _meds_icu WHERE is_picu""")
+
+
+# ---------------------------------------------------------------------------------------------
+# the staged selects (text columns named as in the CSV layout)
+_PERSON_SQL = """
+    SELECT coalesce(b.birth_line, f.first_line) AS _line, p.subject_id AS person_id,
+           CAST(b.birth AS VARCHAR) AS birth_date,
+           coalesce(g.sex, 'unknown') AS sex
+    FROM _meds_persons p
+    LEFT JOIN _meds_birth b USING (subject_id)
+    LEFT JOIN (SELECT subject_id, min(_line) AS first_line FROM _meds_ev GROUP BY subject_id) f
+           USING (subject_id)
+    LEFT JOIN (SELECT subject_id, min(substr(code, 9)) AS sex FROM _meds_ev
+               WHERE p1 = 'GENDER' GROUP BY subject_id) g USING (subject_id)"""
+
+_STAY_SQL = """
+    SELECT _line, stay_id, subject_id AS person_id,
+           strftime(admit_time, '%Y-%m-%d %H:%M:%S.%f') AS admit_time,
+           strftime(discharge_time, '%Y-%m-%d %H:%M:%S.%f') AS discharge_time
+    FROM _meds_icu WHERE is_picu"""
+
+
+def _with_stay(select: str, time_col: str = "time") -> str:
+    """Attach the loaded stay (of this load) that contains the event's time."""
+    return f"""
+        WITH x AS ({select}),
+        st AS (SELECT s.stay_id, s.person_id, s.admit_time, s.discharge_time FROM stay s
+               SEMI JOIN _meds_icu i ON i.stay_id = s.stay_id AND i.is_picu)
+        SELECT x.* EXCLUDE (_t), st.stay_id,
+               strftime(x._t, '%Y-%m-%d %H:%M:%S.%f') AS {time_col}
+        FROM x LEFT JOIN st ON st.person_id = x.person_id AND x._t >= st.admit_time
+             AND (st.discharge_time IS NULL OR x._t <= st.discharge_time)
+        QUALIFY row_number() OVER (PARTITION BY x._line ORDER BY st.admit_time) = 1"""
+
+
+_MEASUREMENT_SQL = _with_stay("""
+    SELECT m._line, m.subject_id AS person_id, m.time AS _t, m.variable, m.value, m.unit
+    FROM _meds_mapped m SEMI JOIN _meds_persons p ON p.subject_id = m.subject_id
+    WHERE m.variable IS NOT NULL""")
+
+
+def _drug_sql() -> str:
+    statuses = ", ".join(_q(s.lower()) for s in ADMINISTERED_STATUSES)
+    return _with_stay(f"""
+        SELECT m._line, m.subject_id AS person_id, m.time AS _t, m.drug
+        FROM _meds_mapped m SEMI JOIN _meds_persons p ON p.subject_id = m.subject_id
+        WHERE m.drug IS NOT NULL AND lower(m.status) IN ({statuses})""", "start_time")
+
+
+_EVENT_SQL = _with_stay("""
+    SELECT e._line, e.subject_id AS person_id, e.time AS _t, 'death' AS event_type,
+           e.code AS detail
+    FROM _meds_ev e SEMI JOIN _meds_persons p ON p.subject_id = e.subject_id
+    WHERE e.code = 'MEDS_DEATH'""")
+
+
+# ---------------------------------------------------------------------------------------------
+def load_meds(con, path, *, vocabulary: Vocabulary | None = None, codes: Iterable[str | Path] = (),
+              picu_units: Iterable[str] = PICU_UNIT_PATTERNS, all_icu: bool = False,
+              max_age_years: float | None = MAX_AGE_YEARS, shift_years: int | None = None,
+              tz: str = "UTC", progress: Callable[[str], None] | None = None) -> MedsLoadReport:
+    """Load MEDS events (a Parquet file, or a MEDS folder of shards) into the canonical tables.
+
+    ``con`` comes from :func:`hyperinflam.engine.connect`. ``codes`` are site code files (layout
+    of ``vocabulary/codes_meds.csv``). PICU stays: see the module docstring (``picu_units``,
+    ``all_icu``, ``max_age_years``); ``shift_years`` (a multiple of 400, ``None`` = automatic)
+    undoes a de-identification shift into the future. Returns a :class:`MedsLoadReport` whose
+    tables reconcile (read = loaded + already present + quarantined) and which accounts for every
+    event (read = staged + out of scope). Raises :class:`SourceError` for an unreadable source, a
+    missing MEDS column, a bad codes file or time zone.
+    """
+    path = Path(path)
+    vocab = vocabulary if vocabulary is not None else Vocabulary()
+    raw = con.con
+    try:
+        check_time_zone(raw, tz)
+    except ValueError as exc:
+        raise SourceError(str(exc)) from None
+    picu_units = tuple(p for p in picu_units if p.strip())
+    code_map = read_meds_codes(vocab, codes)
+    files = _parquet_files(path)
+    report = MedsLoadReport(source=str(path.resolve()))
+    step = progress or (lambda _: None)
+    temp = ("_meds_ev", "_meds_raw", "_meds_codes", "_meds_mapped", "_meds_birth", "_meds_icu",
+            "_meds_persons")
+    try:
+        step("reading events")
+        _stage_events(raw, files, shift_years, report)
+        _register_codes(raw, code_map, vocab)
+        _map_events(raw)
+        _build_stays(raw, picu_units, all_icu, max_age_years)
+        source = str(path.resolve())
+        for table, sql in (("person", _PERSON_SQL), ("stay", _STAY_SQL),
+                           ("measurement", _MEASUREMENT_SQL), ("drug_administration", _drug_sql()),
+                           ("event", _EVENT_SQL)):
+            step(table)
+            report.tables.append(load_staged(con, table, sql, source=f"{source}#{table}",
+                                             location=path.name, vocabulary=vocab, tz=tz))
+        _account(raw, report, picu_units, all_icu, max_age_years)
+    finally:
+        for t in temp:
+            raw.execute(f"DROP TABLE IF EXISTS {t}")
+    return report
+
+
+def _account(raw, report: MedsLoadReport, picu_units, all_icu, max_age_years) -> None:
+    """Every event: staged (in one of the tables' reads) or out of scope, per code prefix."""
+    statuses = ", ".join(_q(s.lower()) for s in ADMINISTERED_STATUSES)
+    rows = raw.execute(f"""
+        WITH persons AS (SELECT subject_id FROM _meds_persons),
+        staged AS (
+            SELECT e._line FROM _meds_ev e SEMI JOIN persons p ON p.subject_id = e.subject_id
+            WHERE e.code = 'MEDS_BIRTH' OR e.p1 = 'GENDER' OR e.code = 'MEDS_DEATH'
+            UNION ALL SELECT _line FROM _meds_icu WHERE is_picu
+            UNION ALL SELECT i._line FROM _meds_ev i JOIN _meds_icu s
+                ON s.subject_id = i.subject_id AND s.is_picu AND i.p1 = {_q(DISCHARGE)}
+               AND s.admit_time IS NOT NULL AND i.time = s.discharge_time
+            UNION ALL SELECT m._line FROM _meds_mapped m SEMI JOIN persons p
+                ON p.subject_id = m.subject_id
+            WHERE m.variable IS NOT NULL OR lower(m.status) IN ({statuses}))
+        SELECT CASE WHEN s._line IS NULL THEN e.p1 END AS prefix, count(*)
+        FROM _meds_ev e LEFT JOIN (SELECT DISTINCT _line FROM staged) s ON s._line = e._line
+        GROUP BY ALL ORDER BY 2 DESC""").fetchall()
+    report.events_read = sum(n for _, n in rows)
+    report.events_staged = sum(n for p, n in rows if p is None)
+    report.events_out_of_scope = {str(p): n for p, n in rows if p is not None}
+    n_picu, n_other = raw.execute(
+        "SELECT count(*) FILTER (WHERE is_picu), count(*) FILTER (WHERE NOT is_picu) "
+        "FROM _meds_icu").fetchone()
+    report.picu_stays_found, report.icu_stays_not_picu = n_picu, n_other
+    rule = ("every ICU unit" if all_icu else "care units containing "
+            + " / ".join(repr(p) for p in picu_units))
+    age = "any age" if max_age_years is None else f"age <= {max_age_years:g} completed years"
+    report.notes.append(f"PICU stays: {n_picu:,} found ({rule}, {age}); {n_other:,} other ICU "
+                        f"stays were not loaded (--picu-unit, --all-icu, --max-age, --any-age).")
+    out = sum(report.events_out_of_scope.values())
+    top = ", ".join(f"{p} {n:,}" for p, n in list(report.events_out_of_scope.items())[:8])
+    report.notes.append(
+        f"events: {report.events_read:,} read = {report.events_staged:,} staged + {out:,} out of "
+        f"scope (codes outside the code map, orders not given, or persons without a PICU stay"
+        f"{': ' + top if top else ''}).")
