@@ -2,10 +2,13 @@
 
 Builds 1,000+ synthetic stays (hyperinflam.synth -> CSV reader), shifts each child's data so that
 their last stay is open "now" (about 1,000 current stays), starts uvicorn on 127.0.0.1 in a
-thread, then 20 concurrent users (httpx async clients, each signed in) issue a fixed number of
+separate process, then 20 concurrent users (httpx async clients, each signed in) issue a fixed number of
 census and patient-page requests. Prints median / p95 latency and errors per page.
 
-    python benchmarks/bench_web.py [--stays 1100] [--users 20] [--requests 400]
+    python benchmarks/bench_web.py [--stays 1100] [--users 20] [--requests 400] [--db PATH]
+
+``--db PATH`` keeps the built database at PATH and reuses it on the next run (building it takes
+about a minute); without it a temporary database is built and removed.
 """
 
 from __future__ import annotations
@@ -15,10 +18,10 @@ import asyncio
 import datetime as dt
 import random
 import re
+import shutil
 import socket
 import statistics
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -91,48 +94,100 @@ async def user_session(base: str, name: str, n: int, keys: list[str], out: dict)
                 out[kind + "_errors"] += 1
 
 
-def main() -> None:
+def serve(db: Path, state: Path, port: int) -> None:
+    """The server process: build the app, compute the live snapshot, then serve on loopback."""
     import uvicorn
 
     from hyperinflam.web import WebSettings, create_app
+
+    app = create_app(WebSettings(db=db, state=state, pinned_now=NOW, warm=False))
+    t0 = time.perf_counter()
+    database = app.state.database
+    database.patient_tables(database.snapshot())
+    print(f"warm-up (census snapshot: census, criteria strip and patient rows of every current "
+          f"stay): {time.perf_counter() - t0:.1f} s", flush=True)
+    uvicorn.run(app, host="127.0.0.1", port=port, access_log=False, log_level="warning")
+
+
+def current_stay_keys(db: Path, state: Path) -> list[str]:
+    """Opaque keys of the stays open at NOW (what the census links to)."""
+    from hyperinflam.engine import connect
+    from hyperinflam.web.privacy import Pseudonymizer
+    from hyperinflam.web.state import StateStore
+
+    con = connect(db, read_only=True)
+    try:
+        ids = [r[0] for r in con.con.execute(
+            "SELECT stay_id FROM stay WHERE admit_time <= ? AND (discharge_time IS NULL OR "
+            "discharge_time > ?)", [NOW, NOW]).fetchall()]
+    finally:
+        con.disconnect()
+    pseudo = Pseudonymizer(StateStore(state).secret("pseudonym"))
+    return [pseudo.stay_key(s) for s in ids]
+
+
+def main() -> None:
+    import multiprocessing
+
+    from hyperinflam.web.state import StateStore
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--stays", type=int, default=1100)
     ap.add_argument("--users", type=int, default=20)
     ap.add_argument("--requests", type=int, default=400, help="total requests (half census)")
+    ap.add_argument("--db", type=Path, default=None,
+                    help="keep the benchmark database here and reuse it when it exists")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="hyperinflam-bench-web-") as tmp:
         t0 = time.perf_counter()
-        db, n_open = build(Path(tmp), args.stays)
-        print(f"database: {n_open} current stays ({time.perf_counter() - t0:.1f} s to build)")
-        app = create_app(WebSettings(db=db, state=Path(tmp) / "state.sqlite", pinned_now=NOW,
-                                     warm=False))
+        if args.db is not None and args.db.exists():
+            db = args.db
+            print(f"database: reusing {db}")
+        else:
+            db, n_open = build(Path(tmp), args.stays)
+            if args.db is not None:
+                args.db.parent.mkdir(parents=True, exist_ok=True)
+                db = Path(shutil.move(db, args.db))
+            print(f"database: {n_open} current stays ({time.perf_counter() - t0:.1f} s to build)")
+        state = Path(tmp) / "state.sqlite"
+        store = StateStore(state)
         for i in range(args.users):
-            app.state.store.add_user(f"user{i}", "clinician", PASSWORD)
-        t0 = time.perf_counter()
-        frame, _ = app.state.database.census()
-        app.state.database.strip_frame()
-        print(f"warm-up (census + criteria strip of every stay): {time.perf_counter() - t0:.1f} s")
-        keys = [app.state.pseudo.stay_key(s) for s in frame.stay_id]
+            store.add_user(f"user{i}", "clinician", PASSWORD)
+        store.close()
+        keys = current_stay_keys(db, state)
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                               access_log=False, log_level="warning"))
-        threading.Thread(target=server.run, daemon=True).start()
-        while not server.started:
-            time.sleep(0.05)
-        out = {"census": [], "patient": [], "census_errors": 0, "patient_errors": 0}
-        per_user = args.requests // args.users
-        t0 = time.perf_counter()
+        # The server runs in its own process, as in production: the load generator's own Python
+        # work (20 async clients parsing responses) does not compete with it for the GIL.
+        server = multiprocessing.get_context("spawn").Process(target=serve,
+                                                              args=(db, state, port))
+        server.start()
+        try:
+            deadline = time.monotonic() + 600
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline or not server.is_alive():
+                        raise SystemExit("the server did not start")
+                    time.sleep(0.2)
+            out = {"census": [], "patient": [], "census_errors": 0, "patient_errors": 0}
+            per_user = args.requests // args.users
+            t0 = time.perf_counter()
 
-        async def run():
-            await asyncio.gather(*(user_session(f"http://127.0.0.1:{port}", f"user{i}", per_user,
-                                                keys, out) for i in range(args.users)))
-        asyncio.run(run())
-        wall = time.perf_counter() - t0
-        server.should_exit = True
-        print(f"{args.users} concurrent users, {per_user * args.users} requests in {wall:.1f} s")
+            async def run():
+                await asyncio.gather(*(user_session(f"http://127.0.0.1:{port}", f"user{i}",
+                                                    per_user, keys, out)
+                                       for i in range(args.users)))
+            asyncio.run(run())
+            wall = time.perf_counter() - t0
+        finally:
+            server.terminate()
+            server.join(timeout=10)
+        print(f"{len(keys)} current stays; {args.users} concurrent users, "
+              f"{per_user * args.users} requests in {wall:.1f} s")
         for kind in ("census", "patient"):
             lat = sorted(out[kind])
             p95 = lat[max(0, int(round(0.95 * len(lat))) - 1)]

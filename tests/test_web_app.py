@@ -6,9 +6,14 @@ for in every response body and log line).
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
+import functools
 import logging
 import re
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -72,9 +77,25 @@ def make_app(tmp_path_factory, **kw):
     return app
 
 
-@pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    return make_app(tmp_path_factory)
+@functools.lru_cache(maxsize=None)
+def shared_app():
+    """One application over one database for the whole session (this module, the browser tests
+    and the schemathesis tests): its census snapshot is computed once."""
+    from hyperinflam.web import WebSettings, create_app
+
+    folder = Path(tempfile.mkdtemp(prefix="hyperinflam-web-test-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    build_web_db(folder / "site.duckdb")
+    app = create_app(WebSettings(db=folder / "site.duckdb", state=folder / "state.sqlite",
+                                 pinned_now=NOW, criteria=CRITERIA, warm=False))
+    app.state.store.add_user("alice", "clinician", PASSWORD)
+    app.state.store.add_user("rita", "researcher", PASSWORD)
+    return app
+
+
+@pytest.fixture(scope="session")
+def app():
+    return shared_app()
 
 
 def csrf_of(html: str) -> str:
@@ -225,3 +246,27 @@ def test_bearer_token_for_scripts(app):
     ok = client.get("/api/census", headers={"Authorization": f"Bearer {token}"})
     assert ok.status_code == 200 and ok.json()["n_stays"] == 2
     assert client.get("/api/census", headers={"Authorization": "Bearer nope"}).status_code == 401
+
+
+def test_long_marker_names_fit_the_label_gutter():
+    # "Absolute neutrophil count" is wider than the gutter left of the plot: the vocabulary's
+    # short label is drawn and the full one kept as the tooltip; a label that fits is unchanged.
+    from hyperinflam.web import charts
+
+    assert not charts.fits("Absolute neutrophil count")
+    assert charts.row_label("Absolute neutrophil count", "ANC") == "ANC"
+    assert charts.row_label("Ferritin", "Ferritin") == "Ferritin"
+    cut = charts.row_label("A very long label without a short form at all")
+    assert cut.endswith("…") and charts.fits(cut)
+
+
+def test_patient_timeline_labels_and_cached_views(app):
+    client = TestClient(app)
+    sign_in(client, "alice")
+    key = patient_keys(client.get("/census?filter=meets").text)[0]
+    first = client.get(f"/patient/{key}").text
+    assert "<title>Absolute neutrophil count</title>ANC</text>" in first
+    # A second view is served from the snapshot's cached views, identical, and audited again.
+    before = len(app.state.store.audit_rows(action="view_patient", limit=1000))
+    assert client.get(f"/patient/{key}").text == first
+    assert len(app.state.store.audit_rows(action="view_patient", limit=1000)) == before + 1

@@ -12,14 +12,14 @@ import time
 import pytest
 
 from test_report_browser import CHROMIUM, CHROMIUM_ARGS, require_chromium  # noqa: E402
-from test_web_app import PASSWORD, PERSONS, STAYS, make_app  # noqa: E402
+from test_web_app import PASSWORD, PERSONS, STAYS, shared_app  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server():
     import uvicorn
 
-    app = make_app(tmp_path_factory)
+    app = shared_app()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -3,28 +3,19 @@ error on any generated request, and every response matches the document."""
 
 from __future__ import annotations
 
-import atexit
-import shutil
-import tempfile
-from pathlib import Path
 
 import pytest
 
 schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, settings  # noqa: E402
 
-from test_web_app import CRITERIA, NOW, PASSWORD, build_web_db  # noqa: E402
+from test_web_app import shared_app  # noqa: E402
 
 
 def _app():
-    from hyperinflam.web import WebSettings, create_app
-
-    folder = Path(tempfile.mkdtemp(prefix="hyperinflam-schema-"))
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    build_web_db(folder / "site.duckdb")
-    app = create_app(WebSettings(db=folder / "site.duckdb", state=folder / "state.sqlite",
-                                 pinned_now=NOW, criteria=CRITERIA, warm=False))
-    app.state.store.add_user("alice", "clinician", PASSWORD)
+    app = shared_app()
+    database = app.state.database
+    database.patient_tables(database.snapshot())  # the live snapshot, before the clock runs
     return app, app.state.store.create_token("alice", "schemathesis")
 
 

@@ -17,17 +17,21 @@ import hmac
 import io
 import logging
 import secrets
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Literal, Optional
 
 import pandas as pd
-from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 from pydantic import BaseModel
 from starlette.middleware.sessions import SessionMiddleware
 
@@ -35,7 +39,7 @@ from hyperinflam import anakinra
 from hyperinflam.approaching import missing_input_notes
 from hyperinflam.vocabulary import load as load_vocabulary
 from hyperinflam.web import charts
-from hyperinflam.web.data import (BAR_DRUG_CLASSES, TIMELINE_VARIABLES, Database,
+from hyperinflam.web.data import (BAR_DRUG_CLASSES, TIMELINE_VARIABLES, Database, records,
                                   usable_criteria)
 from hyperinflam.web.privacy import Pseudonymizer
 from hyperinflam.web.state import StateStore, User, default_state_path
@@ -49,6 +53,38 @@ SIGN_IN_MAX_FAILURES_PER_USER = 5
 SIGN_IN_MAX_FAILURES_PER_ADDRESS = 20
 SESSION_MAX_AGE_SECONDS = 12 * 3600
 FILTERS = ("all", "meets", "approaching")
+#: Derived views kept in memory (census rows / HTML / JSON per role and filter, patient views).
+VIEW_CACHE_ENTRIES = 512
+
+
+class _LRU:
+    """A small thread-safe LRU cache of derived views. One build per key: concurrent first
+    requests for the same key wait for it (20 users opening the census at once render it once)."""
+
+    def __init__(self, size: int):
+        self.size, self._data, self._lock = size, OrderedDict(), threading.Lock()
+        self._building: dict = {}
+
+    def get_or_build(self, key, build):
+        with self._lock:
+            if key in self._data:
+                self._data.move_to_end(key)
+                return self._data[key]
+            key_lock = self._building.setdefault(key, threading.Lock())
+        with key_lock:
+            with self._lock:
+                if key in self._data:
+                    return self._data[key]
+            try:
+                value = build()
+                with self._lock:
+                    self._data[key] = value
+                    while len(self._data) > self.size:
+                        self._data.popitem(last=False)
+            finally:
+                with self._lock:
+                    self._building.pop(key, None)
+        return value
 
 
 @dataclass
@@ -157,8 +193,18 @@ def _jsonable(value):
     return value
 
 
+def _ns(row: dict) -> SimpleNamespace:
+    return SimpleNamespace(**row)
+
+
+def _text(value) -> str:
+    """A value for a tooltip: '' when missing."""
+    value = _jsonable(value)
+    return "" if value is None else str(value)
+
+
 def _records(frame: pd.DataFrame) -> list[dict]:
-    return [{k: _jsonable(v) for k, v in row.items()} for row in frame.to_dict("records")]
+    return [{k: _jsonable(v) for k, v in row.items()} for row in records(frame)]
 
 
 def _parse_at(text: str | dt.datetime | None) -> dt.datetime | None:
@@ -190,8 +236,10 @@ def create_app(settings: WebSettings) -> FastAPI:
     pseudo = Pseudonymizer(store.secret("pseudonym"))
     vocab = load_vocabulary()
     labels = {name: v.label for name, v in vocab.variables.items()}
+    short_labels = {name: v.short_label for name, v in vocab.variables.items()}
     units = {name: v.canonical_unit for name, v in vocab.variables.items()}
     templates = Jinja2Templates(directory=str(resources.files("hyperinflam.web") / "templates"))
+    rows_template = templates.env.get_template("census_rows.html")
 
     app = FastAPI(title="hyperinflam bedside API", version="1",
                   description="Census, patient timeline, criteria and anakinra course. Sign in "
@@ -305,7 +353,7 @@ def create_app(settings: WebSettings) -> FastAPI:
     def census_rows(user: User, frame: pd.DataFrame) -> list[CensusRow]:
         shown = {"hlh2004_result"}
         rows = []
-        for r in frame.to_dict("records"):
+        for r in records(frame):
             patient, stay = ident(user, r["person_id"], r["stay_id"])
             trend = None
             last, prev = _jsonable(r.get("ferritin_last")), _jsonable(r.get("ferritin_previous"))
@@ -332,49 +380,91 @@ def create_app(settings: WebSettings) -> FastAPI:
                 approaching=r.get("approaching") or ""))
         return rows
 
-    def get_census(user: User, at: str | None, filter_: str) -> Census:
+    # Views derived from a snapshot, cached per (snapshot, role, filter / stay): the census
+    # rows, their rendered HTML and JSON, the patient views. A new snapshot (new data version or
+    # refresh) has a new key; old entries fall out of the bounded caches.
+    views = _LRU(VIEW_CACHE_ENTRIES)
+
+    def census_view(user: User, at: str | None, filter_: str) -> tuple[Census, tuple]:
         if filter_ not in FILTERS:
             raise ApiError(422, f"filter '{filter_}' is not known: use one of {', '.join(FILTERS)}")
-        frame, moment = database.census(_parse_at(at))
-        if filter_ == "meets":
-            frame = frame[frame.meets_any]
-        elif filter_ == "approaching":
-            frame = frame[frame.approaching_any]
-        return Census(evaluated_at=moment.isoformat(sep=" ", timespec="minutes")
-                      if user.role == "clinician" else None,
-                      filter=filter_, n_stays=len(frame), rows=census_rows(user, frame),
-                      criteria_unavailable=database.skipped_criteria)
+        snap = database.snapshot(_parse_at(at))
+        key = ("census", snap.key, user.role, filter_)
+
+        def build():
+            frame = snap.census
+            if filter_ == "meets":
+                frame = frame[frame.meets_any]
+            elif filter_ == "approaching":
+                frame = frame[frame.approaching_any]
+            return Census(evaluated_at=snap.at.isoformat(sep=" ", timespec="minutes")
+                          if user.role == "clinician" else None,
+                          filter=filter_, n_stays=len(frame), rows=census_rows(user, frame),
+                          criteria_unavailable=database.skipped_criteria)
+        return views.get_or_build(key, build), key
+
+    def get_census(user: User, at: str | None, filter_: str) -> Census:
+        return census_view(user, at, filter_)[0]
+
+    stay_index: dict[str, Any] = {}
 
     def find_stay(key: str) -> dict:
-        stays = database.stay_ids()
-        keys = stays.stay_id.map(pseudo.stay_key) if "key" not in stays else stays.key
-        if "key" not in stays:
-            stays["key"] = keys
-        hit = stays[stays.key == key]
-        if hit.empty:
+        version = database.version()
+        index = stay_index.get("index") if stay_index.get("version") == version else None
+        if index is None:
+            stays = database.stay_ids()
+            index = {pseudo.stay_key(s): {"stay_id": s, "person_id": p}
+                     for s, p in zip(stays.stay_id, stays.person_id)}
+            stay_index.update(version=version, index=index)
+        hit = index.get(key)
+        if hit is None:
             raise ApiError(404, "no such patient stay (the link may be from an older database)")
-        return hit.iloc[0][["stay_id", "person_id"]].to_dict()
+        return dict(hit)
 
-    def patient_bundle(user: User, key: str, at: str | None) -> tuple[dict, dict]:
+    def patient_views(user: User, key: str, at: str | None) -> tuple[dict, dict]:
+        """(stay, views): the timeline, criteria and anakinra views and the page context of one
+        stay for one role, cached per snapshot."""
         stay = find_stay(key)
-        data = database.patient(stay["stay_id"], _parse_at(at))
-        if not data:
-            raise ApiError(404, "no such patient stay")
-        return stay, data
+        snap = database.snapshot(_parse_at(at))
+        cache_key = ("patient", snap.key, user.role, key)
+
+        def build():
+            data = database.patient(stay["stay_id"], snapshot=snap)
+            if not data:
+                raise ApiError(404, "no such patient stay")
+            return patient_context(user, key, stay, data)
+        return stay, views.get_or_build(cache_key, build)
+
+    def patient_context(user: User, key: str, stay: dict, data: dict) -> dict:
+        pid = stay["person_id"]
+        info = data["stay"]
+        return {
+            "timeline": timeline_json(user, key, stay, data),
+            "criteria": criteria_json(user, key, stay, data),
+            "anakinra": anakinra_json(user, key, stay, data),
+            "svg": build_timeline_svg(user, data, pid),
+            "admit_time": when(user, info["admit_time"], pid),
+            "discharge_time": when(user, info["discharge_time"], pid),
+            "birth_date": str(info["birth_date"])[:10] if user.role == "clinician" else None,
+            "sex": info.get("sex"), "weight_kg": _jsonable(info.get("weight_kg")),
+            "reason": info.get("admission_reason"),
+            "shift_note": user.role != "clinician"}
 
     def timeline_json(user, key, stay, data) -> Timeline:
         pid = stay["person_id"]
         patient, stay_label = ident(user, pid, stay["stay_id"])
 
-        def shifted(frame, cols):
-            frame = frame.copy()
-            for c in cols:
-                frame[c] = [when(user, v, pid) for v in frame[c]]
-            return _records(frame)
+        def shifted(rows, cols):
+            return view_rows(user, pid, rows, shift=cols, drop=("stay_id",))
         return Timeline(key=key, patient=patient, stay=stay_label,
                         measurements=shifted(data["measurements"], ["time"]),
                         drugs=shifted(data["drugs"], ["start_time", "end_time"]),
                         organ_support=shifted(data["support"], ["start_time", "end_time"]))
+
+    def view_rows(user: User, pid: str, rows, *, shift=(), drop=()) -> list[dict]:
+        """JSON-ready rows for one role: times in ``shift`` shifted for researchers."""
+        return [{k: when(user, v, pid) if k in shift else _jsonable(v)
+                 for k, v in r.items() if k not in drop} for r in rows]
 
     def criteria_json(user, key, stay, data) -> Criteria:
         pid = stay["person_id"]
@@ -382,27 +472,25 @@ def create_app(settings: WebSettings) -> FastAPI:
         current = {k: _jsonable(v) for k, v in current.items()
                    if k not in ("person_id", "stay_id", "admit_time", "eval_time",
                                 "ferritin_last_time", "ferritin_previous_time")}
-        strip = data["strip"].drop(columns=["stay_id"]).copy()
-        strip["eval_time"] = [when(user, v, pid) for v in strip["eval_time"]]
+        strip = view_rows(user, pid, data["strip"], shift=("eval_time",), drop=("stay_id",))
         return Criteria(key=key, evaluated_at=when(user, data.get("current_at"), pid),
-                        current=current, over_time=_records(strip),
+                        current=current, over_time=strip,
                         missing_inputs=missing_input_notes(data.get("current") or {}, labels))
 
     def anakinra_json(user, key, stay, data) -> AnakinraCourse:
         pid = stay["person_id"]
-        days = data["anakinra_days"].drop(columns=["person_id", "stay_id"]).copy()
-        for c in ("index_time", "period_start", "period_end"):
-            days[c] = [when(user, v, pid) for v in days[c]]
+        days = view_rows(user, pid, data["anakinra_days"],
+                         shift=("index_time", "period_start", "period_end"),
+                         drop=("person_id", "stay_id"))
         summary = data["anakinra_course"]
         if summary:
             summary = {k: _jsonable(v) for k, v in summary.items()
                        if k not in ("person_id", "stay_id")}
             for c in ("index_time", "last_dose_time"):
                 summary[c] = when(user, summary.get(c), pid)
-        resp = data["marker_response"].copy()
-        resp["time"] = [when(user, v, pid) for v in resp["time"]]
-        return AnakinraCourse(key=key, summary=summary, daily=_records(days),
-                              marker_response=_records(resp),
+        resp = view_rows(user, pid, data["marker_response"], shift=("time",),
+                         drop=("stay_id",))
+        return AnakinraCourse(key=key, summary=summary, daily=days, marker_response=resp,
                               flags={"above_labelled_maximum_mg_kg_day":
                                      anakinra.LABELLED_MAXIMUM_MG_KG_DAY,
                                      "implausible_above_mg_kg_day":
@@ -462,11 +550,13 @@ def create_app(settings: WebSettings) -> FastAPI:
     @app.get("/census", response_class=HTMLResponse, include_in_schema=False)
     def census_page(request: Request, at: str | None = None, filter: str = "all",
                     user: User = Depends(page_user)):
-        census = get_census(user, at, filter)
+        census, key = census_view(user, at, filter)
+        rows_html = views.get_or_build(("census-html",) + key[1:], lambda: rows_template.render(
+            census=census))
         audit(user, request, "view_census", detail=f"filter={filter}")
         return templates.TemplateResponse(request, "census.html", {
             "user": user, "csrf": csrf_token(request), "census": census, "at": at or "",
-            "filters": FILTERS})
+            "filters": FILTERS, "rows_html": Markup(rows_html)})
 
     @app.get("/census.csv", include_in_schema=False)
     def census_export(request: Request, at: str | None = None, filter: str = "all",
@@ -482,23 +572,10 @@ def create_app(settings: WebSettings) -> FastAPI:
     @app.get("/patient/{key}", response_class=HTMLResponse, include_in_schema=False)
     def patient_page(request: Request, key: str, at: str | None = None,
                      user: User = Depends(page_user)):
-        stay, data = patient_bundle(user, key, at)
+        stay, context = patient_views(user, key, at)
         audit(user, request, "view_patient", stay=stay)
-        pid = stay["person_id"]
-        tl = timeline_json(user, key, stay, data)
-        cr = criteria_json(user, key, stay, data)
-        ak = anakinra_json(user, key, stay, data)
-        svg = build_timeline_svg(user, data, pid)
-        info = data["stay"]
         return templates.TemplateResponse(request, "patient.html", {
-            "user": user, "csrf": csrf_token(request), "timeline": tl, "criteria": cr,
-            "anakinra": ak, "svg": svg,
-            "admit_time": when(user, info["admit_time"], pid),
-            "discharge_time": when(user, info["discharge_time"], pid),
-            "birth_date": str(info["birth_date"])[:10] if user.role == "clinician" else None,
-            "sex": info.get("sex"), "weight_kg": _jsonable(info.get("weight_kg")),
-            "reason": info.get("admission_reason"),
-            "shift_note": user.role != "clinician"})
+            "user": user, "csrf": csrf_token(request), **context})
 
     def build_timeline_svg(user: User, data: dict, pid: str) -> str:
         def sh(t):
@@ -511,44 +588,46 @@ def create_app(settings: WebSettings) -> FastAPI:
         meas = data["measurements"]
         markers = []
         for var in TIMELINE_VARIABLES:
-            sub = meas[meas.variable == var]
-            markers.append({"label": labels.get(var, var), "unit": units.get(var, ""),
-                            "points": [(sh(t), v) for t, v in zip(sub.time, sub.value)]})
+            markers.append({"label": labels.get(var, var), "short_label": short_labels.get(var),
+                            "unit": units.get(var, ""),
+                            "points": [(sh(r["time"]), r["value"]) for r in meas
+                                       if r["variable"] == var]})
         bars = []
-        drugs = data["drugs"]
-        groups = [("Anakinra", drugs[drugs.drug == anakinra.ANAKINRA])]
+        drugs = data["drugs"].rows
+        groups = [("Anakinra", [r for r in drugs if r["drug"] == anakinra.ANAKINRA])]
         names = {"corticosteroid": "Corticosteroids", "ivig": "IVIG"}
         for cls in BAR_DRUG_CLASSES:
-            groups.append((names.get(cls, cls), drugs[(drugs.drug_class == cls)
-                                                      & (drugs.drug != anakinra.ANAKINRA)]))
+            groups.append((names.get(cls, cls), [r for r in drugs if r["drug_class"] == cls
+                                                 and r["drug"] != anakinra.ANAKINRA]))
         for label, sub in groups:
             bars.append({"label": label, "spans": [
                 (sh(r.start_time), sh(r.end_time) if not pd.isna(r.end_time) else None,
-                 f"{r.drug} {_jsonable(r.dose) if r.dose == r.dose else ''} "
-                 f"{r.dose_unit or ''} {r.route or ''}")
-                for r in sub.itertuples()]})
-        sup = data["support"]
-        for name in sorted(sup.support.unique(), key=lambda s: (s != "invasive_ventilation", s)):
-            sub = sup[sup.support == name]
+                 f"{r.drug} {_text(r.dose)} {_text(r.dose_unit)} {_text(r.route)}")
+                for r in map(_ns, sub)]})
+        sup = data["support"].rows
+        for name in sorted({r["support"] for r in sup},
+                           key=lambda s: (s != "invasive_ventilation", s)):
+            sub = [r for r in sup if r["support"] == name]
             label = "Invasive ventilation" if name == "invasive_ventilation" else name.capitalize()
             bars.append({"label": label, "spans": [
                 (sh(r.start_time), sh(r.end_time) if not pd.isna(r.end_time) else sh(hi),
-                 f"{name} {'' if r.dose != r.dose else r.dose} {r.dose_unit or ''}")
-                for r in sub.itertuples()]})
-        strip = data["strip"]
+                 f"{name} {_text(r.dose)} {_text(r.dose_unit)}")
+                for r in map(_ns, sub)]})
+        strip = data["strip"].columns
+        strip_rows = data["strip"].rows
         rows = []
         if "hscore_points" in strip:
             rows.append({"label": "HScore", "cells": [
                 (sh(r["eval_time"]), f"{_jsonable(r['hscore_points'])}",
-                 r.get("hscore_ge_169") == "met") for r in strip.to_dict("records")]})
+                 r.get("hscore_ge_169") == "met") for r in strip_rows]})
         if "hlh2004_met_count" in strip:
             rows.append({"label": "HLH-2004 (of 8)", "cells": [
                 (sh(r["eval_time"]), f"{r['hlh2004_met_count']}+{r['hlh2004_unknown_count']}?",
-                 r.get("hlh2004_result") == "met") for r in strip.to_dict("records")]})
+                 r.get("hlh2004_result") == "met") for r in strip_rows]})
         if "phoenix_score" in strip:
             rows.append({"label": "Phoenix", "cells": [
                 (sh(r["eval_time"]), f"{_jsonable(r['phoenix_score'])}",
-                 r.get("phoenix_sepsis") == "met") for r in strip.to_dict("records")]})
+                 r.get("phoenix_sepsis") == "met") for r in strip_rows]})
         return charts.timeline_svg(axis, markers, bars, rows)
 
     # -- JSON API -------------------------------------------------------------------------
@@ -563,9 +642,10 @@ def create_app(settings: WebSettings) -> FastAPI:
                        None, description="ISO 8601 time; default now"),
                    filter: Literal["all", "meets", "approaching"] = Query("all"),
                    user: User = Depends(api_user)):
-        census = get_census(user, at, filter)
+        census, key = census_view(user, at, filter)
+        body = views.get_or_build(("census-json",) + key[1:], census.model_dump_json)
         audit(user, request, "api_census", detail=f"filter={filter}")
-        return census
+        return Response(body, media_type="application/json")
 
     responses = {401: {"description": "not signed in"}, 404: {"description": "unknown stay"},
                  422: {"description": "bad parameter"}}
@@ -574,26 +654,28 @@ def create_app(settings: WebSettings) -> FastAPI:
              responses=responses)
     def api_timeline(request: Request, key: str, at: Optional[dt.datetime] = None,
                      user: User = Depends(api_user)):
-        stay, data = patient_bundle(user, key, at)
+        stay, context = patient_views(user, key, at)
         audit(user, request, "api_patient_timeline", stay=stay)
-        return timeline_json(user, key, stay, data)
+        return context["timeline"]
 
     @app.get("/api/patients/{key}/criteria", response_model=Criteria, tags=["patient"],
              responses=responses)
     def api_criteria(request: Request, key: str, at: Optional[dt.datetime] = None,
                      user: User = Depends(api_user)):
-        stay, data = patient_bundle(user, key, at)
+        stay, context = patient_views(user, key, at)
         audit(user, request, "api_patient_criteria", stay=stay)
-        return criteria_json(user, key, stay, data)
+        return context["criteria"]
 
     @app.get("/api/patients/{key}/anakinra", response_model=AnakinraCourse, tags=["patient"],
              responses=responses)
     def api_anakinra(request: Request, key: str, at: Optional[dt.datetime] = None,
                      user: User = Depends(api_user)):
-        stay, data = patient_bundle(user, key, at)
+        stay, context = patient_views(user, key, at)
         audit(user, request, "api_patient_anakinra", stay=stay)
-        return anakinra_json(user, key, stay, data)
+        return context["anakinra"]
 
+    app.state.census_view, app.state.patient_views = census_view, patient_views  # benchmarks
+    app.router.on_shutdown.append(database.close)
     if settings.warm:
         database.warm()
     return app

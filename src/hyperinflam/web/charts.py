@@ -16,6 +16,26 @@ RIGHT = 90
 ROW_H = 46
 BAR_H = 18
 STRIP_H = 22
+#: Width of the label gutter left of the plot and a conservative width per character of a bold
+#: 11-px label (system sans-serif); labels wider than the gutter use their short form.
+LABEL_X = 8
+LABEL_CHAR_W = 7.0
+
+
+def fits(text: str) -> bool:
+    """Whether a row label fits in the gutter left of the plot (LEFT - LABEL_X - 6 px)."""
+    return len(text) * LABEL_CHAR_W <= LEFT - LABEL_X - 6
+
+
+def row_label(label: str, short: str | None = None) -> str:
+    """The label drawn in the gutter: the full one if it fits, else the short one, else the
+    full one cut with an ellipsis (the full label is always in the row's tooltip)."""
+    for text in (label, short):
+        if text and fits(text):
+            return text
+    text = short or label
+    n = int((LEFT - LABEL_X - 6) // LABEL_CHAR_W) - 1
+    return text[:max(n, 1)] + "…"
 
 
 def _fmt(value: float) -> str:
@@ -53,7 +73,7 @@ class Axis:
 
 
 def timeline_svg(axis: Axis, markers: list[dict], bars: list[dict], strip: list[dict]) -> str:
-    """markers: {label, unit, points: [(time, value)]}; bars: {label, spans: [(start, end|None,
+    """markers: {label, short_label (optional), unit, points: [(time, value)]}; bars: {label, spans: [(start, end|None,
     text)]} (end None = a single dose tick); strip: {label, cells: [(time, text, met)]}."""
     height = 30 + len(markers) * ROW_H + 14 + len(bars) * (BAR_H + 6) + 14 \
         + len(strip) * (STRIP_H + 4) + 30
@@ -67,7 +87,9 @@ def timeline_svg(axis: Axis, markers: list[dict], bars: list[dict], strip: list[
     y = 24
     for m in markers:
         pts = [(t, v) for t, v in m["points"] if v == v and v is not None]
-        out.append(f'<text x="8" y="{y + 18}" class="label">{escape(m["label"])}</text>')
+        out.append(f'<text x="{LABEL_X}" y="{y + 18}" class="label"><title>'
+                   f'{escape(m["label"])}</title>'
+                   f'{escape(row_label(m["label"], m.get("short_label")))}</text>')
         out.append(f'<text x="8" y="{y + 32}" class="unit">{escape(m["unit"])}</text>')
         out.append(f'<rect x="{LEFT}" y="{y}" width="{plot_w}" height="{ROW_H - 8}" class="band"/>')
         if pts:
@@ -90,7 +112,8 @@ def timeline_svg(axis: Axis, markers: list[dict], bars: list[dict], strip: list[
         y += ROW_H
     y += 14
     for b in bars:
-        out.append(f'<text x="8" y="{y + 13}" class="label">{escape(b["label"])}</text>')
+        out.append(f'<text x="{LABEL_X}" y="{y + 13}" class="label"><title>'
+                   f'{escape(b["label"])}</title>{escape(row_label(b["label"]))}</text>')
         for start, end, text in b["spans"]:
             x0 = axis.x(start)
             if end is None:
@@ -103,7 +126,8 @@ def timeline_svg(axis: Axis, markers: list[dict], bars: list[dict], strip: list[
         y += BAR_H + 6
     y += 14
     for s in strip:
-        out.append(f'<text x="8" y="{y + 15}" class="label">{escape(s["label"])}</text>')
+        out.append(f'<text x="{LABEL_X}" y="{y + 15}" class="label"><title>'
+                   f'{escape(s["label"])}</title>{escape(row_label(s["label"]))}</text>')
         for t, text, met in s["cells"]:
             cx = axis.x(t)
             cls = "cell met" if met else "cell"
