@@ -48,7 +48,7 @@ def test_drug_alias_resolves_and_requirement_parses():
      ["[markers] variables:", "il6", "ferritin"]),
     ({**MINIMAL, "cohort": {"index_drug": "aspirin"}}, ["[cohort] index_drug:", "anakinra"]),
     ({**MINIMAL, "analysis": {"tests": ["anova"]}}, ["[analysis] tests", "'paired_t'"]),
-    ({**MINIMAL, "cohort": {"require": "ferritin is high"}}, ["[cohort] require:", "VARIABLE OP"]),
+    ({**MINIMAL, "cohort": {"require": "ferritin is high"}}, ["[cohort] require:", "NAME OP NUMBER"]),
     ({**MINIMAL, "plots": {}}, ["plots: unknown section", "[windows]"]),
     ({"study": {"title": "X"}}, ["[study] id: required key is missing"]),
 ])
@@ -67,3 +67,14 @@ def test_unknown_study_name_and_bad_toml(tmp_path):
     bad.write_text("[study\nid = 1\n", encoding="utf-8")
     with pytest.raises(StudyDefinitionError, match="bad.toml: not valid TOML"):
         load_study(bad)
+
+
+def test_requirement_on_a_screening_output():
+    s = parse_study({**MINIMAL, "cohort": {"require": "hscore_ge_169 == met"}})
+    req = s.cohort.required_criterion
+    assert (req.variable, req.threshold, req.criterion, req.is_marker) == (
+        "hscore_ge_169", "met", "hscore", False)
+    s = parse_study({**MINIMAL, "cohort": {"require": "phoenix8_score >= 3"}})
+    assert s.cohort.required_criterion.criterion == "phoenix8"  # longest prefix, not phoenix
+    with pytest.raises(StudyDefinitionError, match="unknown name 'hscroe_points'"):
+        parse_study({**MINIMAL, "cohort": {"require": "hscroe_points >= 169"}})

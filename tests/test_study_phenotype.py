@@ -85,3 +85,30 @@ def test_results_rows(frames):
     prism = rows[(rows.section == "baseline") & (rows.variable == "prism3_points")
                  & (rows.statistic == "median")]
     assert float(prism.value.iloc[0]) == 4.0
+
+
+@pytest.mark.parametrize("require, members", [("hscore_points >= 269", 1),
+                                              ("hscore_points >= 270", 0),
+                                              ("hlh2004_result == met", 1)])
+def test_cohort_requirement_on_the_screen_at_index(require, members):
+    """HScore at the first dose is 269 (worked out above): the requirement's edge."""
+    from hyperinflam.study.cohort import extract_cohort
+    from hyperinflam.study.definition import parse_study
+
+    con = connect_memory()
+    insert(con, "person", [{"person_id": "p1", "birth_date": "2014-01-01", "sex": "female"}])
+    insert(con, "stay", [{"stay_id": "s1", "person_id": "p1", "admit_time": T0,
+                          "discharge_time": h(200)}])
+    insert(con, "measurement", [
+        m(20, "ferritin", 6500.0, "ng/mL"), m(20, "temperature", 39.5, "Cel"),
+        m(20, "ast", 120.0, "U/L"), m(20, "fibrinogen", 200.0, "mg/dL"),
+        m(20, "triglycerides", 400.0, "mg/dL"), m(20, "hemoglobin", 8.5, "g/dL"),
+        m(20, "wbc", 3.0, "10*3/uL"), m(20, "platelets", 80.0, "10*3/uL")])
+    insert(con, "condition", [{"person_id": "p1", "condition": "splenomegaly",
+                               "onset_time": h(10), "is_underlying": False}])
+    insert(con, "drug_administration", [{"person_id": "p1", "drug": "anakinra",
+                                         "drug_class": "il1_blocker", "dose": 100.0,
+                                         "dose_unit": "mg", "route": "sc", "start_time": h(30)}])
+    study = parse_study({"study": {"id": "t", "title": "t"}, "cohort": {"require": require}})
+    frames = extract_cohort(con, study)
+    assert len(frames.cohort) == members

@@ -37,8 +37,6 @@ SEM_METHOD = "SD (n - 1) / sqrt(n)"
 QUANTILE_METHOD = "linear interpolation (numpy default)"
 PCT_CHANGE_OF_MEANS_METHOD = "100 x (mean day 7 - mean baseline) / mean baseline"
 MEDIAN_PCT_CHANGE_METHOD = "median of per-patient 100 x (day 7 - baseline) / baseline"
-PRISM_NOT_AVAILABLE = ("PRISM III not reported: the screening engine that computes PRISM III-24 "
-                       "points (clinical reference 7; section 12 row 29) is not available yet")
 #: Relative precision at which two absolute differences count as tied for the Wilcoxon rule.
 TIE_DECIMALS = 9
 

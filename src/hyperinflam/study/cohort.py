@@ -182,18 +182,30 @@ def chosen_values(con, members: ibis.Table, variables: list[str], study: StudyDe
 
 
 def _apply_requirement(con, stays: ibis.Table, study: StudyDefinition) -> ibis.Table:
-    """Add ``require_ok``: the baseline value of the required variable meets the threshold
-    (missing baseline -> not met). Always true when the study has no requirement."""
+    """Add ``require_ok``: the baseline value of the required marker, or the required screening
+    output at the index time, meets the threshold (missing -> not met). Always true when the
+    study has no requirement."""
     req = study.cohort.required_criterion
     if req is None:
         return stays.mutate(require_ok=ibis.literal(True))
     candidates = stays.filter(stays.has_index)
-    base = chosen_values(con, candidates, [req.variable], study, include_trajectory=False)
-    base = base.filter(base.role == "baseline")
-    v = base.value
-    ops = {">=": v >= req.threshold, "<=": v <= req.threshold, ">": v > req.threshold,
-           "<": v < req.threshold, "==": v == req.threshold}
-    met = base.filter(ops[req.operator]).select(req_stay_id=base.stay_id).distinct()
+    if req.is_marker:
+        base = chosen_values(con, candidates, [req.variable], study, include_trajectory=False)
+        base = base.filter(base.role == "baseline")
+        values, stay_ids = base.value, base.stay_id
+    else:  # a screening output at the index time
+        from hyperinflam.screen import screen
+
+        times = candidates.select("stay_id", eval_time=candidates.index_time)
+        base = screen(con, times=times, criteria=[req.criterion])
+        if req.variable not in base.columns:
+            raise ValueError(f"[cohort] require: '{req.variable}' is not an output of criterion "
+                             f"'{req.criterion}' (see docs/screen-output.md)")
+        values, stay_ids = base[req.variable], base.stay_id
+    v, x = values, req.threshold
+    ops = {">=": lambda: v >= x, "<=": lambda: v <= x, ">": lambda: v > x, "<": lambda: v < x,
+           "==": lambda: v == x}
+    met = base.filter(ops[req.operator]()).select(req_stay_id=stay_ids).distinct()
     t = stays.left_join(met, stays.stay_id == met.req_stay_id)
     return t.mutate(require_ok=t.req_stay_id.notnull()).drop("req_stay_id")
 

@@ -67,19 +67,45 @@ class StudySection(_Section):
     description: str = ""
 
 
-_REQUIRE = re.compile(r"^\s*([a-z][a-z0-9_]*)\s*(>=|<=|>|<|==)\s*(-?\d+(?:\.\d+)?)\s*$")
+_REQUIRE = re.compile(
+    r"^\s*([a-z][a-z0-9_]*)\s*(>=|<=|>|<|==)\s*(-?\d+(?:\.\d+)?|met)\s*$")
 
 
 class RequiredCriterion(_Section):
-    """A parsed ``require = "ferritin >= 500"``: a marker threshold in canonical units, applied
-    to the baseline value of that variable (chosen with the baseline window rules)."""
+    """A parsed ``require``, checked at the index time:
+
+    * a marker threshold in canonical units, ``"ferritin >= 500"``, applied to the baseline value
+      of that variable (chosen with the baseline window rules); or
+    * a screening output at the index time (hyperinflam.screen evaluated at each stay's first
+      dose), ``"hscore_points >= 169"``, ``"hlh2004_met_count >= 5"`` or ``"hscore_ge_169 == met"``
+      (column names: docs/screen-output.md).
+    """
 
     variable: str
     operator: Literal[">=", "<=", ">", "<", "=="]
-    threshold: float
+    threshold: float | Literal["met"]
+
+    @property
+    def is_marker(self) -> bool:
+        return self.variable in _vocab().variables
+
+    @property
+    def criterion(self) -> str | None:
+        """The criterion module whose output is required (None for a marker)."""
+        if self.is_marker:
+            return None
+        return _criterion_of(self.variable)
 
     def __str__(self) -> str:
-        return f"{self.variable} {self.operator} {self.threshold:g}"
+        value = self.threshold if isinstance(self.threshold, str) else f"{self.threshold:g}"
+        return f"{self.variable} {self.operator} {value}"
+
+
+def _criterion_of(column: str) -> str | None:
+    from hyperinflam.criteria import discover
+
+    names = sorted(discover(), key=len, reverse=True)  # longest prefix first (phoenix8 vs phoenix)
+    return next((n for n in names if column.startswith(f"{n}_")), None)
 
 
 class CohortSection(_Section):
@@ -111,12 +137,20 @@ class CohortSection(_Section):
         match = _REQUIRE.match(value)
         if not match:
             raise ValueError(
-                f"'{value}' is not a marker threshold; write 'VARIABLE OP NUMBER' with OP one of "
-                f">=, <=, >, <, == and the number in the variable's canonical unit, e.g. "
-                f"'ferritin >= 500'")
-        if match.group(1) not in _vocab().variables:
-            raise ValueError(f"unknown variable '{match.group(1)}'; allowed: "
-                             f"{', '.join(sorted(_vocab().variables))}")
+                f"'{value}' is not a threshold; write 'NAME OP NUMBER' with OP one of "
+                f">=, <=, >, <, ==, e.g. 'ferritin >= 500' (a marker, canonical unit), "
+                f"'hscore_points >= 169' or 'hscore_ge_169 == met' (a screening output)")
+        name, op, number = match.groups()
+        if name in _vocab().variables:
+            if number == "met":
+                raise ValueError(f"'{value}': a marker needs a number, e.g. '{name} >= 500'")
+        elif _criterion_of(name) is None:
+            raise ValueError(
+                f"unknown name '{name}': neither a vocabulary variable "
+                f"({', '.join(sorted(_vocab().variables))}) nor a screening output column "
+                f"(NAME_... of a criterion; see docs/screen-output.md)")
+        elif number == "met" and op != "==":
+            raise ValueError(f"'{value}': write '{name} == met'")
         return value.strip()
 
     @model_validator(mode="after")
@@ -134,7 +168,8 @@ class CohortSection(_Section):
         if self.require is None:
             return None
         var, op, number = _REQUIRE.match(self.require).groups()
-        return RequiredCriterion(variable=var, operator=op, threshold=float(number))
+        return RequiredCriterion(variable=var, operator=op,
+                                 threshold=number if number == "met" else float(number))
 
 
 class WindowsSection(_Section):

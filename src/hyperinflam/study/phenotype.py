@@ -17,13 +17,14 @@ import pandas as pd
 from hyperinflam.criteria import discover
 from hyperinflam.screen import screen
 
-#: Numeric scores summarised at the index time: column -> label.
-PHENOTYPE_SCORES: dict[str, str] = {
-    "hscore_points": "HScore, points observed (clinical reference 2)",
-    "hscore_max_possible": "HScore, maximum possible given unknown inputs",
-    "hlh2004_met_count": "HLH-2004 criteria met, of 8 (clinical reference 1)",
-    "phoenix_score": "Phoenix Sepsis Score (clinical reference 5)",
-    "psofa_score": "pSOFA (clinical reference 6)",
+#: Numeric scores summarised at the index time: column -> (label, unit). Sources: clinical
+#: reference 2 (HScore), 1 (HLH-2004), 5 (Phoenix), 6 (pSOFA).
+PHENOTYPE_SCORES: dict[str, tuple[str, str | None]] = {
+    "hscore_points": ("HScore, points observed", "points"),
+    "hscore_max_possible": ("HScore, maximum possible given unknown inputs", "points"),
+    "hlh2004_met_count": ("HLH-2004 criteria met (of 8)", None),
+    "phoenix_score": ("Phoenix Sepsis Score", "points"),
+    "psofa_score": ("pSOFA", "points"),
 }
 #: Tri-state results summarised at the index time: column -> label.
 PHENOTYPE_RESULTS: dict[str, str] = {
@@ -36,8 +37,17 @@ PHENOTYPE_RESULTS: dict[str, str] = {
 }
 #: PRISM III-24 (points only; the probability equation is licensed, clinical reference 7.3).
 PRISM_COLUMN = "prism3_points"
-PRISM_LABEL = "PRISM III-24 points (first 24 h of the PICU stay)"
+PRISM_LABEL = "PRISM III-24 (first 24 h of the PICU stay)"
 PRISM_WINDOW_HOURS = 24
+PRISM_METHOD = ("PRISM III-24 points (Pollack 1996; clinical reference 7): worst values of the "
+                "first 24 h of the PICU stay, unmeasured variables scored normal as the authors "
+                "do; points only (the mortality equation is licensed). The founding paper does "
+                "not state its PRISM version (clinical reference 10.2; section 12 row 29).")
+PHENOTYPE_METHOD = ("Criteria and scores at the first anakinra dose from the screening engine "
+                    "(hyperinflam.screen): labs worst in the 72 h before, clinical findings "
+                    "documented in the stay before (clinical reference section 12 row 10); "
+                    "unknown inputs are never counted as normal except by Phoenix and pSOFA, "
+                    "whose authors score them 0.")
 
 _QUANTILE_METHOD = "linear"
 
@@ -110,10 +120,9 @@ def phenotype_results(study_id: str, index_frame: pd.DataFrame,
     and the ``baseline`` PRISM III-24 points (docs/results-format.md)."""
     rows: list[dict] = []
     n = len(index_frame)
-    for column, label in PHENOTYPE_SCORES.items():
+    for column, (label, unit) in PHENOTYPE_SCORES.items():
         if column in index_frame.columns:
-            rows += _numeric_rows(study_id, "phenotype", column, label, index_frame[column],
-                                  "points")
+            rows += _numeric_rows(study_id, "phenotype", column, label, index_frame[column], unit)
     for column, label in PHENOTYPE_RESULTS.items():
         if column in index_frame.columns:
             rows += _categorical_rows(study_id, column, label, index_frame[column], n)

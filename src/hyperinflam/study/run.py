@@ -16,7 +16,9 @@ import ibis
 
 from hyperinflam import __version__
 from hyperinflam.schema import CANONICAL_TABLES
-from hyperinflam.study import analysis
+import pandas as pd
+
+from hyperinflam.study import analysis, phenotype
 from hyperinflam.study.cohort import extract_cohort
 from hyperinflam.study.definition import StudyDefinition, load_study
 from hyperinflam.study.results import StudyResults
@@ -111,7 +113,8 @@ def methods_summary(study: StudyDefinition) -> dict:
                         "any_time_in_stay": ct.any_time_in_stay},
         "outcomes": {"infections": "strictly after the index", "deaths": "at or after the index",
                      "followup_days": o.followup_days, "in_stay": "time <= PICU discharge"},
-        "prism": analysis.PRISM_NOT_AVAILABLE,
+        "prism": phenotype.PRISM_METHOD,
+        "phenotype": phenotype.PHENOTYPE_METHOD,
     }
 
 
@@ -126,6 +129,12 @@ def run_study(con, study: StudyDefinition | str | os.PathLike, *,
     frames = extract_cohort(con, definition)
     say(f"Computing statistics for {len(frames.cohort)} patients")
     results, observations = analysis.analyse(frames, definition)
+    say("Screening criteria at the index time and PRISM III-24")
+    phenotype_rows = phenotype.phenotype_results(
+        definition.study.id, *phenotype.phenotype_frames(con, frames.cohort))
+    if not phenotype_rows.empty:
+        results = pd.concat([results, phenotype_rows.reindex(columns=results.columns)],
+                            ignore_index=True)
     say("Collecting provenance")
     provenance = {
         "versions": {"hyperinflam": __version__, "duckdb": _version("duckdb"),
