@@ -391,6 +391,13 @@ def study_run(
     out: Path = typer.Option(Path("study-out"), "--out",
                              help="Folder for results.csv, results.json, observations.csv and "
                                   "report.html (created if missing)."),
+    engine: str = typer.Option("duckdb", "--engine", help="Engine that computes: 'duckdb' "
+                               "(embedded, default) or 'spark' (reads --db as a Parquet folder or "
+                               "catalog:DATABASE; see docs/scale.md)."),
+    spark_master: Optional[str] = typer.Option(None, "--spark-master", help="Spark master URL "
+                                               "with --engine spark. Default local[*]."),
+    spark_conf: Optional[list[str]] = typer.Option(None, "--spark-conf", help="Spark setting "
+                                                   "KEY=VALUE (repeatable)."),
 ):
     """Run a declarative study on the canonical tables and write its results and report.
 
@@ -399,12 +406,9 @@ def study_run(
     mean +- SEM, % change, paired t-test and Wilcoxon signed-rank. See docs/study-definition.md to
     write your own.
     """
-    from hyperinflam.engine import connect, resolve_db_path
+    from hyperinflam.engine import resolve_db_path
 
-    try:
-        con = connect(db, read_only=True)
-    except FileNotFoundError as exc:
-        fail(str(exc))
+    con = open_engine_or_fail(db, engine, spark_master, spark_conf)
     _run_and_render(con, study, out, db_label=str(resolve_db_path(db)))
 
 
@@ -516,6 +520,13 @@ def screen_command(
     criteria: Optional[list[str]] = typer.Option(None, "--criterion", "-c", help="Run only this "
                                                  "criterion (repeatable), e.g. -c hscore -c "
                                                  "hlh2004. Default: all."),
+    engine: str = typer.Option("duckdb", "--engine", help="Engine that computes: 'duckdb' "
+                               "(embedded, default) or 'spark' (reads --db as a Parquet folder or "
+                               "catalog:DATABASE; see docs/scale.md)."),
+    spark_master: Optional[str] = typer.Option(None, "--spark-master", help="Spark master URL "
+                                               "with --engine spark. Default local[*]."),
+    spark_conf: Optional[list[str]] = typer.Option(None, "--spark-conf", help="Spark setting "
+                                                   "KEY=VALUE (repeatable)."),
 ):
     """Screen every PICU stay (see SCREEN_HELP)."""
     import ibis
@@ -533,19 +544,13 @@ def screen_command(
              "the whole stay.")
     step_hours = _parse_grid(grid) if grid is not None else 24.0
     at_time = _parse_at(at, tz) if at is not None else None
-    try:
-        con = connect(db, read_only=True)
-    except FileNotFoundError as exc:
-        fail(str(exc))
+    con = open_engine_or_fail(db, engine, spark_master, spark_conf)
     try:
         with console.status("Building the screen (features and criteria)...", spinner="dots"):
             expr = screen(con, at=at_time, step_hours=step_hours, criteria=criteria)
         out.parent.mkdir(parents=True, exist_ok=True)
         with console.status(f"Evaluating and writing {out}...", spinner="dots"):
-            if kind == "csv":
-                expr.order_by(["stay_id", "eval_time"]).to_csv(out)
-            else:
-                expr.order_by(["stay_id", "eval_time"]).to_parquet(out)
+            write_result_file(con, expr.order_by(["stay_id", "eval_time"]), out, kind)
     except (FeatureError, ScreenError) as exc:
         fail(str(exc))
     finally:
@@ -847,6 +852,49 @@ def export_parquet_command(
         console.print(f"  {name:<20} {info['rows']:>12,} rows{parts}")
     console.print(f"Wrote [bold]{out}[/] in {time.perf_counter() - started:.1f} s. Use it as "
                   f"--db {out} (add --engine spark to compute on Spark).")
+
+
+# --- export omop ----------------------------------------------------------------------------
+# (sources/export_omop.py; docs/sources-omop.md)
+@export_app.command("omop")
+def export_omop_command(
+    target: str = typer.Argument(..., help="DuckDB file (created) or postgresql://user@host:5432/db "
+                                 "URL.", show_default=False),
+    db: Optional[Path] = typer.Option(None, "--db", help=DB_HELP),
+    schema: str = typer.Option("cdm", "--schema", help="CDM schema to create (must not exist "
+                               "yet, or be empty)."),
+    codes: Optional[Path] = typer.Option(None, "--codes", help="Site codes (layout of "
+                                         "vocabulary/codes_omop.csv); rows are added."),
+):
+    """Write the canonical tables as an OMOP CDM 5.4 schema (official DDL).
+
+    The schema reads back into identical canonical tables with
+    'hyperinflam load omop TARGET --schema NAME --ids source_value'. Encoding: docs/sources-omop.md.
+
+    Example: hyperinflam export omop site-omop.duckdb --db site.duckdb
+    """
+    import time
+
+    from hyperinflam.engine import connect
+    from hyperinflam.sources import SourceError
+    from hyperinflam.sources.export_omop import export_omop
+
+    try:
+        con = connect(db, read_only=True)
+    except FileNotFoundError as exc:
+        fail(str(exc))
+    started = time.perf_counter()
+    try:
+        with console.status(f"Writing OMOP CDM 5.4 to {target}...", spinner="dots"):
+            written = export_omop(con, target, schema=schema, codes=codes)
+    except SourceError as exc:
+        fail(str(exc))
+    finally:
+        con.disconnect()
+    for name, n in written.items():
+        console.print(f"  {name:<22} {n:>12,} rows")
+    console.print(f"Wrote schema [bold]{schema}[/] in {time.perf_counter() - started:.1f} s. Read it "
+                  f"back with: hyperinflam load omop {target} --schema {schema} --ids source_value")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -27,14 +27,21 @@ Mapping rules (documented in docs/sources-omop.md):
   default ``'inpatient_children'``) takes ``inpatient_visit`` visit_occurrence rows of persons
   younger than :data:`FALLBACK_MAX_AGE_YEARS` at the visit start, and says so in the report notes.
 * times: ``*_datetime``, else the ``*_date`` at 00:00; a date-only end (discharge, end of a
-  drug or procedure) is the end of that day (23:59:59).
+  drug or procedure) is the end of that day (23:59:59). Two CDM conventions for mandatory end
+  dates are read back as "no end": a visit end date on or after cdm_source.source_release_date
+  with no end datetime (still admitted at the data pull) and a drug_exposure whose end date is
+  its start date with neither end datetime nor verbatim_end_date (no end in the source).
+* CDM version: cdm_source.cdm_version, else inferred from the columns renamed in 5.4
+  (:data:`V53_RENAMED`; a 5.3 source's old names are used), said in the report notes with what
+  5.3 lacks (:data:`V54_ONLY_USED`).
 * measurement: variable from measurement_concept_id, else measurement_source_value; unit from
   unit_concept_id (the concept's UCUM concept_code, else a ``unit`` row is not needed: the
   concept table is used), else unit_source_value, else none (quarantined ``missing_unit``);
   value: value_source_value when it is the same number as value_as_number (the value as
   received), else value_as_number as text (DECIMAL and DOUBLE give the same text).
 * drug_exposure: ingredient through concept_ancestor when it is present and non-empty, else the
-  listed ingredient ids (drugs.csv omop_ingredient_concept_id) only (report note); vasoactive
+  listed ingredient ids (drugs.csv omop_ingredient_concept_id, plus the concept table's RxNorm
+  Ingredient concepts with drugs.csv's rxnorm_ingredient codes) only (report note); vasoactive
   ingredients go to organ_support. dose = quantity with dose_unit_source_value (no unit, no dose);
   route from route_concept_id (``route`` codes) else route_source_value.
 * organ_support: procedure_occurrence (``ventilation_procedure`` codes) and device_exposure
@@ -42,7 +49,10 @@ Mapping rules (documented in docs/sources-omop.md):
 * condition: condition_occurrence (all rows) and observation rows of ``finding`` codes. Name,
   code system and code from the concept (else condition_source_value). Underlying: see
   :func:`_underlying_sql`.
-* event: death (time = death_datetime, else death_date 00:00).
+* event: death (time = death_datetime, else death_date 00:00); observation rows of ``event``
+  codes (export_omop's local concepts 2000000004 infection / 2000000005 death: time, stay and
+  value_as_string = detail). A death table row of a person with such a death observation is
+  the same death and is not read twice.
 """
 
 from __future__ import annotations
@@ -687,8 +697,9 @@ class _Loader:
         else:
             match = listed
             self.report.notes.append("concept_ancestor absent or empty: drugs are matched by the "
-                                     "ingredient concept ids of drugs.csv only (drug products "
-                                     "below an ingredient are not recognised).")
+                                     "ingredient concept ids of drugs.csv (and their RxNorm codes "
+                                     "in the concept table) only: drug products below an "
+                                     "ingredient are not recognised.")
         self.raw.execute(f"CREATE OR REPLACE TEMP TABLE _omop_drug_match AS "
                          f"SELECT concept_id, min(drug) AS drug FROM ({match}) GROUP BY 1")
 
