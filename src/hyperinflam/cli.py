@@ -299,19 +299,35 @@ def synth_command(
         "0.03,0.02,0.20,0.75 (must sum to 1)."),
     db: Optional[Path] = typer.Option(None, "--db", help="Also load the folder into this DuckDB "
                                       "database (hyperinflam.sources.csv.load_csv_folder)."),
+    admitted_from: str = typer.Option("2011-01-01", "--admitted-from", help="First admission "
+                                      "date (YYYY-MM-DD)."),
+    admitted_to: str = typer.Option("2024-12-31", "--admitted-to", help="Last admission date. A "
+                                    "short window makes a busy ward for the bedside census, e.g. "
+                                    "--stays 600 --admitted-from 2024-11-01 --admitted-to "
+                                    "2024-11-30."),
 ):
+    import datetime as dt
+
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
     from hyperinflam import synth
 
-    params = None
+    for name, value in (("--admitted-from", admitted_from), ("--admitted-to", admitted_to)):
+        try:
+            dt.date.fromisoformat(value)
+        except ValueError:
+            fail(f"{name} '{value}' is not a date; write YYYY-MM-DD.")
+    if admitted_from > admitted_to:
+        fail(f"--admitted-from {admitted_from} is after --admitted-to {admitted_to}.")
+    shares = synth.SynthParams().mix
     if mix is not None:
         try:
             shares = tuple(float(x) for x in mix.split(","))
-            params = synth.SynthParams(mix=shares)
+            synth.SynthParams(mix=shares)
         except ValueError as exc:
             fail(f"--mix '{mix}': {exc if 'mix must' in str(exc) else 'give four numbers separated by commas, e.g. 0.03,0.02,0.20,0.75'}")
+    params = synth.SynthParams(mix=shares, admitted_from=admitted_from, admitted_to=admitted_to)
     try:
         with Progress(TextColumn("[bold]synth[/]"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("stays"), TimeElapsedColumn(), console=err_console,

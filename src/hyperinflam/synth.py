@@ -82,8 +82,6 @@ LAYOUT: dict[str, tuple[str, ...]] = {
 }
 
 TIME_FORMAT = "%Y-%m-%d %H:%M"
-EPOCH_START = np.datetime64("2011-01-01T00:00", "m").astype(np.int64)  # minutes since 1970
-EPOCH_END = np.datetime64("2024-12-31T23:59", "m").astype(np.int64)
 
 
 # --------------------------------------------------------------------------------------------
@@ -374,6 +372,11 @@ class SynthParams:
         TREATED: (96.0, 0.6, 24.0), UNTREATED: (200.0, 0.55, 24.0),
         SEPSIS: (110.0, 0.75, 12.0), OTHER: (52.0, 0.85, 8.0)})
     max_los_h: float = 75 * 24.0
+    #: Admissions fall uniformly in [admitted_from, admitted_to] (dates, UTC). A short window makes
+    #: a busy ward: e.g. 600 stays in 30 days keep several dozen children in the PICU at a time,
+    #: which is what the bedside census needs; stays may then run past admitted_to.
+    admitted_from: str = "2011-01-01"
+    admitted_to: str = "2024-12-31"
 
     def __post_init__(self):
         if len(self.mix) != 4 or any(p < 0 for p in self.mix) or not math.isclose(sum(self.mix), 1.0):
@@ -384,6 +387,11 @@ class SynthParams:
 # --------------------------------------------------------------------------------------------
 # Small helpers
 # --------------------------------------------------------------------------------------------
+def _minutes(day: str) -> int:
+    """A date 'YYYY-MM-DD' as minutes since 1970 (UTC)."""
+    return int(np.datetime64(f"{day}T00:00", "m").astype(np.int64))
+
+
 def _choice(rng: np.random.Generator, options, weights, n: int) -> np.ndarray:
     p = np.asarray(weights, dtype=float)
     return rng.choice(len(options), size=n, p=p / p.sum())
@@ -505,8 +513,10 @@ class _Block:
         los = np.minimum(los, p.max_los_h)
 
         # Admission time (minutes since 1970), readmissions 7-180 days after the previous discharge.
-        span = EPOCH_END - EPOCH_START - int(p.max_los_h * 60) - 200 * 24 * 60
-        admit = EPOCH_START + np.floor(rng.random(n) * span)
+        start, end = _minutes(p.admitted_from), _minutes(p.admitted_to) + 1439
+        margin = int(p.max_los_h * 60) + 200 * 24 * 60  # stays and deaths end inside the window
+        span = end - start - margin if end - start > 2 * margin else end - start
+        admit = start + np.floor(rng.random(n) * span)
         gap_days = 7 + 173 * rng.random(n)
         prev = np.flatnonzero(readmit) - 1
         admit[readmit] = admit[prev] + los[prev] * 60 + gap_days[readmit] * 1440
