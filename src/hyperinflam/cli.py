@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from hyperinflam import __version__
+from hyperinflam.engine import LOAD_MEMORY_LIMIT
 
 app = typer.Typer(
     name="hyperinflam",
@@ -88,7 +89,7 @@ def load_csv_command(
 
     try:
         vocabulary = Vocabulary(units)
-        con = connect(db)
+        con = connect(db, memory_limit=LOAD_MEMORY_LIMIT)
         with Progress(console=console, transient=True) as bar:
             task = bar.add_task("loading", total=None)
             report = load_csv_folder(
@@ -145,7 +146,7 @@ def load_omop_command(
                           stay_fallback=stay_fallback, ids=ids)
     try:
         vocabulary = Vocabulary(units)
-        con = connect(db)
+        con = connect(db, memory_limit=LOAD_MEMORY_LIMIT)
         with console.status(f"Loading {source}...", spinner="dots"):
             report = load_omop(con, source, schema=schema, vocabulary=vocabulary, codes=codes,
                                tz=tz, options=options)
@@ -201,7 +202,7 @@ def load_fhir_command(
         picu_encounter_classes=tuple(picu_class or ()), read_requests=not no_requests)
     try:
         vocabulary = Vocabulary(units)
-        con = connect(db)
+        con = connect(db, memory_limit=LOAD_MEMORY_LIMIT)
         with console.status("Loading FHIR...", spinner="dots"):
             report = load_fhir(con, path, vocabulary=vocabulary, codes=codes, tz=tz,
                                settings=settings)
@@ -256,7 +257,7 @@ def load_meds_command(
 
     try:
         vocabulary = Vocabulary(units)
-        con = connect(db)
+        con = connect(db, memory_limit=LOAD_MEMORY_LIMIT)
         with console.status("Loading MEDS events...", spinner="dots") as status:
             report = load_meds(
                 con, path, vocabulary=vocabulary, codes=codes or (),
@@ -359,7 +360,7 @@ def synth_command(
                  f"load the folder later with 'hyperinflam load csv {out} --db {db}'.")
         from hyperinflam.sources import SourceError
         try:
-            report = load_csv_folder(connect(db), out, tz="UTC")
+            report = load_csv_folder(connect(db, memory_limit=LOAD_MEMORY_LIMIT), out, tz="UTC")
         except SourceError as exc:
             fail(str(exc))
         console.print(f"Loaded into {db}: " + ", ".join(
@@ -462,7 +463,7 @@ def demo(
     with tempfile.TemporaryDirectory(prefix="hyperinflam-demo-") as tmp:
         csv_dir = Path(tmp) / "csv"
         synthesize(csv_dir, stays, seed)
-        con = connect(db_path)
+        con = connect(db_path, memory_limit=LOAD_MEMORY_LIMIT)
         report = load_csv_folder(con, csv_dir)
         render_load_report(report, console)
         shutil.rmtree(csv_dir, ignore_errors=True)

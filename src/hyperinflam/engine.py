@@ -29,6 +29,10 @@ from hyperinflam.schema import ALL_TABLES
 
 #: Memory DuckDB may use before it spills to disk (a named setting, overridable by environment).
 DEFAULT_MEMORY_LIMIT = os.environ.get("HYPERINFLAM_MEMORY_LIMIT", "4GB")
+#: Memory DuckDB may use while loading (``hyperinflam load ...``): loads spill to disk rather than
+#: hold millions of staged rows in memory; measured in docs/performance.md (10,000 stays, 3.4 M
+#: measurement rows: 1.8 GB peak). Overridable by environment.
+LOAD_MEMORY_LIMIT = os.environ.get("HYPERINFLAM_LOAD_MEMORY_LIMIT", "1.5GB")
 #: Folder where DuckDB spills when it reaches its memory limit (default: DuckDB's own choice,
 #: ``<database>.tmp`` next to a file database). Overridable by environment.
 DEFAULT_TEMP_DIRECTORY = os.environ.get("HYPERINFLAM_TEMP_DIRECTORY")
@@ -83,7 +87,7 @@ def _configure_duckdb(con: DuckDBBackend, *, memory_limit: str | None = None) ->
 
 
 def connect(db: str | os.PathLike | None = None, *, read_only: bool = False,
-            create: bool = True) -> DuckDBBackend:
+            create: bool = True, memory_limit: str | None = None) -> DuckDBBackend:
     """Open (and, unless ``read_only``, create) the canonical database.
 
     ``db`` may also be a folder of Parquet datasets (``hyperinflam export parquet``): it opens
@@ -107,7 +111,7 @@ def connect(db: str | os.PathLike | None = None, *, read_only: bool = False,
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     con = ibis.duckdb.connect(str(path), read_only=read_only)
-    _configure_duckdb(con)
+    _configure_duckdb(con, memory_limit=memory_limit)
     if create and not read_only:
         create_canonical_tables(con)
     return con

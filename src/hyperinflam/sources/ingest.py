@@ -553,9 +553,12 @@ def ingest(raw, spec: TableLayout, header: list[str], source: str, location: str
     table = spec.table
     counts = TableLoadCounts(table=table, source=source)
     plan = _PLANS[table](vocab, tz)
-    raw.execute("BEGIN TRANSACTION")
+    # The staged and checked rows live in temporary tables outside any transaction, so DuckDB can
+    # spill them to disk; only the writes to the canonical tables are one transaction. The order of
+    # rows inside the temporary tables does not matter (every row carries its _line).
     try:
-        n_rejected = stage()
+        n_rejected = stage()  # line numbers are taken in file order here
+        raw.execute("SET preserve_insertion_order = false")
         with site_time_zone(raw, tz):
             raw.execute(f"CREATE OR REPLACE TEMP TABLE _hi_chk AS {_check_sql(spec, header, plan)}")
         raw.execute("DROP TABLE _hi_stg")
@@ -586,31 +589,37 @@ def ingest(raw, spec: TableLayout, header: list[str], source: str, location: str
             counts.examples["malformed_line"] = f"{location}:{line}"
 
         cols = TABLES_BY_NAME[table].column_names
-        raw.execute(f"""INSERT INTO {table} ({', '.join(cols)})
-            SELECT {', '.join(f'out_{c}' for c in cols)} FROM _hi_fin
-            WHERE _final_reason IS NULL AND NOT _key_hit ORDER BY _line""")
-        raw_json = "json_object(" + ", ".join(f"{_q(h)}, f{i}" for i, h in enumerate(header)) + ")"
-        raw.execute("DELETE FROM quarantine WHERE target_table = ? AND source_file = ?", [table, source])
-        raw.execute(f"""INSERT INTO quarantine
-            SELECT {_q(table)}, {_q(source)}, _line, _final_reason, _final_detail, {raw_json}
-            FROM _hi_fin WHERE _final_reason IS NOT NULL
-            UNION ALL
-            SELECT {_q(table)}, {_q(source)}, _line, 'malformed_line',
-                   message || ' Fix the quoting or the number of commas on this line.',
-                   json_object('line', csv_line)
-            FROM _hi_rejects
-            ORDER BY 3""")
-        raw.execute("COMMIT")
-    except BaseException:
-        raw.execute("ROLLBACK")
-        raise
+        raw.execute("BEGIN TRANSACTION")
+        try:
+            _write(raw, table, source, header, cols)
+            raw.execute("COMMIT")
+        except BaseException:
+            raw.execute("ROLLBACK")
+            raise
     finally:
+        raw.execute("SET preserve_insertion_order = true")
         for t in ("_hi_stg", "_hi_chk", "_hi_dups", "_hi_fin", "_hi_rejects", "_hi_reject_errors",
                   "_hi_reject_scans"):
             raw.execute(f"DROP TABLE IF EXISTS {t}")
     return counts
 
 
+def _write(raw, table: str, source: str, header: list[str], cols: list[str]) -> None:
+    """Insert the valid rows and replace the source's quarantine rows (inside a transaction)."""
+    raw.execute(f"""INSERT INTO {table} ({', '.join(cols)})
+        SELECT {', '.join(f'out_{c}' for c in cols)} FROM _hi_fin
+        WHERE _final_reason IS NULL AND NOT _key_hit ORDER BY _line""")
+    raw_json = "json_object(" + ", ".join(f"{_q(h)}, f{i}" for i, h in enumerate(header)) + ")"
+    raw.execute("DELETE FROM quarantine WHERE target_table = ? AND source_file = ?", [table, source])
+    raw.execute(f"""INSERT INTO quarantine
+        SELECT {_q(table)}, {_q(source)}, _line, _final_reason, _final_detail, {raw_json}
+        FROM _hi_fin WHERE _final_reason IS NOT NULL
+        UNION ALL
+        SELECT {_q(table)}, {_q(source)}, _line, 'malformed_line',
+               message || ' Fix the quoting or the number of commas on this line.',
+               json_object('line', csv_line)
+        FROM _hi_rejects
+        ORDER BY 3""")
 
 
 def stage_select(raw, select_sql: str, header: list[str]) -> int:

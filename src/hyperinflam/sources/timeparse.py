@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
+import duckdb
+
 #: ISO 8601 date and time with an optional offset, as accepted in the CSV layout.
 ISO_TIME_PATTERN = (r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?"
                     r" ?(Z|z|[+-]\d{2}(:?\d{2})?)?")
@@ -76,4 +78,11 @@ def site_time_zone(raw, tz: str):
     try:
         yield
     finally:
-        raw.execute("SET TimeZone = 'UTC'")
+        try:
+            raw.execute("SET TimeZone = 'UTC'")
+        except duckdb.Error:  # an aborted transaction: roll it back, then restore
+            try:
+                raw.execute("ROLLBACK")
+            except duckdb.Error:
+                pass
+            raw.execute("SET TimeZone = 'UTC'")
