@@ -1,7 +1,7 @@
 """Scaling benchmark: screening N synthetic stays on DuckDB and on Spark (issue 6; docs/scale.md).
 
 Not a test (no timing assertions anywhere). For each size the data are generated once into
-``--workdir`` (synthetic CSV -> DuckDB file -> Parquet export; not timed), then the screen (every
+``--workdir`` (``hyperinflam.synth_db`` -> DuckDB file -> Parquet export; not timed), then the screen (every
 criterion that builds, the default 24-h grid) runs in a fresh child process that writes its
 result to Parquet on the engine (only results leave the engine). Measured: wall time of the child
 (including engine start-up), evaluation rows and measurement rows per second, and peak memory
@@ -10,7 +10,7 @@ result to Parquet on the engine (only results leave the engine). Measured: wall 
     python benchmarks/bench_scale.py --stays 10000 --engine duckdb
     python benchmarks/bench_scale.py --stays 100000 --engine duckdb --memory-limit 8GB
     python benchmarks/bench_scale.py --stays 10000 --engine spark --spark-master 'local[2]'
-    python benchmarks/bench_scale.py --report          # table, fitted exponent, plot
+    python benchmarks/bench_scale.py --report --figures docs/performance-data
 
 Results are appended to ``<workdir>/scale-results.jsonl``; ``--report`` prints the table for
 docs/performance.md, fits log(time) = a + b log(stays) with scipy (b = the scaling exponent) and
@@ -34,11 +34,11 @@ DEFAULT_WORKDIR = Path(os.environ.get("HYPERINFLAM_BENCH_DIR", "/tmp/hyperinflam
 # Data (not timed)
 # ---------------------------------------------------------------------------------------------
 def prepare(workdir: Path, stays: int, seed: int) -> Path:
-    """CSV -> DuckDB -> Parquet for ``stays`` synthetic stays; returns the Parquet folder."""
+    """Synthetic cohort -> DuckDB file (``hyperinflam.synth_db``, chunk by chunk) -> Parquet for
+    ``stays`` synthetic stays; returns the Parquet folder. Not timed."""
     from hyperinflam.engine import connect
-    from hyperinflam.sources.csv import load_csv_folder
     from hyperinflam.sources.parquet import export_parquet, is_parquet_folder
-    from hyperinflam.synth import synthesize
+    from hyperinflam.synth_db import synthesize_to_db
 
     base = workdir / f"stays-{stays}"
     parquet = base / "parquet"
@@ -46,15 +46,14 @@ def prepare(workdir: Path, stays: int, seed: int) -> Path:
         return parquet
     base.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    synthesize(base / "csv", stays, seed)
     db = base / "site.duckdb"
-    db.unlink(missing_ok=True)
+    synthesize_to_db(db, stays, seed, overwrite=True, tmp_dir=base,
+                     progress=lambda done, n: print(f"  prepared {done:,}/{n:,} stays",
+                                                    file=sys.stderr, flush=True))
     con = connect(db)
-    load_csv_folder(con, base / "csv")
     export_parquet(con, parquet, overwrite=True)
     con.disconnect()
-    for f in (base / "csv").glob("*.csv"):
-        f.unlink()
+    db.unlink()
     print(f"prepared {stays} stays in {time.perf_counter() - started:.0f} s -> {parquet}",
           file=sys.stderr)
     return parquet
@@ -146,6 +145,7 @@ def measure(args) -> dict:
     if args.memory_limit:
         env["HYPERINFLAM_MEMORY_LIMIT"] = args.memory_limit
     env["HYPERINFLAM_TEMP_DIRECTORY"] = str(args.workdir / "duckdb-spill")
+    load_before = os.getloadavg()
     started = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - started
@@ -159,15 +159,21 @@ def measure(args) -> dict:
         "evaluation_rows_per_second": round(child["evaluation_rows"] / wall, 1),
         "measurement_rows_per_second": round(child["measurement_rows"] / wall, 1),
         "memory_limit": args.memory_limit or os.environ.get("HYPERINFLAM_MEMORY_LIMIT", "4GB"),
-        "cpus": os.cpu_count(), **child,
+        "cpus": os.cpu_count(), "load_average_before": [round(x, 2) for x in load_before],
+        **child,
     }
     with open(args.workdir / "scale-results.jsonl", "a", encoding="utf-8") as handle:
         handle.write(json.dumps(result) + "\n")
     return result
 
 
-def report(workdir: Path) -> None:
-    """The table for docs/performance.md, the fitted exponent per engine and the plot."""
+def report(workdir: Path, figures: Path | None = None) -> None:
+    """The table for docs/performance.md, the fitted exponent per engine and the plot.
+
+    ``figures``: folder for ``scale.svg`` and ``scale.csv`` (the measured figures; default the
+    workdir; the repository keeps them in docs/performance-data/)."""
+    figures = figures or workdir
+    figures.mkdir(parents=True, exist_ok=True)
     import numpy as np
     from scipy import stats
 
@@ -179,6 +185,17 @@ def report(workdir: Path) -> None:
     print("| engine | stays | measurement rows | evaluation rows | wall time (s) | "
           "measurement rows/s | peak memory (MiB) |")
     print("|---|---:|---:|---:|---:|---:|---:|")
+    import csv
+
+    with open(figures / "scale.csv", "w", newline="", encoding="utf-8") as handle:
+        w = csv.writer(handle)
+        w.writerow(["engine", "stays", "measurement_rows", "evaluation_rows", "wall_seconds",
+                    "measurement_rows_per_second", "peak_mib", "load_average_1min_before"])
+        for (engine, stays), r in sorted(latest.items()):
+            w.writerow([engine if engine == "duckdb" else f"spark {r.get('spark_master') or ''}".strip(),
+                        stays, r["measurement_rows"], r["evaluation_rows"], r["wall_seconds"],
+                        round(r["measurement_rows_per_second"]), round(r["peak_mib"]),
+                        (r.get("load_average_before") or [""])[0]])
     for (engine, stays), r in sorted(latest.items()):
         label = engine if engine == "duckdb" else f"spark {r.get('spark_master') or ''}".strip()
         print(f"| {label} | {stays:,} | {r['measurement_rows']:,} | {r['evaluation_rows']:,} | "
@@ -198,7 +215,11 @@ def report(workdir: Path) -> None:
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for engine in sorted({e for e, _ in latest}):
         pts = sorted((s, r["wall_seconds"]) for (e, s), r in latest.items() if e == engine)
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=engine)
+        label = engine
+        if len(pts) >= 2:
+            slope = stats.linregress(np.log([p[0] for p in pts]), np.log([p[1] for p in pts])).slope
+            label = f"{engine} (time ~ stays^{slope:.2f})"
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("synthetic PICU stays")
@@ -206,8 +227,8 @@ def report(workdir: Path) -> None:
     ax.legend()
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(workdir / "scale.svg")
-    print(f"plot: {workdir / 'scale.svg'}")
+    fig.savefig(figures / "scale.svg", metadata={"Date": None})
+    print(f"plot: {figures / 'scale.svg'}; figures: {figures / 'scale.csv'}")
 
 
 def main() -> None:
@@ -220,6 +241,9 @@ def main() -> None:
     parser.add_argument("--memory-limit", default=None, help="DuckDB memory limit, e.g. 8GB")
     parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
     parser.add_argument("--report", action="store_true")
+    parser.add_argument("--figures", type=Path, default=None,
+                        help="with --report: folder for scale.svg and scale.csv "
+                             "(e.g. docs/performance-data)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--parquet", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -230,7 +254,7 @@ def main() -> None:
         return
     args.workdir.mkdir(parents=True, exist_ok=True)
     if args.report:
-        report(args.workdir)
+        report(args.workdir, args.figures)
         return
     print(json.dumps(measure(args), indent=2))
 
