@@ -266,7 +266,7 @@ def load_fhir(con, path, *, vocabulary: Vocabulary | None = None, codes: Path | 
             f"{k} {v:,}" for k, v in sorted(staging.ignored.items())) + ".")
     order = ["person", "stay", "measurement", "drug_administration", "organ_support", "condition",
              "event"]
-    report.tables.sort(key=lambda t: order.index(t.table))
+    report.tables.sort(key=lambda t: order.index(t.table) if t.table in order else len(order))
     return report
 
 
@@ -454,11 +454,12 @@ def _malformed(loader: _Loader, staging: Staging) -> None:
         raw.execute("INSERT INTO quarantine VALUES (?, ?, ?, 'malformed_line', ?, NULL)",
                     [target, file, line, f"{Path(file).name} line {line}: {message}. Fix or "
                      f"remove the line; the rest of the file was loaded."])
-        counts = next((t for t in loader.report.tables if t.table == table), None)
-        if counts is None:
-            unknown += 1
-            loader.report.notes.append(f"{file}:{line}: {message}; skipped (quarantine table).")
-            continue
+        counts = next((t for t in loader.report.tables if t.table == target), None)
+        if counts is None:  # a file that is not JSON at all: counted on a row of its own
+            unknown += table is None
+            counts = TableLoadCounts(table=target, source=file)
+            loader.report.tables.append(counts)
+            loader.report.notes.append(f"{file}:{line}: {message}; quarantined, no table.")
         counts.read += 1
         counts.quarantined += 1
         counts.reasons["malformed_line"] = counts.reasons.get("malformed_line", 0) + 1
