@@ -509,9 +509,14 @@ def _final_sql(table: str, target_empty: bool) -> str:
     else:
         key_on = " AND ".join(f"ek.{c} IS NOT DISTINCT FROM c.out_{c}" for c in key)
         row_on = " AND ".join(f"er.{c} IS NOT DISTINCT FROM c.out_{c}" for c in cols)
-        existing = (f" LEFT JOIN (SELECT DISTINCT {', '.join(key)}, true AS _hit FROM {table}) ek "
+        # Only the rows of the target whose key arrives again are compared: a reload costs the
+        # size of the new file, not of the whole table.
+        incoming = " AND ".join(f"t.{c} IS NOT DISTINCT FROM i.out_{c}" for c in key)
+        present = (f"(SELECT t.* FROM {table} t SEMI JOIN (SELECT DISTINCT "
+                   f"{', '.join(f'out_{c}' for c in key)} FROM _hi_chk) i ON {incoming})")
+        existing = (f" LEFT JOIN (SELECT DISTINCT {', '.join(key)}, true AS _hit FROM {present}) ek "
                     f"ON {key_on}"
-                    f" LEFT JOIN (SELECT DISTINCT {', '.join(cols)}, true AS _hit FROM {table}) er "
+                    f" LEFT JOIN (SELECT DISTINCT {', '.join(cols)}, true AS _hit FROM {present}) er "
                     f"ON {row_on}")
         key_hit, row_hit = "coalesce(ek._hit, false)", "coalesce(er._hit, false)"
     return f"""
