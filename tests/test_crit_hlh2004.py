@@ -3,63 +3,34 @@ just above in native units, unit invariance, and missing inputs -> unknown / ind
 
 from __future__ import annotations
 
-import ibis
 import pandas as pd
 import pytest
 
+import widetable
 from hyperinflam import vocabulary
+from widetable import CaseBook
 from hyperinflam.criteria import hlh2004 as MODULE
 
 VOCAB = vocabulary.load()
-AGE_6_YEARS_DAYS = 6 * 365.25
 
 
-def wide(rows: dict[str, dict], module=MODULE) -> ibis.Table:
-    """A wide table as the screen builds it: base columns + one column per FeatureSpec, one row
-    per case (stay_id = case key)."""
-    schema = {
-        "person_id": "string", "stay_id": "string", "eval_time": "timestamp",
-        "admit_time": "timestamp", "discharge_time": "timestamp", "birth_date": "date",
-        "sex": "string", "weight_kg": "float64", "age_days": "float64", "age_months": "float64",
-        "age_months_at_admit": "float64", "hours_since_admit": "float64",
-    }
-    for spec in module.INPUTS:
-        schema[spec.column] = {"count": "int64", "any": "boolean"}.get(spec.agg, "float64")
-    base = {"person_id": "p", "eval_time": pd.Timestamp("2024-03-02 12:00"),
-            "admit_time": pd.Timestamp("2024-03-01 12:00"), "discharge_time": None,
-            "birth_date": pd.Timestamp("2018-03-01").date(), "sex": "female", "weight_kg": 20.0,
-            "age_days": AGE_6_YEARS_DAYS, "age_months": AGE_6_YEARS_DAYS / 30.4375,
-            "age_months_at_admit": AGE_6_YEARS_DAYS / 30.4375, "hours_since_admit": 24.0}
-    records = []
-    for key, row in rows.items():
-        unknown = set(row) - set(schema)
-        assert not unknown, f"not an input column: {unknown}"
-        records.append({**base, **{c: None for c in schema if c not in base}, **row,
-                        "stay_id": key})
-    return ibis.memtable(pd.DataFrame(records, columns=list(schema)), schema=schema)
+BOOK = CaseBook(MODULE)
+CASES = BOOK.cases
+case = BOOK.case
 
 
-def evaluate(rows: dict[str, dict], module=MODULE) -> pd.DataFrame:
-    """Evaluate the criterion on every case at once; result indexed by case key."""
-    t = wide(rows, module)
-    out = ibis.duckdb.connect().execute(t.mutate(**module.evaluate(t)))
-    return out.set_index("stay_id", drop=False)
+def wide(rows: dict[str, dict], module=MODULE):
+    return widetable.wide(rows, module)
 
 
-CASES: dict[str, dict] = {}
-
-
-def case(**columns) -> str:
-    """Register one wide-table row (input columns by name) for the module-wide evaluation."""
-    key = f"case{len(CASES):04d}"
-    CASES[key] = columns
-    return key
+def evaluate(rows: dict[str, dict], module=MODULE):
+    return widetable.evaluate(rows, module)
 
 
 @pytest.fixture(scope="module")
-def results() -> pd.DataFrame:
+def results():
     """All registered cases evaluated in one query (keeps the tests fast)."""
-    return evaluate(CASES)
+    return BOOK.evaluate()
 
 hlh = MODULE
 C = {name: spec.column for name, spec in {

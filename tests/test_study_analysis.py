@@ -15,7 +15,7 @@ import pytest
 from scipy import stats
 
 from hyperinflam.engine import connect_memory
-from hyperinflam.study.definition import load_study, parse_study
+from hyperinflam.study.definition import parse_study
 from hyperinflam.study.results import OBSERVATIONS_COLUMNS, RESULTS_COLUMNS
 from hyperinflam.study.run import run_study
 

@@ -547,9 +547,7 @@ def screen_command(
 ):
     """Screen every PICU stay (see SCREEN_HELP)."""
     import ibis
-    from rich.table import Table
 
-    from hyperinflam.engine import connect
     from hyperinflam.features import FeatureError
     from hyperinflam.screen import ScreenError, screen, stays_meeting_any
 

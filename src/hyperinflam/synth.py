@@ -860,7 +860,7 @@ class _Block:
         return s, np.minimum(t, self.los[s] - 0.2), kind
 
     def _labs(self):
-        rng, n, g = self.rng, self.n, self.group
+        rng, g = self.rng, self.group
         s, t, kind = self._lab_events()
         e = len(s)
         ge = g[s]

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Callable
 
 from hyperinflam.sources import LoadReport, SourceError
-from hyperinflam.sources.ingest import (LAYOUT, TableLayout, _q, ingest, register_vocabulary)
+from hyperinflam.sources.ingest import (LAYOUT, TableLayout, _q, ingest, open_load,
+                                         register_vocabulary)
 from hyperinflam.sources.quarantine import TableLoadCounts
-from hyperinflam.sources.timeparse import check_time_zone
 from hyperinflam.vocabulary import Vocabulary
 
 __all__ = ["CSV_LAYOUT", "CsvFile", "load_csv_folder", "render_load_report"]
@@ -130,12 +130,7 @@ def load_csv_folder(con, folder, *, vocabulary: Vocabulary | None = None, tz: st
     if missing:
         raise SourceError(f"{folder}: missing {' and '.join(missing)}; a CSV folder needs person.csv "
                           f"and stay.csv (see docs/csv-layout.md).")
-    vocab = vocabulary if vocabulary is not None else Vocabulary()
-    raw = con.con
-    try:
-        check_time_zone(raw, tz)
-    except ValueError as exc:
-        raise SourceError(str(exc)) from None
+    raw, vocab = open_load(con, vocabulary, tz)
     register_vocabulary(raw, vocab)
     report = LoadReport(source=str(folder.resolve()))
     progress_bar = raw.execute("SELECT current_setting('enable_progress_bar')").fetchone()[0]

@@ -449,7 +449,7 @@ class _Writer:
         w, r, d = (int(self.local[k]["concept_id"]) for k in ("stay_weight", "stay_reason",
                                                               "dosing_weight"))
         inf, death = (int(self.events[k]["concept_id"]) for k in ("infection", "death"))
-        kg = f"(SELECT concept_id FROM _x_unit WHERE ucum = 'kg')"
+        kg = "(SELECT concept_id FROM _x_unit WHERE ucum = 'kg')"
         parts = [
             f"""SELECT s.omop_person_id AS person_id, {w} AS observation_concept_id,
                    x.admit_time AS t, x.weight_kg AS value_as_number,

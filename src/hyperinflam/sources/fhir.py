@@ -30,9 +30,8 @@ import pandas as pd
 
 from hyperinflam.sources import LoadReport, SourceError
 from hyperinflam.sources.fhir_parse import EVENT_SYSTEM, Staging  # noqa: F401
-from hyperinflam.sources.ingest import fold_unit_sql, load_staged, register_vocabulary
+from hyperinflam.sources.ingest import fold_unit_sql, load_staged, open_load, register_vocabulary
 from hyperinflam.sources.quarantine import TableLoadCounts
-from hyperinflam.sources.timeparse import check_time_zone
 from hyperinflam.vocabulary import Vocabulary
 
 __all__ = ["FhirSettings", "load_fhir", "read_codes"]
@@ -224,10 +223,8 @@ def load_fhir(con, path, *, vocabulary: Vocabulary | None = None, codes: Path | 
     without an offset. ``settings``: :class:`FhirSettings` (PICU rule and friends).
     """
     path = Path(path)
-    vocab = vocabulary if vocabulary is not None else Vocabulary()
+    raw, vocab = open_load(con, vocabulary, tz)
     settings = settings or FhirSettings()
-    raw = con.con
-    check_time_zone(raw, tz)
     code_map = read_codes(codes, vocab)
     ndjson, jsons = _files(path)
 

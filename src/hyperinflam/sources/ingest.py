@@ -26,19 +26,19 @@ Times: see :mod:`hyperinflam.sources.timeparse`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import pandas as pd
 
 from hyperinflam.schema import TABLES_BY_NAME
-from hyperinflam.sources import LoadReport, SourceError
+from hyperinflam.sources import SourceError
 from hyperinflam.sources.quarantine import TableLoadCounts
 from hyperinflam.sources.timeparse import (TIME_EXAMPLES, check_time_zone, date_sql,
                                            site_time_zone, time_sql)
 from hyperinflam.vocabulary import UNIT_FOLDS, Vocabulary
 
-__all__ = ["LAYOUT", "LAYOUT_BY_TABLE", "TableLayout", "ingest", "load_staged", "register_vocabulary"]
+__all__ = ["LAYOUT", "LAYOUT_BY_TABLE", "TableLayout", "ingest", "load_staged", "open_load",
+           "register_vocabulary"]
 
 #: Tolerance of the plausible-range check, relative to the bound, so that a value exactly on a
 #: bound after a conversion (113 degF = 45 Cel) is not rejected for a floating-point last digit.
@@ -625,6 +625,17 @@ def _write(raw, table: str, source: str, header: list[str], cols: list[str]) -> 
                json_object('line', csv_line)
         FROM _hi_rejects
         ORDER BY 3""")
+
+
+def open_load(con, vocabulary: Vocabulary | None, tz: str):
+    """The raw DuckDB connection and the vocabulary a reader loads with; an unknown site time
+    zone is a :class:`SourceError` (one clear message)."""
+    raw = con.con
+    try:
+        check_time_zone(raw, tz)
+    except ValueError as exc:
+        raise SourceError(str(exc)) from None
+    return raw, (vocabulary if vocabulary is not None else Vocabulary())
 
 
 def stage_select(raw, select_sql: str, header: list[str]) -> int:

@@ -56,8 +56,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from hyperinflam.sources import LoadReport, SourceError
-from hyperinflam.sources.ingest import _q, load_staged
-from hyperinflam.sources.timeparse import check_time_zone
+from hyperinflam.sources.ingest import _q, load_staged, open_load
 from hyperinflam.vocabulary import Vocabulary
 
 __all__ = ["ADMINISTERED_STATUSES", "DAYS_PER_400_YEARS", "MedsCode", "MedsLoadReport",
@@ -326,7 +325,7 @@ def _build_stays(raw, picu_units: tuple[str, ...], all_icu: bool,
         f"(b.birth IS NOT NULL AND date_diff('year', b.birth, CAST(start_time AS DATE)) - "
         f"CASE WHEN strftime(CAST(start_time AS DATE), '%m%d') < strftime(b.birth, '%m%d') "
         f"THEN 1 ELSE 0 END <= {float(max_age_years)!r})")
-    raw.execute(f"""CREATE OR REPLACE TEMP TABLE _meds_birth AS
+    raw.execute("""CREATE OR REPLACE TEMP TABLE _meds_birth AS
         SELECT subject_id, min(CAST(time AS DATE)) AS birth, min(_line) AS birth_line
         FROM _meds_ev WHERE code = 'MEDS_BIRTH' GROUP BY subject_id""")
     raw.execute(f"""CREATE OR REPLACE TEMP TABLE _meds_icu AS
@@ -426,12 +425,7 @@ def load_meds(con, path, *, vocabulary: Vocabulary | None = None, codes: Iterabl
     missing MEDS column, a bad codes file or time zone.
     """
     path = Path(path)
-    vocab = vocabulary if vocabulary is not None else Vocabulary()
-    raw = con.con
-    try:
-        check_time_zone(raw, tz)
-    except ValueError as exc:
-        raise SourceError(str(exc)) from None
+    raw, vocab = open_load(con, vocabulary, tz)
     picu_units = tuple(p for p in picu_units if p.strip())
     code_map = read_meds_codes(vocab, codes)
     files = _parquet_files(path)

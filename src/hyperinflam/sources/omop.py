@@ -59,13 +59,12 @@ from __future__ import annotations
 
 import csv as _pycsv
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from hyperinflam.sources import LoadReport, SourceError
-from hyperinflam.sources.ingest import _q, load_staged, register_vocabulary
-from hyperinflam.sources.timeparse import check_time_zone
+from hyperinflam.sources.ingest import _q, load_staged, open_load, register_vocabulary
 from hyperinflam.vocabulary import Vocabulary
 
 __all__ = ["OmopOptions", "load_omop", "attach_omop", "read_codes", "CODE_COLUMNS",
@@ -395,12 +394,7 @@ def load_omop(con, source: str | Path, *, schema: str | None = None,
         raise SourceError(f"stay_fallback '{options.stay_fallback}': use inpatient_children or none.")
     if options.ids not in ("omop", "source_value"):
         raise SourceError(f"ids '{options.ids}': use omop or source_value.")
-    vocab = vocabulary if vocabulary is not None else Vocabulary()
-    raw = con.con
-    try:
-        check_time_zone(raw, tz)
-    except ValueError as exc:
-        raise SourceError(str(exc)) from None
+    raw, vocab = open_load(con, vocabulary, tz)
     code_rows = read_codes(codes)
     prefix, label = attach_omop(raw, source, schema)
     try:
@@ -765,7 +759,6 @@ class _Loader:
 
     def organ_support(self) -> None:
         s = self.src
-        parts = []
         for table, kind, concept, start_d, start_t, end_d, end_t, pk in (
                 ("procedure_occurrence", "ventilation_procedure", "procedure_concept_id",
                  "procedure_date", "procedure_datetime", "procedure_end_date",

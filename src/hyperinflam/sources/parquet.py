@@ -29,7 +29,6 @@ from pathlib import Path
 
 import ibis
 import ibis.expr.datatypes as dt
-import pyarrow as pa
 
 from hyperinflam import __version__
 from hyperinflam.schema import ALL_TABLES, CANONICAL_TABLES, Table

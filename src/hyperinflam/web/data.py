@@ -362,7 +362,7 @@ class Database:
 
     def _wait_live(self, bucket: tuple) -> Snapshot:
         with self._cache_lock:
-            live, current = self._live, self._live_bucket
+            live = self._live
             error = self._errors.pop(("live",) + bucket, None)
         if live is not None:
             return live
