@@ -9,32 +9,11 @@ own browser download cannot work offline. Set HYPERINFLAM_SKIP_BROWSER=1 to skip
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import pytest
 
+from conftest import require_chromium
 from test_report import make_results  # tests/ is on sys.path (rootdir import mode)
-
-CHROMIUM = Path("/usr/bin/chromium")
-# Flags for headless Chromium as root on a machine without network (stack notes; machine notes):
-# no sandbox (root), no GPU, and no background connections to Google services.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage"]
-
-
-
-def require_chromium(path: Path = CHROMIUM) -> None:
-    """Skip when HYPERINFLAM_SKIP_BROWSER=1; otherwise FAIL (never skip silently) when Debian's
-    Chromium is not installed."""
-    if os.environ.get("HYPERINFLAM_SKIP_BROWSER") == "1":
-        pytest.skip("HYPERINFLAM_SKIP_BROWSER=1 is set")
-    if not path.exists():
-        pytest.fail(f"{path} is missing: install Debian's chromium "
-                    "(apt-get update && apt-get install -y chromium), or set "
-                    "HYPERINFLAM_SKIP_BROWSER=1 to skip the browser tests", pytrace=False)
-
 
 def test_missing_chromium_fails_with_the_fix(tmp_path, monkeypatch):
     monkeypatch.delenv("HYPERINFLAM_SKIP_BROWSER", raising=False)
@@ -43,18 +22,6 @@ def test_missing_chromium_fails_with_the_fix(tmp_path, monkeypatch):
     monkeypatch.setenv("HYPERINFLAM_SKIP_BROWSER", "1")
     with pytest.raises(pytest.skip.Exception, match="HYPERINFLAM_SKIP_BROWSER=1"):
         require_chromium(tmp_path / "no-chromium")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    require_chromium()
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.mark.browser

@@ -11,7 +11,6 @@ import time
 
 import pytest
 
-from test_report_browser import CHROMIUM, CHROMIUM_ARGS, require_chromium  # noqa: E402
 from test_web_app import PASSWORD, PERSONS, STAYS, shared_app  # noqa: E402
 
 
@@ -34,18 +33,6 @@ def server():
     yield f"http://127.0.0.1:{port}", app
     srv.should_exit = True
     thread.join(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    require_chromium()
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def _sign_in(page, base, user):
