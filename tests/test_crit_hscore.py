@@ -8,7 +8,6 @@ import ibis
 import pandas as pd
 import pytest
 
-import widetable
 from hyperinflam import vocabulary
 from widetable import CaseBook
 from hyperinflam.criteria import hscore as MODULE
@@ -17,21 +16,11 @@ VOCAB = vocabulary.load()
 
 
 BOOK = CaseBook(MODULE)
-CASES = BOOK.cases
-case = BOOK.case
-
-
-def wide(rows: dict[str, dict], module=MODULE):
-    return widetable.wide(rows, module)
-
-
-def evaluate(rows: dict[str, dict], module=MODULE):
-    return widetable.evaluate(rows, module)
+CASES, case, wide = BOOK.cases, BOOK.case, BOOK.wide
 
 
 @pytest.fixture(scope="module")
 def results():
-    """All registered cases evaluated in one query (keeps the tests fast)."""
     return BOOK.evaluate()
 
 hs = MODULE

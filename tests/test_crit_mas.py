@@ -9,7 +9,6 @@ import types
 import pandas as pd
 import pytest
 
-import widetable
 from hyperinflam import vocabulary
 from widetable import CaseBook
 from hyperinflam.criteria import mas2016 as mas
@@ -24,21 +23,11 @@ MODULE = types.SimpleNamespace(
 
 
 BOOK = CaseBook(MODULE)
-CASES = BOOK.cases
-case = BOOK.case
-
-
-def wide(rows: dict[str, dict], module=MODULE):
-    return widetable.wide(rows, module)
-
-
-def evaluate(rows: dict[str, dict], module=MODULE):
-    return widetable.evaluate(rows, module)
+CASES, case, wide = BOOK.cases, BOOK.case, BOOK.wide
 
 
 @pytest.fixture(scope="module")
 def results():
-    """All registered cases evaluated in one query (keeps the tests fast)."""
     return BOOK.evaluate()
 
 C = {name: spec.column for name, spec in {

@@ -45,26 +45,11 @@ SPARK_TEST_CONF = {"spark.sql.shuffle.partitions": "2", "spark.driver.memory": "
                    "spark.sql.adaptive.enabled": "false"}
 
 
-def _screen_criteria(con) -> list[str]:
-    """Criteria whose screen builds on the reference database (a criterion still being written
-    is left out and reported, not allowed to hide the others)."""
-    from hyperinflam.criteria import discover
-    from hyperinflam.screen import screen
-
-    names = []
-    for name in discover():
-        try:
-            screen(con, criteria=[name])
-        except Exception as exc:  # noqa: BLE001 - reported below
-            print(f"criterion {name} left out of the engine suite: {exc}")
-        else:
-            names.append(name)
-    return names
-
-
 @pytest.fixture(scope="session")
 def cohort(tmp_path_factory):
     """The synthetic cohort, its DuckDB reference results and its Parquet export."""
+    from hyperinflam.criteria import discover
+    from hyperinflam.screen import screen_frame
     from hyperinflam.sources.csv import load_csv_folder
     from hyperinflam.study.run import run_study
     from hyperinflam.synth import synthesize
@@ -75,15 +60,8 @@ def cohort(tmp_path_factory):
     report = load_csv_folder(con, root / "csv")
     assert report.reconciles
     reference_tables = {t.name: con.table(t.name).to_pandas() for t in ALL_TABLES}
-    criteria, screen_reference = [], None
-    try:
-        from hyperinflam.screen import screen_frame
-    except ImportError:
-        screen_frame = None
-    if screen_frame is not None:
-        criteria = _screen_criteria(con)
-        if criteria:
-            screen_reference = screen_frame(con, criteria=criteria)
+    criteria = list(discover())  # every criterion: one that does not build fails the suite
+    screen_reference = screen_frame(con, criteria=criteria)
     study_reference = run_study(con, "rajasekaran2014")
     manifest = export_parquet(con, root / "parquet")
     con.disconnect()
@@ -176,8 +154,6 @@ def test_timestamps_are_naive_utc(engine, cohort):
 
 def test_screen_is_identical(engine, cohort):
     """The same per-stay x evaluation-time criteria and features as the DuckDB reference."""
-    if cohort.screen is None:
-        pytest.skip("hyperinflam.screen is not importable or no criterion builds yet")
     from hyperinflam.screen import screen_frame
 
     actual = screen_frame(engine, criteria=cohort.criteria)

@@ -275,20 +275,13 @@ def test_meds_reader_survives_corruption(meds_slice, ops):
         assert report.events_staged + sum(report.events_out_of_scope.values()) == table.num_rows
 
 
-def _fhir_loader():
-    try:
-        from hyperinflam.sources.fhir import load_fhir
-    except ImportError:  # the FHIR reader is optional in this test until it exists
-        return None
-    return load_fhir
 
 
 @settings(FUZZ, max_examples=8)
 @given(file_index=st.integers(0, 100), ops=TEXT_OPS)
 def test_fhir_reader_survives_corruption(file_index, ops):
-    load_fhir = _fhir_loader()
-    if load_fhir is None:
-        pytest.skip("hyperinflam.sources.fhir is not available")
+    from hyperinflam.sources.fhir import load_fhir
+
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "bundles"
         _corrupt_folder(FHIR_BUNDLES, folder, file_index, ops)

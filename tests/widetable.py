@@ -60,4 +60,8 @@ class CaseBook:
         return key
 
     def evaluate(self) -> pd.DataFrame:
+        """Every registered case, in one query."""
         return evaluate(self.cases, self.module)
+
+    def wide(self, rows: dict[str, dict]) -> ibis.Table:
+        return wide(rows, self.module)
