@@ -55,6 +55,31 @@ def _main(version: bool = typer.Option(False, "--version", help="Print the versi
 
 
 # --- load csv -------------------------------------------------------------------------------
+def _run_load(db, units, label: str, load) -> None:
+    """Open the database, run ``load(con, vocabulary, status)`` with the site's unit spellings,
+    and print the reconciliation; fixable errors become one message (exit 2)."""
+    import duckdb
+
+    from hyperinflam.engine import connect
+    from hyperinflam.sources import SourceError
+    from hyperinflam.sources.quarantine import render_load_report
+    from hyperinflam.vocabulary import Vocabulary, VocabularyError
+
+    try:
+        vocabulary = Vocabulary(units)
+        con = connect(db, memory_limit=LOAD_MEMORY_LIMIT)
+        with console.status(label, spinner="dots") as status:
+            report = load(con, vocabulary, status)
+    except (SourceError, VocabularyError) as exc:
+        fail(str(exc))
+    except duckdb.Error as exc:
+        fail(f"the database engine could not finish the load: {exc}. Nothing of the table being "
+             f"loaded was written; if memory ran out, raise HYPERINFLAM_LOAD_MEMORY_LIMIT "
+             f"(now {LOAD_MEMORY_LIMIT}).")
+    con.disconnect()
+    render_load_report(report, console)
+
+
 # (sources/csv.py)
 @load_app.command(
     "csv",
@@ -80,24 +105,11 @@ def load_csv_command(
                                          "(variable,unit,factor,offset,status,reference); its "
                                          "rows take precedence."),
 ) -> None:
-    from rich.progress import Progress
+    from hyperinflam.sources.csv import load_csv_folder
 
-    from hyperinflam.engine import connect
-    from hyperinflam.sources import SourceError
-    from hyperinflam.sources.csv import load_csv_folder, render_load_report
-    from hyperinflam.vocabulary import Vocabulary, VocabularyError
-
-    try:
-        vocabulary = Vocabulary(units)
-        con = connect(db, memory_limit=LOAD_MEMORY_LIMIT)
-        with Progress(console=console, transient=True) as bar:
-            task = bar.add_task("loading", total=None)
-            report = load_csv_folder(
-                con, folder, vocabulary=vocabulary, tz=tz,
-                progress=lambda table: bar.update(task, description=f"loading {table}"))
-    except (SourceError, VocabularyError) as exc:
-        fail(str(exc))
-    render_load_report(report, console)
+    _run_load(db, units, f"Loading {folder}...", lambda con, vocabulary, status: load_csv_folder(
+        con, folder, vocabulary=vocabulary, tz=tz,
+        progress=lambda table: status.update(f"Loading {folder}: {table}...")))
 
 
 # --- load omop ------------------------------------------------------------------------------
@@ -135,24 +147,13 @@ def load_omop_command(
                             "source_value (person_source_value, visit_detail_source_value)."),
     tz: str = typer.Option("UTC", "--tz", help="Time zone of the CDM's times (IANA name)."),
 ) -> None:
-    from hyperinflam.engine import connect
-    from hyperinflam.sources import SourceError
     from hyperinflam.sources.omop import OmopOptions, load_omop
-    from hyperinflam.sources.quarantine import render_load_report
-    from hyperinflam.vocabulary import Vocabulary, VocabularyError
 
     options = OmopOptions(picu_concept_ids=tuple(picu_concept or ()),
                           picu_care_site_ids=tuple(picu_care_site or ()),
                           stay_fallback=stay_fallback, ids=ids)
-    try:
-        vocabulary = Vocabulary(units)
-        con = connect(db, memory_limit=LOAD_MEMORY_LIMIT)
-        with console.status(f"Loading {source}...", spinner="dots"):
-            report = load_omop(con, source, schema=schema, vocabulary=vocabulary, codes=codes,
-                               tz=tz, options=options)
-    except (SourceError, VocabularyError) as exc:
-        fail(str(exc))
-    render_load_report(report, console)
+    _run_load(db, units, f"Loading {source}...", lambda con, vocabulary, status: load_omop(
+        con, source, schema=schema, vocabulary=vocabulary, codes=codes, tz=tz, options=options))
 
 
 # --- load fhir ------------------------------------------------------------------------------
@@ -190,25 +191,14 @@ def load_fhir_command(
     no_requests: bool = typer.Option(False, "--no-requests", help="Do not load MedicationRequest "
                                      "(orders) as drug administrations."),
 ) -> None:
-    from hyperinflam.engine import connect
-    from hyperinflam.sources import SourceError
     from hyperinflam.sources.fhir import FhirSettings, load_fhir
-    from hyperinflam.sources.quarantine import render_load_report
-    from hyperinflam.vocabulary import Vocabulary, VocabularyError
 
     base = FhirSettings()
     settings = FhirSettings(
         picu_location_types=tuple(picu_location_type or base.picu_location_types),
         picu_encounter_classes=tuple(picu_class or ()), read_requests=not no_requests)
-    try:
-        vocabulary = Vocabulary(units)
-        con = connect(db, memory_limit=LOAD_MEMORY_LIMIT)
-        with console.status("Loading FHIR...", spinner="dots"):
-            report = load_fhir(con, path, vocabulary=vocabulary, codes=codes, tz=tz,
-                               settings=settings)
-    except (SourceError, VocabularyError, ValueError) as exc:
-        fail(str(exc))
-    render_load_report(report, console)
+    _run_load(db, units, "Loading FHIR...", lambda con, vocabulary, status: load_fhir(
+        con, path, vocabulary=vocabulary, codes=codes, tz=tz, settings=settings))
 
 
 # --- load meds ------------------------------------------------------------------------------
@@ -249,25 +239,14 @@ def load_meds_command(
                                               "source is date-shifted into the future."),
     tz: str = typer.Option("UTC", "--tz", help="Time zone of the naive MEDS times (IANA name)."),
 ) -> None:
-    from hyperinflam.engine import connect
-    from hyperinflam.sources import SourceError
     from hyperinflam.sources.meds import PICU_UNIT_PATTERNS, load_meds
-    from hyperinflam.sources.quarantine import render_load_report
-    from hyperinflam.vocabulary import Vocabulary, VocabularyError
 
-    try:
-        vocabulary = Vocabulary(units)
-        con = connect(db, memory_limit=LOAD_MEMORY_LIMIT)
-        with console.status("Loading MEDS events...", spinner="dots") as status:
-            report = load_meds(
-                con, path, vocabulary=vocabulary, codes=codes or (),
-                picu_units=tuple(picu_unit) if picu_unit else PICU_UNIT_PATTERNS,
-                all_icu=all_icu, max_age_years=None if any_age else max_age,
-                shift_years=shift_years, tz=tz,
-                progress=lambda step: status.update(f"Loading MEDS events: {step}..."))
-    except (SourceError, VocabularyError) as exc:
-        fail(str(exc))
-    render_load_report(report, console)
+    _run_load(db, units, "Loading MEDS events...", lambda con, vocabulary, status: load_meds(
+        con, path, vocabulary=vocabulary, codes=codes or (),
+        picu_units=tuple(picu_unit) if picu_unit else PICU_UNIT_PATTERNS,
+        all_icu=all_icu, max_age_years=None if any_age else max_age,
+        shift_years=shift_years, tz=tz,
+        progress=lambda step: status.update(f"Loading MEDS events: {step}...")))
 
 # --- synth ----------------------------------------------------------------------------------
 # (synth.py)
