@@ -63,18 +63,24 @@ class TableLoadCounts(TableCounts):
 def render_load_report(report: LoadReport, console: Console) -> None:
     """Print the reconciliation of a load: per table read / loaded / already present /
     quarantined with a check mark when they add up, then the count per reason with an example."""
-    summary = Table(title=f"Load of {report.source}", title_justify="left")
-    for name, justify in (("table", "left"), ("file", "left"), ("read", "right"),
-                          ("loaded", "right"), ("already present", "right"),
-                          ("quarantined", "right"), ("reconciles", "center")):
-        summary.add_column(name, justify=justify)
+    summary = Table(title=f"Load of {report.source}", title_justify="left",
+                    caption="read = loaded + already present (a reload) + quarantined",
+                    caption_justify="left")
+    # The source column only when it says more than the table name (e.g. OMOP tables, files).
+    show_source = any(_file_name(t.source) != f"{t.table}.csv" for t in report.tables)
+    columns = [("table", "left")] + ([("source", "left")] if show_source else []) + [
+        ("read", "right"), ("loaded", "right"), ("already\npresent", "right"),
+        ("quaran-\ntined", "right"), ("adds\nup", "center")]
+    for name, justify in columns:
+        summary.add_column(name, justify=justify, no_wrap=name in ("table", "read", "loaded"))
     totals = [0, 0, 0, 0]
     for t in report.tables:
         totals = [a + b for a, b in zip(totals, (t.read, t.loaded, t.already_present, t.quarantined))]
-        summary.add_row(t.table, _file_name(t.source), f"{t.read:,}", f"{t.loaded:,}",
-                        f"{t.already_present:,}", f"{t.quarantined:,}",
+        summary.add_row(t.table, *([_file_name(t.source)] if show_source else []), f"{t.read:,}",
+                        f"{t.loaded:,}", f"{t.already_present:,}", f"{t.quarantined:,}",
                         "[green]\u2713[/]" if t.reconciles else "[bold red]\u2717[/]")
-    summary.add_row("[bold]total[/]", "", *(f"[bold]{n:,}[/]" for n in totals),
+    summary.add_row("[bold]total[/]", *([""] if show_source else []),
+                    *(f"[bold]{n:,}[/]" for n in totals),
                     "[green]\u2713[/]" if report.reconciles else "[bold red]\u2717[/]",
                     end_section=True)
     console.print(summary)
