@@ -378,6 +378,11 @@ def create_app(settings: WebSettings) -> FastAPI:
                 meets_any=bool(r.get("meets_any")), criteria_met=r.get("criteria_met") or "",
                 approaching_any=bool(r.get("approaching_any")),
                 approaching=r.get("approaching") or ""))
+        # Default order for rounds: children meeting a criterion first, then those approaching,
+        # then by HScore; ties by the label the user sees (a pseudonym for researchers, so the
+        # order never reveals the identifiers' order).
+        rows.sort(key=lambda row: (not row.meets_any, not row.approaching_any,
+                                   -(row.hscore_points or 0), row.patient))
         return rows
 
     # Views derived from a snapshot, cached per (snapshot, role, filter / stay): the census
