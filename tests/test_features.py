@@ -362,3 +362,83 @@ def test_first_hours_needs_a_whole_stay_measurement_spec(con):
     with pytest.raises(FeatureError, match="first_hours"):
         build_features(con, evaluation_grid(con), [FeatureSpec("heart_rate", "max", 24,
                                                                first_hours=24)])
+
+
+# --- window shapes of the fast path (issue 4 benchmark): same values as the plain definition ---
+def test_whole_stay_running_cells_at_irregular_times(con):
+    # Evaluation times +5, +20, +20 (duplicate), +44 and one before admission; the whole-stay
+    # window at t is [admission, t] (docs/time-model.md), built from cells (t_{k-1}, t_k].
+    import ibis
+
+    from hyperinflam.features import grid_at
+
+    insert(con, "measurement", [
+        meas("p1", -2, "temperature", 41.0),   # before admission: never in the stay window
+        meas("p1", 0, "temperature", 38.0),    # at admission: in every window
+        meas("p1", 5, "temperature", 36.0),    # exactly at t_1 = +5: in t_1's cell
+        meas("p1", 12, "temperature", 39.5),
+        meas("p1", 20, "temperature", 35.5),   # exactly at t_2 = +20
+        meas("p1", 30, "temperature", 40.0),
+    ])
+    times = ibis.memtable(pd.DataFrame({
+        "stay_id": ["s1"] * 5, "eval_time": [h(5), h(20), h(20), h(44), h(-3)]}))
+    specs = [FeatureSpec("temperature", "max", None), FeatureSpec("temperature", "min", None),
+             FeatureSpec("temperature", "count", None)]
+    f = frame(build_features(con, grid_at(con, times), specs))
+    got = {(r.eval_time, r.temperature_max_stay if r.temperature_count_stay else None,
+            r.temperature_min_stay if r.temperature_count_stay else None,
+            r.temperature_count_stay) for r in f.itertuples()}
+    assert got == {
+        (h(-3), None, None, 0),               # before admission: empty window
+        (h(5), 38.0, 36.0, 2),                 # [0, 5]: 38, 36
+        (h(20), 39.5, 35.5, 4),                # [0, 20]: 38, 36, 39.5, 35.5 (duplicate row: same)
+        (h(44), 40.0, 35.5, 5),
+    }
+    assert len(f) == 5
+    assert f.loc[f.eval_time == h(-3), "temperature_max_stay"].isna().all()
+
+
+def test_first_hours_window_at_irregular_times(con):
+    import ibis
+
+    from hyperinflam.features import grid_at
+
+    insert(con, "measurement", [
+        meas("p1", 0, "heart_rate", 100.0),
+        meas("p1", 6, "heart_rate", 160.0),     # exactly t = +6: inside [0, 6]
+        meas("p1", 24, "heart_rate", 150.0),    # exactly admission + 24 h: inside
+        meas("p1", 24.01, "heart_rate", 250.0),  # just after: never counted
+    ])
+    times = ibis.memtable(pd.DataFrame({"stay_id": ["s1"] * 4,
+                                        "eval_time": [h(3), h(6), h(23), h(49)]}))
+    specs = [FeatureSpec("heart_rate", "max", None, first_hours=24),
+             FeatureSpec("heart_rate", "min", None, first_hours=24),
+             FeatureSpec("heart_rate", "count", None, first_hours=24)]
+    f = frame(build_features(con, grid_at(con, times), specs)).set_index("eval_time")
+    assert list(f["heart_rate_max_first24h"]) == [100.0, 160.0, 160.0, 160.0]
+    assert list(f["heart_rate_count_first24h"]) == [1, 2, 2, 3]
+    assert list(f["heart_rate_min_first24h"]) == [100.0, 100.0, 100.0, 100.0]
+
+
+def test_short_and_long_look_backs_of_one_variable(con):
+    # fio2 asked for 6 h and 24 h: one join reaching 24 h back, the 6-h values filtered in it.
+    insert(con, "measurement", [
+        meas("p1", 24, "fio2", 0.9),     # exactly t - 24 h at t = +48: out of both
+        meas("p1", 30, "fio2", 0.8),     # in 24 h only
+        meas("p1", 42, "fio2", 0.5),     # exactly t - 6 h: out of the 6-h window
+        meas("p1", 42.5, "fio2", 0.4),   # in both
+        meas("p1", 48, "fio2", 0.3),     # exactly t: in both
+    ])
+    specs = [FeatureSpec("fio2", "max", 6), FeatureSpec("fio2", "min", 6),
+             FeatureSpec("fio2", "count", 6), FeatureSpec("fio2", "max", 24),
+             FeatureSpec("fio2", "count", 24), FeatureSpec("fio2", "min", 12)]
+    f = features_at(con, specs)
+    assert f.loc[h(48), "fio2_max_6h"] == 0.4
+    assert f.loc[h(48), "fio2_min_6h"] == 0.3
+    assert f.loc[h(48), "fio2_count_6h"] == 2
+    assert f.loc[h(48), "fio2_max_24h"] == 0.8
+    assert f.loc[h(48), "fio2_count_24h"] == 4
+    assert f.loc[h(48), "fio2_min_12h"] == 0.3
+    assert f.loc[h(24), "fio2_max_24h"] == 0.9
+    assert f.loc[h(24), "fio2_count_6h"] == 1     # (+18, +24]: the 0.9 at +24
+    assert f.loc[h(50), "fio2_count_6h"] == 1     # (+44, +50]: the 0.3 at +48 only

@@ -167,3 +167,26 @@ def test_screen_columns_lists_every_column():
     assert cols.loc["ferritin_max_72h", "criterion"] == "ferr"
     assert cols.loc["crpx_result", "kind"] == "criterion"
     assert cols.loc["age_months", "type"] == "float64"
+
+
+def test_staged_criterion_columns_equal_one_projection(con):
+    """Every real criterion: the dependency-staged projection gives the same frame (values,
+    types, column order) as one ``mutate``, from far less SQL (the outputs a criterion builds
+    from its other outputs are computed once)."""
+    from hyperinflam.features import build_features, evaluation_grid, unique_specs
+    from hyperinflam.screen import _criterion_columns, _staged_mutate, select_criteria
+
+    modules = select_criteria()
+    specs = unique_specs(s for m in modules for s in m.INPUTS)
+    wide = build_features(con, evaluation_grid(con, step_hours=12), specs)
+    taken, columns = set(wide.columns), {}
+    for module in modules:
+        columns.update(_criterion_columns(module, wide, taken))
+    plain = wide.mutate(**columns)
+    staged = _staged_mutate(wide, columns)
+    assert staged.columns == plain.columns
+    order = ["stay_id", "eval_time"]
+    pd.testing.assert_frame_equal(staged.to_pandas().sort_values(order).reset_index(drop=True),
+                                  plain.to_pandas().sort_values(order).reset_index(drop=True))
+    assert "stage_barrier" not in staged.columns
+    assert len(str(ibis.to_sql(staged))) < len(str(ibis.to_sql(plain)))

@@ -28,7 +28,9 @@ from platformdirs import user_data_dir
 from hyperinflam.schema import ALL_TABLES
 
 #: Memory DuckDB may use before it spills to disk (a named setting, overridable by environment).
-DEFAULT_MEMORY_LIMIT = os.environ.get("HYPERINFLAM_MEMORY_LIMIT", "4GB")
+#: The process peaks about 0.7 GB above it: screening 100,000 stays peaks at 3.7 GB with 3GB
+#: (docs/performance.md).
+DEFAULT_MEMORY_LIMIT = os.environ.get("HYPERINFLAM_MEMORY_LIMIT", "3GB")
 #: Memory DuckDB may use while loading (``hyperinflam load ...``): loads spill to disk rather than
 #: hold millions of staged rows in memory; measured in docs/performance.md (10,000 stays, 3.4 M
 #: measurement rows: 1.8 GB peak). Overridable by environment.

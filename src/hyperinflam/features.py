@@ -366,8 +366,9 @@ def _validate(specs: list[FeatureSpec], vocab) -> None:
 
 
 def _keys(grid: ir.Table) -> ir.Table:
+    """One row per (stay, evaluation time): the keys every part is grouped by and joined on."""
     return grid.select(g_person="person_id", g_stay="stay_id", g_time="eval_time",
-                       g_admit="admit_time")
+                       g_admit="admit_time").distinct()
 
 
 def _in_window(time: ir.TimestampValue, j: ir.Table, lookback_hours: float | None,
@@ -395,9 +396,10 @@ def _lower_bound(keys: ir.Table, specs: list[FeatureSpec], stay_start) -> ir.Tim
     return parts[0] if len(parts) == 1 else ibis.least(*parts)
 
 
-def _measurement_part(con, keys: ir.Table, specs: list[FeatureSpec]) -> ir.Table:
-    """One window join of the measurements to the grid, conditional aggregates per spec."""
-    variables = sorted({s.variable for s in specs})
+def _long_measurements(con, variables: Iterable[str]) -> ir.Table:
+    """Measurement rows of ``variables`` (vocabulary and derived): m_person, m_time, m_variable,
+    m_value (DOUBLE, canonical unit)."""
+    variables = sorted(set(variables))
     meas = con.table("measurement")
     vocab_vars = [v for v in variables if v not in _derived_variables()]
     long = meas.filter(meas.variable.isin(vocab_vars)).select(
@@ -409,8 +411,154 @@ def _measurement_part(con, keys: ir.Table, specs: list[FeatureSpec]) -> ir.Table
         extra = extra.filter(extra.variable.isin(derived_vars)).select(
             m_person="person_id", m_time=extra.time.cast(long.m_time.type()), m_variable="variable",
             m_value=extra.value.cast("float64"))
-        long = ibis.union(long, extra, distinct=False)
+        long = ibis.union(long, extra, distinct=False) if vocab_vars else extra
+    return long
 
+
+#: One window shape of measurement specs: ("lookback", reach hours), ("stay", None) or
+#: ("first", hours).
+WindowKey = tuple[str, float | None]
+
+#: Partial-aggregate column per spec aggregate.
+_PARTIAL = {"min": "v_min", "max": "v_max", "count": "v_n"}
+
+
+def _window_groups(specs: list[FeatureSpec]) -> dict[WindowKey, list[FeatureSpec]]:
+    """min / max / count measurement specs grouped by the join that serves them.
+
+    Bounded look-backs are grouped by the *reach* of their variable (the longest look-back any
+    spec asks of that variable): one join per reach, so a variable asked for 6 h and 24 h is read
+    and joined once and its 6-h values are a filter inside the 24-h join. Whole-stay and
+    first-hours windows have their own shapes.
+    """
+    reach: dict[str, float] = {}
+    for s in specs:
+        if s.lookback_hours is not None and s.first_hours is None:
+            reach[s.variable] = max(reach.get(s.variable, 0.0), s.lookback_hours)
+    groups: dict[WindowKey, list[FeatureSpec]] = {}
+    for s in specs:
+        if s.first_hours is not None:
+            key = ("first", s.first_hours)
+        elif s.lookback_hours is None:
+            key = ("stay", None)
+        else:
+            key = ("lookback", reach[s.variable])
+        groups.setdefault(key, []).append(s)
+    return groups
+
+
+def _partial_name(spec: FeatureSpec, reach: float | None) -> str:
+    base = _PARTIAL[spec.agg]
+    if reach is None or spec.lookback_hours == reach:
+        return base
+    return f"{base}_{spec.lookback_hours:g}h".replace(".", "_")
+
+
+def _partials(j: ir.Table, group: list[str], specs: list[FeatureSpec],
+              reach: float | None = None) -> ir.Table:
+    """First level: per ``group`` + variable, the min / max / count the specs need (plain
+    aggregates; look-backs shorter than the join's ``reach`` as a time filter)."""
+    aggs = {}
+    for s in specs:
+        name = _partial_name(s, reach)
+        if name in aggs:
+            continue
+        inside = None
+        if name != _PARTIAL[s.agg]:
+            inside = j.m_time > j.g_time - _hours_interval(s.lookback_hours)
+        if s.agg == "min":
+            aggs[name] = j.m_value.min(where=inside)
+        elif s.agg == "max":
+            aggs[name] = j.m_value.max(where=inside)
+        else:
+            aggs[name] = j.m_value.count(where=inside)
+    return j.group_by([*group, "m_variable"]).aggregate(**aggs)
+
+
+def _pivot(partials: ir.Table, specs: list[FeatureSpec], reach: float | None = None,
+           group: tuple[str, ...] = ("g_stay", "g_time")) -> ir.Table:
+    """Per-variable partials to one column per spec, per evaluation row (g_stay, g_time)."""
+    aggs = {}
+    for s in specs:
+        is_var = partials.m_variable == s.variable
+        col = partials[_partial_name(s, reach)]
+        if s.agg == "min":
+            aggs[s.column] = col.min(where=is_var)
+        elif s.agg == "max":
+            aggs[s.column] = col.max(where=is_var)
+        else:  # count
+            aggs[s.column] = col.sum(where=is_var)
+    return partials.group_by(list(group)).aggregate(**aggs)
+
+
+def _measurement_window_part(con, keys: ir.Table, specs: list[FeatureSpec],
+                             window: WindowKey) -> ir.Table:
+    """min / max / count specs of one window shape, one column per spec per (g_stay, g_time).
+
+    Two levels: the measurements joined to the evaluation times by a join bounded by that window
+    only are reduced to per-variable partials (plain aggregates), then pivoted to one column per
+    spec by conditional aggregates over the small partial table (evaluation rows x variables,
+    not measurement rows).
+    """
+    long = _long_measurements(con, (s.variable for s in specs))
+    kind, hours = window
+    if kind == "lookback":
+        return _lookback_part(long, keys, specs, hours)
+    return _running_part(long, keys, specs, first_hours=hours if kind == "first" else None)
+
+
+def _lookback_part(long: ir.Table, keys: ir.Table, specs: list[FeatureSpec],
+                   reach: float) -> ir.Table:
+    """Look-back windows (t - L, t] for L <= ``reach``: one range join on person bounded by
+    (t - reach, t], so a measurement meets only the few evaluation times whose window holds it."""
+    j = keys.join(long, [keys.g_person == long.m_person, long.m_time <= keys.g_time,
+                         long.m_time > keys.g_time - _hours_interval(reach)])
+    return _pivot(_partials(j, ["g_stay", "g_time"], specs, reach), specs, reach)
+
+
+def _running_part(long: ir.Table, keys: ir.Table, specs: list[FeatureSpec],
+                  first_hours: float | None = None) -> ir.Table:
+    """Windows from admission: [admit_time, t] (whole stay) or, with ``first_hours`` H,
+    [admit_time, min(t, admit_time + H)], as running aggregates over the stay's evaluation times.
+
+    Each measurement joins only the one evaluation time that closes its cell: cell k of a stay is
+    (t_{k-1}, t_k] (the first cell [admit_time, t_1]), always from admit_time on (and up to
+    admit_time + H). Per cell, the per-spec min / max / count; then min / max / sum over the
+    cells up to t (a cumulative window ordered by evaluation time; ``keys`` has one row per stay
+    x evaluation time). Same values as a join of every measurement to every later evaluation
+    time, without multiplying the rows, and one join only (a table used twice in one query may
+    be materialised by the engine).
+    """
+    cells = keys.mutate(g_prev=keys.g_time.lag().over(group_by=keys.g_stay,
+                                                       order_by=keys.g_time))
+    # The join is bounded by [max(admit, t_{k-1}), t_k]; the filter then drops the values at
+    # exactly t_{k-1}, which belong to the previous cell.
+    cells = cells.mutate(
+        g_from=ibis.greatest(cells.g_admit, cells.g_prev.fill_null(cells.g_admit)))
+    bounds = [cells.g_person == long.m_person, long.m_time >= cells.g_from,
+              long.m_time <= cells.g_time]
+    if first_hours is not None:
+        bounds.append(long.m_time <= cells.g_admit + _hours_interval(first_hours))
+    j = cells.join(long, bounds)
+    j = j.filter(j.g_prev.isnull() | (j.m_time > j.g_prev))
+    per_cell = _pivot(_partials(j, ["g_stay", "g_time"], specs), specs).rename(
+        c_stay="g_stay", c_time="g_time")
+    every = keys.select("g_stay", "g_time")
+    every = every.left_join(per_cell, [every.g_stay == per_cell.c_stay,
+                                       every.g_time == per_cell.c_time])
+    upto = ibis.cumulative_window(group_by=every.g_stay, order_by=every.g_time)
+    running = {}
+    for s in specs:
+        col = every[s.column]
+        agg = col.min() if s.agg == "min" else col.max() if s.agg == "max" else col.sum()
+        running[s.column] = agg.over(upto)
+    return every.select("g_stay", "g_time", **running)
+
+
+def _ranked_measurement_part(con, keys: ir.Table, specs: list[FeatureSpec]) -> ir.Table:
+    """'first' / 'last' specs: one window join of the measurements to the grid, ``row_number``
+    ranks, conditional aggregates per spec."""
+    long = _long_measurements(con, (s.variable for s in specs))
     lower = _lower_bound(keys, specs, keys.g_admit)
     k = keys.mutate(g_lower=lower)
     j = k.join(long, [k.g_person == long.m_person, long.m_time <= k.g_time,
@@ -576,10 +724,13 @@ def build_features(con, grid: ir.Table, specs: Iterable[FeatureSpec], *,
                    vocabulary=None) -> ir.Table:
     """The wide feature table: ``grid`` plus one column per spec (named ``spec.column``).
 
-    Per source, the grid is joined once to the source table on person and time range and every
-    spec of that source is a conditional aggregate grouped by stay x eval_time (measurements: one
-    pass for the bounded look-backs and one for whole-stay windows). Semantics (see
-    ``docs/time-model.md``):
+    Per source, the grid is joined to the source table on person and time range and every spec
+    of that source is a conditional aggregate grouped by stay x eval_time. Measurements (min /
+    max / count) take the fast path of issue 4: one join per look-back *reach* bounded by that
+    window only, then per-variable partials pivoted to columns (:func:`_window_groups`); windows
+    from admission (whole stay, first hours) as running aggregates over per-cell partials, each
+    measurement joined to one evaluation time (:func:`_running_part`). first / last keep one
+    ``row_number`` join. Semantics (see ``docs/time-model.md``):
 
     * measurement: values with time in (t - lookback, t] (lookback None: [admit_time, t]);
       min/max/first/last DOUBLE in the canonical unit, NULL when there is none; count BIGINT
@@ -619,11 +770,15 @@ def build_features(con, grid: ir.Table, specs: Iterable[FeatureSpec], *,
 
     parts: list[ir.Table] = []
     meas = by_source.get("measurement", [])
-    bounded = [s for s in meas if s.lookback_hours is not None]
-    whole_stay = [s for s in meas if s.lookback_hours is None]
+    by_window = _window_groups([s for s in meas if s.agg in ("min", "max", "count")])
+    for window, group in by_window.items():
+        parts.append(_measurement_window_part(con, keys, group, window))
+    ranked = [s for s in meas if s.agg in ("first", "last")]
+    bounded = [s for s in ranked if s.lookback_hours is not None]
+    whole_stay = [s for s in ranked if s.lookback_hours is None]
     for group in (bounded, whole_stay):
         if group:
-            parts.append(_measurement_part(con, keys, group))
+            parts.append(_ranked_measurement_part(con, keys, group))
     if by_source.get("condition"):
         parts.append(_condition_part(con, keys, by_source["condition"]))
     if by_source.get("drug"):
