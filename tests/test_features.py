@@ -332,10 +332,6 @@ def test_invalid_specs_name_the_fix(con):
 
 
 def test_derived_variable_is_unioned(con):
-    from hyperinflam.features import _derived_variables
-
-    if "sf_ratio" not in _derived_variables():
-        pytest.skip("hyperinflam.derived does not define sf_ratio yet")
     insert(con, "measurement", [meas("p1", 20, "fio2", 0.5), meas("p1", 21, "spo2", 95.0)])
     f = features_at(con, [FeatureSpec("sf_ratio", "min", 6), FeatureSpec("spo2", "min", 6)])
     assert f.loc[h(24), "sf_ratio_min_6h"] == pytest.approx(95.0 / 0.5)  # §5.2: SpO2 <= 97 %
