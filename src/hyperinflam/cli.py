@@ -43,7 +43,8 @@ DB_HELP = ("DuckDB database file holding the canonical tables. Default: hyperinf
 
 def fail(message: str, code: int = 2) -> None:
     """Print a user-facing error (no traceback) and exit."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    # soft_wrap: no line breaks inserted into paths and commands the user may copy
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
