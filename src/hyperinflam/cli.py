@@ -570,16 +570,12 @@ def screen_command(
 
 #: Stays listed in the terminal after a screen (all of them are in the output file).
 SCREEN_ROWS_SHOWN = 25
-#: Short labels of the criteria in the terminal summary (display only).
-CRITERION_LABELS = {"hlh2004": "HLH-2004", "hscore": "HScore>=169", "mas2016": "MAS-2016",
-                    "ms_score": "MS", "hyperferritinemic_sepsis": "ferritin+infection",
-                    "phoenix": "Phoenix sepsis", "ipscc": "IPSCC MODS"}
-
 
 def _screen_table(shown, n_meeting: int, criteria):
     """The stays meeting a criterion, most criteria first: a rich table of fixed columns."""
     from rich.table import Table
 
+    from hyperinflam.criteria import label as criterion_label
     from hyperinflam.screen import SUMMARY_PEAKS, select_criteria
 
     names = [m.NAME for m in select_criteria(criteria) if getattr(m, "RESULT", None)]
@@ -597,7 +593,7 @@ def _screen_table(shown, n_meeting: int, criteria):
         met = [n for n in names if bool(row.get(f"{n}_met"))]
         hours = (row["first_met_time"] - row["admit_time"]).total_seconds() / 3600
         cells = [str(row["stay_id"]), f"{hours:.0f}",
-                 ", ".join(CRITERION_LABELS.get(n, n) for n in met)]
+                 ", ".join(criterion_label(n) for n in met)]
         cells += ["" if _is_missing(row[col]) else f"{row[col]:,.0f}" for _, col in peaks]
         table.add_row(*cells)
     return table

@@ -32,6 +32,8 @@ from hyperinflam.features import FeatureSpec
 
 NAME = "hlh2004"
 TITLE = "HLH-2004 diagnostic criteria (Henter 2007)"
+#: Short name of the criterion (of its RESULT where it has one) for tables and the census.
+LABEL = "HLH-2004"
 #: The column holding this criterion's overall tri-state result (met / not_met / unknown or
 #: indeterminate); the screen's "meets any criterion" reads it.
 RESULT = "hlh2004_result"

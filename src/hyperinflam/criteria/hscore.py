@@ -33,6 +33,8 @@ from hyperinflam.features import FeatureSpec
 
 NAME = "hscore"
 TITLE = "HScore (Fardet 2014; adult derivation, not validated in children)"
+#: Short name of the criterion (of its RESULT where it has one) for tables and the census.
+LABEL = "HScore >= 169"
 #: The column holding this criterion's overall tri-state result (met / not_met / unknown or
 #: indeterminate); the screen's "meets any criterion" reads it.
 RESULT = "hscore_ge_169"

@@ -36,6 +36,8 @@ from hyperinflam.features import FeatureSpec
 
 NAME = "hyperferritinemic_sepsis"
 TITLE = "Hyperferritinaemic sepsis and MAS-like features (HBD + DIC, MALS): phenotype flags"
+#: Short name of the criterion (of its RESULT where it has one) for tables and the census.
+LABEL = "Hyperferritinaemic sepsis"
 #: The column holding this criterion's overall tri-state result (met / not_met / unknown or
 #: indeterminate); the screen's "meets any criterion" reads it.
 RESULT = "hyperferritinemic_sepsis_result"

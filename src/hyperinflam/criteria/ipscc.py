@@ -55,6 +55,8 @@ from hyperinflam.features import FeatureSpec
 
 NAME = "ipscc"
 TITLE = "IPSCC 2005 SIRS, sepsis and organ dysfunction (Goldstein 2005)"
+#: Short name of the criterion (of its RESULT where it has one) for tables and the census.
+LABEL = "IPSCC MODS"
 #: The column holding this criterion's overall tri-state result (met / not_met / unknown or
 #: indeterminate); the screen's "meets any criterion" reads it.
 RESULT = "ipscc_mods"

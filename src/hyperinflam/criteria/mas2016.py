@@ -32,6 +32,8 @@ from hyperinflam.features import FeatureSpec
 
 NAME = "mas2016"
 TITLE = "MAS in systemic JIA, 2016 EULAR/ACR/PRINTO classification criteria (Ravelli 2016)"
+#: Short name of the criterion (of its RESULT where it has one) for tables and the census.
+LABEL = "MAS-2016"
 #: The column holding this criterion's overall tri-state result (met / not_met / unknown or
 #: indeterminate); the screen's "meets any criterion" reads it.
 RESULT = "mas2016_result"

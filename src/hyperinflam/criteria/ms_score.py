@@ -28,6 +28,8 @@ from hyperinflam.features import FeatureSpec
 
 NAME = "ms_score"
 TITLE = "MS score for MAS in systemic JIA (Minoia 2019)"
+#: Short name of the criterion (of its RESULT where it has one) for tables and the census.
+LABEL = "MS score"
 #: The column holding this criterion's overall tri-state result (met / not_met / unknown or
 #: indeterminate); the screen's "meets any criterion" reads it.
 RESULT = "ms_score_ge_cutoff"

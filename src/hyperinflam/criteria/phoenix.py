@@ -39,6 +39,8 @@ from hyperinflam.features import FeatureSpec
 
 NAME = "phoenix"
 TITLE = "Phoenix Sepsis Score (Schlapbach 2024, Sanchez-Pinto 2024)"
+#: Short name of the criterion (of its RESULT where it has one) for tables and the census.
+LABEL = "Phoenix sepsis"
 #: The column holding this criterion's overall tri-state result (met / not_met / unknown or
 #: indeterminate); the screen's "meets any criterion" reads it.
 RESULT = "phoenix_sepsis"

@@ -29,6 +29,8 @@ from hyperinflam.features import FeatureSpec
 
 NAME = "phoenix8"
 TITLE = "Phoenix-8 (Sanchez-Pinto 2024)"
+#: Short name of the criterion (of its RESULT where it has one) for tables and the census.
+LABEL = "Phoenix-8"
 REFERENCE = (
     "clinical reference §5.3-§5.4; Sanchez-Pinto LN et al. JAMA 2024;331(8):675-686; "
     "phoenix-sepsis 1.1.3"

@@ -48,6 +48,8 @@ from hyperinflam.features import FeatureSpec
 
 NAME = "prism3"
 TITLE = "PRISM III points (Pollack 1996)"
+#: Short name of the criterion (of its RESULT where it has one) for tables and the census.
+LABEL = "PRISM III"
 REFERENCE = (
     "clinical reference §7.1-§7.4, §12 rows 9-14, 29; Pollack MM, Patel KM, Ruttimann UE. "
     "Crit Care Med 1996;24(5):743-752; points cross-checked with Azamfirei R et al. "

@@ -39,6 +39,8 @@ from hyperinflam.features import FeatureSpec
 
 NAME = "psofa"
 TITLE = "pSOFA (Matics & Sanchez-Pinto 2017)"
+#: Short name of the criterion (of its RESULT where it has one) for tables and the census.
+LABEL = "pSOFA"
 REFERENCE = (
     "clinical reference §6; Matics TJ, Sanchez-Pinto LN. JAMA Pediatr 2017;171(10):e172352"
 )

@@ -37,6 +37,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from hyperinflam import anakinra
 from hyperinflam.approaching import missing_input_notes
+from hyperinflam.criteria import label as criterion_label
 from hyperinflam.vocabulary import load as load_vocabulary
 from hyperinflam.web import charts
 from hyperinflam.web.data import (BAR_DRUG_CLASSES, TIMELINE_VARIABLES, Database, records,
@@ -359,7 +360,7 @@ def create_app(settings: WebSettings) -> FastAPI:
             last, prev = _jsonable(r.get("ferritin_last")), _jsonable(r.get("ferritin_previous"))
             if last is not None and prev is not None:
                 trend = "up" if last > prev else "down" if last < prev else "flat"
-            others = {k.removesuffix("_result"): r[k] for k in r
+            others = {criterion_label(k.removesuffix("_result")): r[k] for k in r
                       if k.endswith("_result") and k not in shown and isinstance(r[k], str)}
             age = _jsonable(r.get("age_months"))
             rows.append(CensusRow(
@@ -375,7 +376,9 @@ def create_app(settings: WebSettings) -> FastAPI:
                     "ferritin_unit")},
                 other_results=others, ferritin_trend=trend,
                 anakinra_running=bool(r.get("anakinra_running")),
-                meets_any=bool(r.get("meets_any")), criteria_met=r.get("criteria_met") or "",
+                meets_any=bool(r.get("meets_any")),
+                criteria_met=", ".join(criterion_label(n) for n in (r.get("criteria_met") or "").split(",")
+                                       if n),
                 approaching_any=bool(r.get("approaching_any")),
                 approaching=r.get("approaching") or ""))
         # Default order for rounds: children meeting a criterion first, then those approaching,
