@@ -41,6 +41,15 @@ DB_HELP = ("DuckDB database file holding the canonical tables. Default: hyperinf
            "your user data directory.")
 
 
+# Options every reader shares (one definition, one help text).
+UNITS_OPTION = typer.Option(
+    None, "--units", help="Site unit spellings: a CSV laid out like vocabulary/units.csv "
+    "(variable,unit,factor,offset,status,reference); its rows take precedence.")
+SITE_TZ_OPTION = typer.Option(
+    "UTC", "--tz", help="Site time zone (IANA name, e.g. Europe/Amsterdam) of times written "
+    "without an offset. Stored times are UTC.")
+
+
 def fail(message: str, code: int = 2) -> None:
     """Print a user-facing error (no traceback) and exit."""
     # soft_wrap: no line breaks inserted into paths and commands the user may copy
@@ -99,12 +108,8 @@ def load_csv_command(
     folder: Path = typer.Argument(..., help="Folder with person.csv, stay.csv and optional tables.",
                                   show_default=False),
     db: Optional[Path] = typer.Option(None, "--db", help=DB_HELP),
-    tz: str = typer.Option("UTC", "--tz", help="Site time zone (IANA name, e.g. Europe/Amsterdam) "
-                           "for times written without an offset. Stored times are UTC."),
-    units: Optional[Path] = typer.Option(None, "--units", help="Site unit spellings: a CSV laid "
-                                         "out like vocabulary/units.csv "
-                                         "(variable,unit,factor,offset,status,reference); its "
-                                         "rows take precedence."),
+    tz: str = SITE_TZ_OPTION,
+    units: Optional[Path] = UNITS_OPTION,
 ) -> None:
     from hyperinflam.sources.csv import load_csv_folder
 
@@ -135,8 +140,7 @@ def load_omop_command(
     codes: Optional[Path] = typer.Option(None, "--codes", help="Site codes: a CSV laid out like "
                                          "vocabulary/codes_omop.csv (kind,target,vocabulary_id,"
                                          "concept_code,concept_id,reference); rows are added."),
-    units: Optional[Path] = typer.Option(None, "--units", help="Site unit spellings (layout of "
-                                         "vocabulary/units.csv)."),
+    units: Optional[Path] = UNITS_OPTION,
     picu_concept: Optional[list[int]] = typer.Option(None, "--picu-concept", help="Extra "
                                                      "visit_detail concept id marking a PICU stay "
                                                      "(repeatable)."),
@@ -146,7 +150,7 @@ def load_omop_command(
                                       "visit_detail exists: inpatient_children or none."),
     ids: str = typer.Option("omop", "--ids", help="Identifiers: omop (person_id, visit ids) or "
                             "source_value (person_source_value, visit_detail_source_value)."),
-    tz: str = typer.Option("UTC", "--tz", help="Time zone of the CDM's times (IANA name)."),
+    tz: str = SITE_TZ_OPTION,
 ) -> None:
     from hyperinflam.sources.omop import OmopOptions, load_omop
 
@@ -175,10 +179,8 @@ def load_fhir_command(
     path: Path = typer.Argument(..., help="Bundle/resource JSON file, folder, or NDJSON folder.",
                                 show_default=False),
     db: Optional[Path] = typer.Option(None, "--db", help=DB_HELP),
-    tz: str = typer.Option("UTC", "--tz", help="Site time zone (IANA name) for times written "
-                           "without an offset. Stored times are UTC."),
-    units: Optional[Path] = typer.Option(None, "--units", help="Site unit spellings (layout of "
-                                         "vocabulary/units.csv)."),
+    tz: str = SITE_TZ_OPTION,
+    units: Optional[Path] = UNITS_OPTION,
     codes: Optional[Path] = typer.Option(None, "--codes", help="Site codes: a CSV laid out like "
                                          "vocabulary/codes_loinc.csv (system,code,kind,target,"
                                          "display,status,reference); its rows take precedence."),
@@ -223,8 +225,7 @@ def load_meds_command(
     codes: Optional[list[Path]] = typer.Option(None, "--codes", help="Site MEDS code map (layout "
                                                "of vocabulary/codes_meds.csv: code,variable,drug,"
                                                "unit_when_unk,reference); repeatable; its rows win."),
-    units: Optional[Path] = typer.Option(None, "--units", help="Site unit spellings (layout of "
-                                         "vocabulary/units.csv); its rows take precedence."),
+    units: Optional[Path] = UNITS_OPTION,
     picu_unit: Optional[list[str]] = typer.Option(None, "--picu-unit", help="Care-unit name "
                                                   "fragment that makes an ICU stay a PICU stay "
                                                   "(case-insensitive; repeatable). Default: picu, "
@@ -238,7 +239,7 @@ def load_meds_command(
                                               "this many years (a multiple of 400: dates and "
                                               "weekdays unchanged). Default: automatic when the "
                                               "source is date-shifted into the future."),
-    tz: str = typer.Option("UTC", "--tz", help="Time zone of the naive MEDS times (IANA name)."),
+    tz: str = SITE_TZ_OPTION,
 ) -> None:
     from hyperinflam.sources.meds import PICU_UNIT_PATTERNS, load_meds
 
