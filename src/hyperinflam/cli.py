@@ -802,6 +802,29 @@ def write_result_file(con, expr, out: Path, kind: str) -> None:
         pq.write_table(table, out)
 
 
+def _run_export(db, label: str, write):
+    """Open the database read-only, run ``write(con)`` with a spinner; fixable errors become one
+    message. Returns (what write returned, seconds)."""
+    import time
+
+    from hyperinflam.engine import connect
+    from hyperinflam.sources import SourceError
+
+    try:
+        con = connect(db, read_only=True)
+    except FileNotFoundError as exc:
+        fail(str(exc))
+    started = time.perf_counter()
+    try:
+        with console.status(label, spinner="dots"):
+            result = write(con)
+    except SourceError as exc:
+        fail(str(exc))
+    finally:
+        con.disconnect()
+    return result, time.perf_counter() - started
+
+
 @export_app.command("parquet")
 def export_parquet_command(
     out: Path = typer.Option(..., "--out", "-o", help="Folder to write (created; must be new or "
@@ -820,29 +843,15 @@ def export_parquet_command(
 
     Example: hyperinflam export parquet --db site.duckdb --out site-parquet
     """
-    import time
-
-    from hyperinflam.engine import connect
-    from hyperinflam.sources import SourceError
     from hyperinflam.sources.parquet import export_parquet
 
-    try:
-        con = connect(db, read_only=True)
-    except FileNotFoundError as exc:
-        fail(str(exc))
-    started = time.perf_counter()
-    try:
-        with console.status(f"Writing {out}...", spinner="dots"):
-            manifest = export_parquet(con, out, overwrite=overwrite, partition=partition)
-    except SourceError as exc:
-        fail(str(exc))
-    finally:
-        con.disconnect()
+    manifest, seconds = _run_export(db, f"Writing {out}...", lambda con: export_parquet(
+        con, out, overwrite=overwrite, partition=partition))
     for name, info in manifest["tables"].items():
         parts = f" (partitioned by {', '.join(info['partition_by'])})" if info["partition_by"] \
             else ""
         console.print(f"  {name:<20} {info['rows']:>12,} rows{parts}")
-    console.print(f"Wrote [bold]{out}[/] in {time.perf_counter() - started:.1f} s. Use it as "
+    console.print(f"Wrote [bold]{out}[/] in {seconds:.1f} s. Use it as "
                   f"--db {out} (add --engine spark to compute on Spark).")
 
 
@@ -865,27 +874,13 @@ def export_omop_command(
 
     Example: hyperinflam export omop site-omop.duckdb --db site.duckdb
     """
-    import time
-
-    from hyperinflam.engine import connect
-    from hyperinflam.sources import SourceError
     from hyperinflam.sources.export_omop import export_omop
 
-    try:
-        con = connect(db, read_only=True)
-    except FileNotFoundError as exc:
-        fail(str(exc))
-    started = time.perf_counter()
-    try:
-        with console.status(f"Writing OMOP CDM 5.4 to {target}...", spinner="dots"):
-            written = export_omop(con, target, schema=schema, codes=codes)
-    except SourceError as exc:
-        fail(str(exc))
-    finally:
-        con.disconnect()
+    written, seconds = _run_export(db, f"Writing OMOP CDM 5.4 to {target}...",
+                                   lambda con: export_omop(con, target, schema=schema, codes=codes))
     for name, n in written.items():
         console.print(f"  {name:<22} {n:>12,} rows")
-    console.print(f"Wrote schema [bold]{schema}[/] in {time.perf_counter() - started:.1f} s. Read it "
+    console.print(f"Wrote schema [bold]{schema}[/] in {seconds:.1f} s. Read it "
                   f"back with: hyperinflam load omop {target} --schema {schema} --ids source_value")
 
 
