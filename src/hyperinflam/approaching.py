@@ -26,7 +26,7 @@ from __future__ import annotations
 import ibis
 import ibis.expr.types as ir
 
-from hyperinflam.criteria import hlh2004, hscore
+from hyperinflam.criteria import hlh2004, hscore, phoenix
 
 MET = "met"
 #: §2.2: the smallest non-zero item weight (immunosuppression 18 points).
@@ -45,9 +45,8 @@ HSCORE_MARGIN_POINTS: int = min(HSCORE_ITEM_MAXIMA.values())
 HSCORE_MET_COLUMN = f"hscore_ge_{hscore.CUTOFF}"
 #: One criterion short of HLH-2004's 5 of 8 (§1.1).
 HLH2004_MARGIN_CRITERIA: int = 1
-#: Phoenix sepsis: score >= 2 with suspected infection (§5.1). phoenix.py compares with a literal
-#: 2; this mirrors it until the module exports a named constant.
-PHOENIX_SEPSIS_POINTS: int = 2
+#: Phoenix sepsis: score >= 2 with suspected infection (§5.1), from the criterion module.
+PHOENIX_SEPSIS_POINTS: int = phoenix.SEPSIS_SCORE_THRESHOLD
 PHOENIX_MARGIN_POINTS: int = 1
 
 #: Headline "meets" columns besides the generic ``<name>_result``.

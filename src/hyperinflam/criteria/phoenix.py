@@ -44,6 +44,8 @@ LABEL = "Phoenix sepsis"
 #: The column holding this criterion's overall tri-state result (met / not_met / unknown or
 #: indeterminate); the screen's "meets any criterion" reads it.
 RESULT = "phoenix_sepsis"
+#: Phoenix Sepsis Score at or above which a child with suspected infection has sepsis (§5.1).
+SEPSIS_SCORE_THRESHOLD = 2
 REFERENCE = (
     "clinical reference §5.1-§5.5; Schlapbach LJ et al. JAMA 2024;331(8):665-674; "
     "Sanchez-Pinto LN et al. JAMA 2024;331(8):675-686; phoenix-sepsis 1.1.3"
@@ -185,7 +187,7 @@ def evaluate(t: ir.Table) -> dict[str, ir.Value]:
     coag = coagulation_points(t)
     neuro = neurologic_points(t)
     score = resp + cardio + coag + neuro
-    ge_2 = score >= 2
+    ge_2 = score >= SEPSIS_SCORE_THRESHOLD
     infection = t[INFECTION.column]
     sepsis_met = ge_2 & infection.fill_null(False)
     sepsis_not_met = ~ge_2 | (infection == False).fill_null(False)  # noqa: E712
