@@ -24,7 +24,7 @@ Choices where the reference is silent (named settings below):
 * The FiO2 window is closed at both ends: ``pao2_time - 6 h <= fio2_time <= pao2_time``.
 * Identical source rows (same person, time and value) give one derived row.
 
-All of it is ibis expressions: range joins and ``row_number()`` over windows, no engine SQL.
+All of it is ibis expressions: a running window, equi-joins and anti-joins, no engine SQL.
 """
 
 from __future__ import annotations
@@ -47,34 +47,42 @@ _LONG_COLUMNS = ("person_id", "time", "variable", "value")
 
 def _ratio_to_fio2(measurement: ir.Table, numerator: str, name: str,
                    max_numerator: float | None = None) -> ir.Table:
-    """``numerator / FiO2`` with the last FiO2 at or before the numerator time (clinical ref §5.2)."""
-    num = measurement.filter(measurement.variable == numerator)
+    """``numerator / FiO2`` with the last FiO2 at or before the numerator time (clinical ref §5.2).
+
+    Set-based without a range join: FiO2 and numerator rows of a person in one time-ordered
+    sequence (at equal times the FiO2 rows first), a running maximum of the FiO2 time gives each
+    numerator row the latest FiO2 time at or before it; an equi-join on (person, that time) then
+    takes the highest FiO2 recorded at that time. The pair counts when the gap is at most
+    :data:`FIO2_MATCH_HOURS`.
+    """
+    num = measurement.filter((measurement.variable == numerator) & measurement.value.notnull())
     if max_numerator is not None:
         num = num.filter(num.value <= max_numerator)
-    num = num.select(person_id=num.person_id, num_time=num.time, num_value=num.value).distinct()
+    num = num.select(q_person=num.person_id, q_time=num.time, q_value=num.value).distinct()
     fio2 = measurement.filter((measurement.variable == "fio2") & measurement.value.notnull()
                               & (measurement.value > 0))
-    fio2 = fio2.select(fio2_person_id=fio2.person_id, fio2_time=fio2.time,
-                       fio2_value=fio2.value)
+    fio2_at = fio2.group_by(f_person=fio2.person_id, f_time=fio2.time).aggregate(
+        f_value=fio2.value.max())
+
+    seq = ibis.union(
+        fio2_at.select(q_person="f_person", q_time="f_time", q_value=ibis.null("float64"),
+                       q_is_num=ibis.literal(1, "int8"), q_fio2_time="f_time"),
+        num.mutate(q_is_num=ibis.literal(2, "int8"), q_fio2_time=ibis.null(num.q_time.type()),
+                   q_value=num.q_value.cast("float64")),
+        distinct=False)
+    upto = ibis.window(group_by=seq.q_person, order_by=[seq.q_time, seq.q_is_num],
+                       rows=(None, 0))
+    seq = seq.mutate(q_last_fio2=seq.q_fio2_time.max().over(upto))
+    paired = seq.filter(seq.q_is_num == 2)
     window = ibis.interval(seconds=int(FIO2_MATCH_HOURS * 3600))
-    paired = num.inner_join(
-        fio2,
-        [
-            num.person_id == fio2.fio2_person_id,
-            fio2.fio2_time <= num.num_time,
-            fio2.fio2_time >= num.num_time - window,
-        ],
-    )
-    rank = ibis.row_number().over(
-        group_by=[paired.person_id, paired.num_time, paired.num_value],
-        order_by=[paired.fio2_time.desc(), paired.fio2_value.desc()],
-    )
-    latest = paired.mutate(fio2_rank=rank).filter(lambda p: p.fio2_rank == 0)
-    return latest.select(
-        person_id=latest.person_id,
-        time=latest.num_time,
+    paired = paired.filter(paired.q_last_fio2 >= paired.q_time - window)
+    paired = paired.join(fio2_at, [paired.q_person == fio2_at.f_person,
+                                   paired.q_last_fio2 == fio2_at.f_time])
+    return paired.select(
+        person_id=paired.q_person,
+        time=paired.q_time,
         variable=ibis.literal(name, type="string"),
-        value=(latest.num_value / latest.fio2_value).cast("float64"),
+        value=(paired.q_value / paired.f_value).cast("float64"),
     )
 
 

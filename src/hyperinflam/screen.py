@@ -83,7 +83,9 @@ def screen(con, *, at: str | dt.datetime | None = None, step_hours: float = 24,
     specs = unique_specs(spec for m in modules for spec in m.INPUTS)
     grid = (grid_at(con, times) if times is not None
             else evaluation_grid(con, step_hours=step_hours, at=at))
-    wide = build_features(con, grid, specs, vocabulary=vocabulary)
+    regular = times is None and at is None  # the grid admission + k x step (+ stay ends)
+    wide = build_features(con, grid, specs, vocabulary=vocabulary,
+                          step_hours=step_hours if regular else None)
     taken = set(wide.columns)
     columns: dict[str, ir.Value] = {}
     for module in modules:
