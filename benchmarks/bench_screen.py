@@ -56,6 +56,38 @@ def job_hyperinflam(db: Path, out: Path) -> dict:
     return {"output_rows": int(rows), "output_columns": len(expr.columns)}
 
 
+def job_phases(db: Path, out: Path) -> dict:
+    """Where the hyperinflam screen's time goes (not in the ratios): Python imports, building the
+    ibis expression, compiling it to SQL, the features alone on the engine (to a temporary
+    table), then the whole screen on the engine to Parquet (features again + criteria +
+    write)."""
+    import time
+
+    started = time.perf_counter()
+    from hyperinflam.engine import connect
+    from hyperinflam.features import build_features, evaluation_grid, unique_specs
+    from hyperinflam.screen import screen, select_criteria
+
+    imported = time.perf_counter()
+    con = connect(db, read_only=True)
+    expr = screen(con, step_hours=BUCKET_HOURS)
+    built = time.perf_counter()
+    sql = con.compile(expr)
+    compiled = time.perf_counter()
+    specs = unique_specs(s for m in select_criteria() for s in m.INPUTS)
+    features = build_features(con, evaluation_grid(con, step_hours=BUCKET_HOURS), specs)
+    con.create_table("bench_features", features, temp=True)
+    featured = time.perf_counter()
+    con._run_pre_execute_hooks(expr)  # registers the vocabulary memtables the SQL reads
+    con.con.execute(f"COPY ({sql}) TO '{out}' (FORMAT parquet)")
+    written = time.perf_counter()
+    return {"output_rows": 0, "output_columns": len(expr.columns),
+            "import_s": round(imported - started, 2), "build_s": round(built - imported, 2),
+            "compile_s": round(compiled - built, 2),
+            "features_to_temp_table_s": round(featured - compiled, 2),
+            "screen_to_parquet_s": round(written - featured, 2)}
+
+
 def job_pandas_phoenix(db: Path, out: Path) -> dict:
     import duckdb
     import numpy as np
@@ -120,7 +152,8 @@ def job_floor(db: Path, out: Path) -> dict:
     return {"output_rows": int(rows), "output_columns": 6}
 
 
-JOBS = {"hyperinflam": job_hyperinflam, "pandas_phoenix": job_pandas_phoenix, "floor": job_floor}
+JOBS = {"hyperinflam": job_hyperinflam, "pandas_phoenix": job_pandas_phoenix, "floor": job_floor,
+        "phases": job_phases}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -189,7 +222,8 @@ def run(db: Path, workdir: Path, jobs: list[str], memory_limit: str) -> dict:
 def print_table(result: dict) -> None:
     labels = {"hyperinflam": "hyperinflam screen (10 criteria, 24-h grid, look-back windows)",
               "pandas_phoenix": "pandas pivot (min/max per 24-h bucket) + phoenix-sepsis",
-              "floor": "bare DuckDB GROUP BY to a table (floor)"}
+              "floor": "bare DuckDB GROUP BY to a table (floor)",
+              "phases": "hyperinflam again, timed by phase (not in the ratios)"}
     print(f"\n{result['stays']:,} stays, {result['measurement_rows']:,} measurement rows, "
           f"{result['cpus']} cores, DuckDB memory_limit {result['memory_limit']}\n")
     print("| job | output rows x columns | wall time (s) | measurement rows/s | peak RSS (MiB) | "
@@ -199,6 +233,10 @@ def print_table(result: dict) -> None:
         print(f"| {labels[job]} | {r['output_rows']:,} x {r['output_columns']} | "
               f"{r['wall_seconds']:.1f} | {r['measurement_rows_per_second']:,} | {r['peak_mib']:,} | "
               f"{r['load_before']} |")
+    phases = result["jobs"].get("phases")
+    if phases:
+        print("\nhyperinflam by phase (s): " + ", ".join(
+            f"{k[:-2].replace('_', ' ')} {v}" for k, v in phases.items() if k.endswith("_s")))
     if "pandas_over_hyperinflam" in result:
         print(f"\npandas+phoenix / hyperinflam = {result['pandas_over_hyperinflam']:.2f} "
               f"(target >= 3)")

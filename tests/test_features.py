@@ -117,21 +117,13 @@ def test_at_selects_stays_in_picu(con):
 
 
 # --- measurement windows -----------------------------------------------------------------------
-@pytest.fixture(params=["range joins", "grid cells"])
-def path(request):
-    """Both ways build_features computes min / max / count on the regular grid: the general
-    range joins (any evaluation time) and the cells of the grid (``step_hours`` given)."""
-    return request.param
-
-
-def features_at(con, specs, *, stay="s1", at=None, step=24, path="range joins"):
+def features_at(con, specs, *, stay="s1", at=None, step=24):
     grid = evaluation_grid(con, at=at) if at is not None else evaluation_grid(con, step_hours=step)
-    cells = path == "grid cells" and at is None
-    out = frame(build_features(con, grid, specs, step_hours=step if cells else None))
+    out = frame(build_features(con, grid, specs))
     return out[out.stay_id == stay].set_index("eval_time")
 
 
-def test_window_edges(con, path):
+def test_window_edges(con):
     # eval at +48 h; 24-h window is (+24 h, +48 h]
     insert(con, "measurement", [
         meas("p1", 24, "platelets", 50.0),   # exactly t - 24 h: excluded at t=48, included at t=24
@@ -142,7 +134,7 @@ def test_window_edges(con, path):
     ])
     spec = FeatureSpec("platelets", "min", 24)
     f = features_at(con, [spec, FeatureSpec("platelets", "count", 24),
-                          FeatureSpec("platelets", "max", 24)], path=path)
+                          FeatureSpec("platelets", "max", 24)])
     assert f.loc[h(24), "platelets_min_24h"] == 50.0
     assert f.loc[h(48), "platelets_min_24h"] == 90.0
     assert f.loc[h(48), "platelets_max_24h"] == 120.0
@@ -153,15 +145,15 @@ def test_window_edges(con, path):
     assert str(f["platelets_count_24h"].dtype) == "int64"
 
 
-def test_missing_is_null_and_count_zero(con, path):
+def test_missing_is_null_and_count_zero(con):
     f = features_at(con, [FeatureSpec("ferritin", "max", 72), FeatureSpec("ferritin", "count", 72),
-                          FeatureSpec("ferritin", "last", 72)], path=path)
+                          FeatureSpec("ferritin", "last", 72)])
     assert f["ferritin_max_72h"].isna().all()
     assert f["ferritin_last_72h"].isna().all()
     assert (f["ferritin_count_72h"] == 0).all()
 
 
-def test_whole_stay_window_starts_at_admission(con, path):
+def test_whole_stay_window_starts_at_admission(con):
     insert(con, "measurement", [
         meas("p1", -1, "ferritin", 9000.0),  # before PICU admission: outside the stay window
         meas("p1", 0, "ferritin", 700.0),    # exactly at admission: inside
@@ -169,14 +161,14 @@ def test_whole_stay_window_starts_at_admission(con, path):
     ])
     f = features_at(con, [FeatureSpec("ferritin", "max", None),
                           FeatureSpec("ferritin", "first", None),
-                          FeatureSpec("ferritin", "max", 72)], path=path)
+                          FeatureSpec("ferritin", "max", 72)])
     assert f.loc[h(24), "ferritin_max_stay"] == 700.0
     assert f.loc[h(48), "ferritin_max_stay"] == 800.0
     assert f.loc[h(48), "ferritin_first_stay"] == 700.0
     assert f.loc[h(24), "ferritin_max_72h"] == 9000.0  # 72-h look-back reaches before admission
 
 
-def test_last_and_first_with_ties(con, path):
+def test_last_and_first_with_ties(con):
     insert(con, "measurement", [
         meas("p1", 1, "temperature", 37.0),
         meas("p1", 2, "temperature", 38.1),   # two values at the same time: the higher wins
@@ -187,7 +179,7 @@ def test_last_and_first_with_ties(con, path):
     ])
     specs = [FeatureSpec("temperature", "last", 24), FeatureSpec("temperature", "first", 24),
              FeatureSpec("temperature", "first", 6), FeatureSpec("temperature", "last", 6)]
-    f = features_at(con, specs, path=path)
+    f = features_at(con, specs)
     assert f.loc[h(24), "temperature_last_24h"] == 39.0
     assert f.loc[h(24), "temperature_first_24h"] == 37.0
     assert f.loc[h(24), "temperature_first_6h"] == 39.0  # (+18 h, +24 h]: tie at +20 h
@@ -197,7 +189,7 @@ def test_last_and_first_with_ties(con, path):
     assert pd.isna(f.loc[h(48), "temperature_last_6h"])  # last value (+30 h) is 18 h old
     # first in (t-6 h, t] at t = +24 h: the values at +20 h, the higher one
     insert(con, "measurement", [meas("p1", 19, "temperature", 35.5)])
-    f = features_at(con, specs, path=path)
+    f = features_at(con, specs)
     assert f.loc[h(24), "temperature_first_6h"] == 35.5
     assert f.loc[h(24), "temperature_first_24h"] == 37.0
 
@@ -208,7 +200,7 @@ def test_derived_variable_without_module_is_null(con, monkeypatch):
     monkeypatch.setattr(features, "_derived_module", lambda: None)
     monkeypatch.setattr(features, "_derived_variables", lambda: frozenset())
     f = features_at(con, [FeatureSpec("sf_ratio", "min", 6), FeatureSpec("crp", "max", 24)],
-                    stay="s3", path=path)
+                    stay="s3")
     assert f["sf_ratio_min_6h"].isna().all()
     assert f.loc[h(40), "crp_max_24h"] == 12.0
 
@@ -260,7 +252,7 @@ def test_concepts_csv_is_consistent():
         assert needed in set(concepts.concept), needed
 
 
-def test_drug_any_and_count(con, path):
+def test_drug_any_and_count(con):
     insert(con, "drug_administration", [
         {"person_id": "p1", "drug": "anakinra", "drug_class": "il1_blocker", "start_time": h(10)},
         {"person_id": "p1", "drug": "dexamethasone", "drug_class": "corticosteroid",
@@ -273,13 +265,13 @@ def test_drug_any_and_count(con, path):
     specs = [FeatureSpec("anakinra", "any", 24, "drug"),
              FeatureSpec("corticosteroid", "count", None, "drug"),
              FeatureSpec("corticosteroid", "any", 12, "drug")]
-    f = features_at(con, specs, path=path)
+    f = features_at(con, specs)
     assert list(f["anakinra_any_24h"]) == [True, False, False]
     assert list(f["corticosteroid_count_stay"]) == [1, 2, 2]
     assert list(f["corticosteroid_any_12h"]) == [True, False, False]  # +30/+31 are > 12 h before +48
 
 
-def test_organ_support_overlap(con, path):
+def test_organ_support_overlap(con):
     insert(con, "organ_support", [
         {"person_id": "p1", "support": "invasive_ventilation", "start_time": h(2), "end_time": h(12)},
         {"person_id": "p1", "support": "epinephrine", "start_time": h(20), "end_time": h(30),
@@ -296,7 +288,7 @@ def test_organ_support_overlap(con, path):
              FeatureSpec("epinephrine", "max", 12, "organ_support"),
              FeatureSpec("vasopressin", "max", 6, "organ_support"),
              FeatureSpec("norepinephrine", "max", 6, "organ_support")]
-    f = features_at(con, specs, path=path)
+    f = features_at(con, specs)
     # ventilation ended at +12 h, the window at t=+24 h is (+12 h, +24 h]: end == start excluded
     assert list(f["invasive_ventilation_any_12h"]) == [False, False, False]
     # (+18, +24]: epinephrine twice = 1 agent; (+42, +48]: vasopressin (norepi ended at +42)
@@ -307,9 +299,9 @@ def test_organ_support_overlap(con, path):
     assert f.loc[h(24), "vasopressin_max_6h"] == 0.0  # not running
     assert f.loc[h(24), "norepinephrine_max_6h"] == 0.0
     assert f.loc[h(48), "norepinephrine_max_6h"] == 0.0  # ended at +42: outside (+42, +48]
-    f30 = features_at(con, specs, at=h(30), path=path)
+    f30 = features_at(con, specs, at=h(30))
     assert pd.isna(f30.loc[h(30), "norepinephrine_max_6h"])  # running, dose not recorded
-    f11 = features_at(con, specs, at=h(11), path=path)
+    f11 = features_at(con, specs, at=h(11))
     assert f11.loc[h(11), "invasive_ventilation_any_12h"] == True  # noqa: E712
 
 
@@ -339,14 +331,14 @@ def test_invalid_specs_name_the_fix(con):
         build_features(con, grid, [FeatureSpec("aspirin", "any", 24, "drug")])
 
 
-def test_derived_variable_is_unioned(con, path):
+def test_derived_variable_is_unioned(con):
     insert(con, "measurement", [meas("p1", 20, "fio2", 0.5), meas("p1", 21, "spo2", 95.0)])
-    f = features_at(con, [FeatureSpec("sf_ratio", "min", 6), FeatureSpec("spo2", "min", 6)], path=path)
+    f = features_at(con, [FeatureSpec("sf_ratio", "min", 6), FeatureSpec("spo2", "min", 6)])
     assert f.loc[h(24), "sf_ratio_min_6h"] == pytest.approx(95.0 / 0.5)  # §5.2: SpO2 <= 97 %
 
 
 # --- first hours of the stay (PRISM III-24, clinical reference 7.3 and 12 row 29) ---------------
-def test_first_hours_window_stops_at_admission_plus_hours(con, path):
+def test_first_hours_window_stops_at_admission_plus_hours(con):
     insert(con, "measurement", [
         meas("p1", 0, "heart_rate", 100.0),     # at admission: inside
         meas("p1", 24, "heart_rate", 150.0),    # exactly admission + 24 h: inside
@@ -355,8 +347,7 @@ def test_first_hours_window_stops_at_admission_plus_hours(con, path):
     ])
     spec = FeatureSpec("heart_rate", "max", None, first_hours=24)
     assert spec.column == "heart_rate_max_first24h"
-    out = frame(build_features(con, evaluation_grid(con, step_hours=12), [spec],
-                               step_hours=12 if path == "grid cells" else None))
+    out = frame(build_features(con, evaluation_grid(con, step_hours=12), [spec]))
     s1 = out[out.stay_id == "s1"].set_index("hours_since_admit")[spec.column]
     assert s1[12.0] == 100.0            # window so far: [0, 12]
     assert s1[24.0] == 150.0            # [0, 24]
@@ -425,7 +416,7 @@ def test_first_hours_window_at_irregular_times(con):
     assert list(f["heart_rate_min_first24h"]) == [100.0, 100.0, 100.0, 100.0]
 
 
-def test_short_and_long_look_backs_of_one_variable(con, path):
+def test_short_and_long_look_backs_of_one_variable(con):
     # fio2 asked for 6 h and 24 h: one join reaching 24 h back, the 6-h values filtered in it.
     insert(con, "measurement", [
         meas("p1", 24, "fio2", 0.9),     # exactly t - 24 h at t = +48: out of both
@@ -437,7 +428,7 @@ def test_short_and_long_look_backs_of_one_variable(con, path):
     specs = [FeatureSpec("fio2", "max", 6), FeatureSpec("fio2", "min", 6),
              FeatureSpec("fio2", "count", 6), FeatureSpec("fio2", "max", 24),
              FeatureSpec("fio2", "count", 24), FeatureSpec("fio2", "min", 12)]
-    f = features_at(con, specs, path=path)
+    f = features_at(con, specs)
     assert f.loc[h(48), "fio2_max_6h"] == 0.4
     assert f.loc[h(48), "fio2_min_6h"] == 0.3
     assert f.loc[h(48), "fio2_count_6h"] == 2
@@ -447,29 +438,3 @@ def test_short_and_long_look_backs_of_one_variable(con, path):
     assert f.loc[h(24), "fio2_max_24h"] == 0.9
     assert f.loc[h(24), "fio2_count_6h"] == 1     # (+18, +24]: the 0.9 at +24
     assert f.loc[h(50), "fio2_count_6h"] == 1     # (+44, +50]: the 0.3 at +48 only
-
-
-@pytest.mark.parametrize("step", [1, 5, 7, 24, 30])
-def test_grid_cells_equal_range_joins_on_random_data(con, step):
-    """The cell path (any step: look-backs that are and are not multiples of it, first hours
-    longer and shorter than it, values before admission, after discharge, at cell edges) gives
-    exactly the values of the range-join definition."""
-    import numpy as np
-
-    rng = np.random.default_rng(step)
-    rows = []
-    for person in ("p1", "p2", "p3"):
-        hours = np.concatenate([rng.uniform(-80, 60, 150), rng.integers(-80, 60, 60)])
-        for hour in hours:
-            variable = ("fio2", "platelets", "heart_rate")[rng.integers(3)]
-            rows.append(meas(person, float(hour), variable, float(rng.integers(0, 50))))
-    insert(con, "measurement", rows)
-    specs = [FeatureSpec(v, agg, lb) for v in ("fio2", "platelets", "heart_rate")
-             for agg in ("min", "max", "count") for lb in (1, 6, 12, 24, 72, None)]
-    specs += [FeatureSpec(v, agg, None, first_hours=fh) for v in ("heart_rate", "fio2")
-              for agg in ("min", "max", "count") for fh in (6, 24)]
-    grid = evaluation_grid(con, step_hours=step)
-    general = frame(build_features(con, grid, specs))
-    cells = frame(build_features(con, grid, specs, step_hours=step))
-    pd.testing.assert_frame_equal(general, cells)
-    assert general["platelets_count_72h"].sum() > 0

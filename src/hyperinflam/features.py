@@ -458,8 +458,8 @@ def _agg_where(col: ir.Value, agg: str, cond: ir.BooleanValue | None) -> ir.Valu
     """``agg`` ('min', 'max', 'count' or 'sum') of ``col`` over the rows where ``cond`` holds.
 
     Written as ``agg(CASE WHEN cond THEN col END)`` rather than ``agg(col) FILTER (WHERE cond)``:
-    same values (NULLs are ignored by every aggregate), about twice as fast on DuckDB for the
-    wide conditional aggregates of the pivots (measured: docs/performance.md)."""
+    same values (NULLs are ignored by every aggregate); DuckDB evaluates the CASE form of the wide
+    conditional aggregates of the pivots faster."""
     if cond is not None:
         col = ibis.ifelse(cond, col, ibis.null(col.type()))
     return getattr(col, agg)()
@@ -517,36 +517,6 @@ def _lookback_part(long: ir.Table, keys: ir.Table, specs: list[FeatureSpec],
     return _pivot(_partials(j, ["g_stay", "g_time"], specs, reach), specs, reach)
 
 
-def _windowed_measurements(con, keys: ir.Table, specs: list[FeatureSpec],
-                           step_hours: float | None) -> ir.Table:
-    """All min / max / count measurement specs, one row per evaluation row (g_stay, g_time).
-
-    With ``step_hours`` (the grid of :func:`evaluation_grid`), the rows at admission + k x step
-    come from :func:`_cell_part` (cells and window functions) and only the other rows (the end
-    of each stay) from the range joins of :func:`_measurement_window_part`; without it, every
-    row from the range joins.
-    """
-    if step_hours is not None and not step_hours >= MIN_STEP_HOURS:
-        raise FeatureError(f"step_hours must be at least {MIN_STEP_HOURS} hour (got {step_hours}).")
-    off = keys if step_hours is None else keys.filter(
-        ~_on_grid(keys, int(round(step_hours * 3600))))
-    joined = off.select("g_stay", "g_time")
-    for i, (window, group) in enumerate(_window_groups(specs).items()):
-        part = _measurement_window_part(con, off, group, window).rename(
-            {f"w{i}_stay": "g_stay", f"w{i}_time": "g_time"})
-        joined = joined.left_join(part, [joined.g_stay == part[f"w{i}_stay"],
-                                         joined.g_time == part[f"w{i}_time"]])
-        joined = joined.drop(f"w{i}_stay", f"w{i}_time")
-    joined = joined.select("g_stay", "g_time", *(s.column for s in specs))
-    if step_hours is None:
-        return joined
-    long = _long_measurements(con, (s.variable for s in specs))
-    cells = _cell_part(long, keys, specs, int(round(step_hours * 3600)))
-    cells = cells.select("g_stay", "g_time", *(cells[s.column].cast(joined[s.column].type())
-                                               .name(s.column) for s in specs))
-    return ibis.union(cells, joined, distinct=False)
-
-
 def _running_part(long: ir.Table, keys: ir.Table, specs: list[FeatureSpec],
                   first_hours: float | None = None) -> ir.Table:
     """Windows from admission: [admit_time, t] (whole stay) or, with ``first_hours`` H,
@@ -584,135 +554,6 @@ def _running_part(long: ir.Table, keys: ir.Table, specs: list[FeatureSpec],
         agg = col.min() if s.agg == "min" else col.max() if s.agg == "max" else col.sum()
         running[s.column] = agg.over(upto)
     return every.select("g_stay", "g_time", **running)
-
-
-def _on_grid(keys: ir.Table, step_s: int) -> ir.BooleanValue:
-    """Evaluation rows at admission + k x step (k >= 1): the rows the cell path serves."""
-    since = _seconds(keys.g_time) - _seconds(keys.g_admit)
-    return (since > 0) & ((since % step_s) == 0)
-
-
-def _cell_shape(spec: FeatureSpec, step_s: int) -> tuple:
-    """How a min / max / count spec is assembled from cells of one grid step:
-    ('look', n, r) for a look-back L = n x step + r (seconds), ('cum', partial) for windows from
-    admission (whole stay, first hours)."""
-    if spec.first_hours is not None:
-        return ("cum", f"f{int(round(spec.first_hours * 3600))}")
-    if spec.lookback_hours is None:
-        return ("cum", "stay")
-    n, r = divmod(int(round(spec.lookback_hours * 3600)), step_s)
-    return ("look", n, r)
-
-
-def _cell_part(long: ir.Table, keys: ir.Table, specs: list[FeatureSpec],
-               step_s: int) -> ir.Table:
-    """min / max / count measurement specs at the regular grid rows t_k = admission + k x step,
-    without a range join of measurements to evaluation times.
-
-    Cell k of a stay holds the values with time in (t_{k-1}, t_k]; a row's cell is arithmetic,
-    ``k = ceil((time - admission) / step)`` (k <= 0 before admission). A look-back
-    L = n x step + r at t_k covers cells k-n+1 .. k and the part of cell k-n later than
-    t_{k-n} - r, so each measurement row is copied to the n (r = 0) or n + 1 grid rows it serves
-    (shift 0 .. E per variable: one copy for most variables, three for a 72-h look-back on a 24-h
-    grid) and reduced by plain aggregates per stay x grid row x variable, then pivoted to one
-    column per spec. Windows from admission (whole stay, first H hours) are running aggregates
-    over the grid rows (a partition aggregate when H <= step). Window edges compare timestamps,
-    so sub-second times fall on the right side.
-
-    Same values as the range joins of :func:`_lookback_part` / :func:`_running_part`
-    (``tests/test_features.py`` runs the window tests on both paths and compares them on random
-    data at several steps).
-    """
-    on = keys.filter(_on_grid(keys, step_s))
-    on = on.mutate(g_k=((_seconds(on.g_time) - _seconds(on.g_admit)) // step_s).cast("int64"))
-    shapes = {s: _cell_shape(s, step_s) for s in specs}
-    reach_s = max([n * step_s + r for kind, *rest in shapes.values() if kind == "look"
-                   for n, r in [rest]], default=0)
-
-    stays = on.group_by(["g_stay", "g_person", "g_admit"]).aggregate(g_kmax=on.g_k.max())
-    lower = stays.g_admit - ibis.interval(seconds=max(0, reach_s - step_s))
-    upper = stays.g_admit + (stays.g_kmax * step_s).as_interval("s")
-    j = long.join(stays, [long.m_person == stays.g_person, long.m_time >= lower,
-                          long.m_time <= upper])
-    # The cell from whole seconds, then one exact correction with timestamps (sub-second times:
-    # the engines truncate or round epoch seconds); every window edge below compares timestamps.
-    off = _seconds(j.m_time) - _seconds(j.g_admit)
-    j = j.mutate(c_k0=(off.cast("float64") / step_s).ceil().cast("int64"))
-    j = j.mutate(c_k=j.c_k0 + ibis.ifelse(
-        j.m_time > j.g_admit + (j.c_k0 * step_s).as_interval("s"), 1, 0))
-    j = j.mutate(c_end=j.g_admit + (j.c_k * step_s).as_interval("s"))
-
-    # Each row is copied to the grid rows it serves: shift 0 .. E(variable), where a look-back
-    # of n cells plus r seconds reaches n - 1 (r = 0) or n cells further; a row exactly at
-    # admission (cell 0) also serves grid row 1 for the windows from admission ('extra' copy).
-    reach_of: dict[str, int] = {}
-    from_admission = set()
-    for s, shape in shapes.items():
-        if shape[0] == "cum":
-            from_admission.add(s.variable)
-            reach_of.setdefault(s.variable, 0)
-        else:
-            n, r = shape[1], shape[2]
-            reach_of[s.variable] = max(reach_of.get(s.variable, 0), n if r else n - 1)
-    copies = pd.DataFrame(
-        [(v, shift, shift > e) for v, e in reach_of.items()
-         for shift in range(max(e, 1 if v in from_admission else 0) + 1)],
-        columns=["x_variable", "x_shift", "x_extra"])
-    shifts = ibis.memtable(copies)
-    j = j.join(shifts, [j.m_variable == shifts.x_variable,
-                        ~shifts.x_extra | (j.c_k == 0)])
-    j = j.mutate(c_target=j.c_k + j.x_shift)
-    j = j.filter(j.c_target >= 1, j.c_target <= j.g_kmax)
-
-    def inside(shape: tuple) -> ir.BooleanValue:
-        if shape[0] == "cum":
-            cond = (j.m_time >= j.g_admit) & (j.c_target == ibis.greatest(j.c_k, 1))
-            if shape[1] != "stay":
-                cond = cond & (j.m_time <= j.g_admit + ibis.interval(seconds=int(shape[1][1:])))
-            return cond
-        n, r = shape[1], shape[2]
-        cond = ~j.x_extra & (j.x_shift < n)
-        if r:
-            cond = cond | (~j.x_extra & (j.x_shift == n)
-                           & (j.m_time > j.c_end - ibis.interval(seconds=r)))
-        return cond
-
-    def part_name(agg: str, shape: tuple) -> str:
-        return f"{agg}_{shape[1]}" if shape[0] == "cum" else f"{agg}_{shape[1]}_{shape[2]}"
-
-    needs: dict[str, set[tuple]] = {}
-    for s, shape in shapes.items():
-        needs.setdefault(s.variable, set()).add((s.agg, shape))
-    aggs = {}
-    for agg, shape in sorted({x for v in needs.values() for x in v}, key=str):
-        aggs[part_name(agg, shape)] = _agg_where(j.m_value, agg, inside(shape))
-    partials = j.group_by(["g_stay", "c_target", "m_variable"]).aggregate(**aggs)
-
-    pivot = {}
-    for var, pv in needs.items():
-        is_var = partials.m_variable == var
-        for agg, shape in pv:
-            name = part_name(agg, shape)
-            pivot[f"{var}__{name}"] = _agg_where(partials[name], "sum" if agg == "count" else agg,
-                                                 is_var)
-    cells = partials.group_by(["g_stay", "c_target"]).aggregate(**pivot)
-
-    rows = on.select("g_stay", "g_time", "g_k")
-    rows = rows.left_join(cells, [rows.g_stay == cells.g_stay, rows.g_k == cells.c_target])
-    upto = ibis.window(group_by=rows.g_stay, order_by=rows.g_k, rows=(None, 0))
-    whole = ibis.window(group_by=rows.g_stay)
-    out = {}
-    for s, shape in shapes.items():
-        col = rows[f"{s.variable}__{part_name(s.agg, shape)}"]
-        if shape[0] == "look":
-            out[s.column] = col
-            continue
-        agg = "sum" if s.agg == "count" else s.agg
-        # First H hours with H <= step: every value lies in grid row 1's cell, so each grid
-        # row of the stay gets the stay's one value (a partition aggregate, no running frame).
-        short = shape[1] != "stay" and int(shape[1][1:]) <= step_s
-        out[s.column] = getattr(col, agg)().over(whole if short else upto)
-    return rows.select("g_stay", "g_time", **out)
 
 
 def _ranked_measurement_part(con, keys: ir.Table, specs: list[FeatureSpec]) -> ir.Table:
@@ -881,7 +722,7 @@ def unique_specs(specs: Iterable[FeatureSpec]) -> list[FeatureSpec]:
 
 
 def build_features(con, grid: ir.Table, specs: Iterable[FeatureSpec], *,
-                   vocabulary=None, step_hours: float | None = None) -> ir.Table:
+                   vocabulary=None) -> ir.Table:
     """The wide feature table: ``grid`` plus one column per spec (named ``spec.column``).
 
     Per source, the grid is joined to the source table on person and time range and every spec
@@ -930,10 +771,10 @@ def build_features(con, grid: ir.Table, specs: Iterable[FeatureSpec], *,
 
     parts: list[ir.Table] = []
     meas = by_source.get("measurement", [])
+    by_window = _window_groups([s for s in meas if s.agg in ("min", "max", "count")])
+    for window, group in by_window.items():
+        parts.append(_measurement_window_part(con, keys, group, window))
     ranked = [s for s in meas if s.agg in ("first", "last")]
-    window_specs = [s for s in meas if s.agg in ("min", "max", "count")]
-    if window_specs:
-        parts.append(_windowed_measurements(con, keys, window_specs, step_hours))
     bounded = [s for s in ranked if s.lookback_hours is not None]
     whole_stay = [s for s in ranked if s.lookback_hours is None]
     for group in (bounded, whole_stay):

@@ -83,9 +83,7 @@ def screen(con, *, at: str | dt.datetime | None = None, step_hours: float = 24,
     specs = unique_specs(spec for m in modules for spec in m.INPUTS)
     grid = (grid_at(con, times) if times is not None
             else evaluation_grid(con, step_hours=step_hours, at=at))
-    regular = times is None and at is None  # the grid admission + k x step (+ stay ends)
-    wide = build_features(con, grid, specs, vocabulary=vocabulary,
-                          step_hours=step_hours if regular else None)
+    wide = build_features(con, grid, specs, vocabulary=vocabulary)
     taken = set(wide.columns)
     columns: dict[str, ir.Value] = {}
     for module in modules:
