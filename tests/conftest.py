@@ -43,3 +43,24 @@ def browser():
             yield b
         finally:
             b.close()
+
+
+#: Small and quick settings for the one local Spark session of the test run.
+#: Whole-stage code generation and adaptive re-planning cost more than they save on a few
+#: thousand rows; neither changes a result.
+SPARK_TEST_CONF = {"spark.sql.shuffle.partitions": "2", "spark.driver.memory": "1g",
+                   "spark.default.parallelism": "2", "spark.sql.codegen.wholeStage": "false",
+                   "spark.sql.adaptive.enabled": "false"}
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """The one SparkSession (local[2]) of the test run, shared by every Spark test; stopped at
+    the end of the run. Tests that need their own temporary views use ``spark.newSession()``
+    (same SparkContext, no second start)."""
+    pytest.importorskip("pyspark")
+    from hyperinflam.engine import spark_session
+
+    session = spark_session("local[2]", SPARK_TEST_CONF)
+    yield session
+    session.stop()

@@ -37,12 +37,6 @@ from hyperinflam.sources.parquet import MANIFEST_NAME, export_parquet, read_mani
 N_STAYS = 60
 SEED = 2014
 REL_TOL = 1e-9
-#: Small and quick settings for the one local Spark session of the test run.
-#: Whole-stage code generation and adaptive re-planning cost more than they save on a few
-#: thousand rows; neither changes a result.
-SPARK_TEST_CONF = {"spark.sql.shuffle.partitions": "2", "spark.driver.memory": "1g",
-                   "spark.default.parallelism": "2", "spark.sql.codegen.wholeStage": "false",
-                   "spark.sql.adaptive.enabled": "false"}
 
 
 @pytest.fixture(scope="session")
@@ -75,12 +69,13 @@ def cohort(tmp_path_factory):
 
 @pytest.fixture(scope="session", params=["duckdb", "spark"])
 def engine(request, cohort):
-    """The Parquet export opened on each engine; one Spark session for the whole run."""
+    """The Parquet export opened on each engine; one Spark session for the whole run (the
+    ``spark`` fixture of conftest.py, shared with the other Spark tests and stopped by it)."""
     if request.param == "spark":
-        pytest.importorskip("pyspark")
-        con = open_engine(cohort.parquet, "spark", "local[2]", SPARK_TEST_CONF)
-    else:
-        con = open_engine(cohort.parquet, "duckdb")
+        request.getfixturevalue("spark")  # started first: open_engine joins it (getOrCreate)
+        yield open_engine(cohort.parquet, "spark", "local[2]")
+        return
+    con = open_engine(cohort.parquet, "duckdb")
     yield con
     con.disconnect()
 

@@ -128,13 +128,23 @@ def load_csv_command(
         "(person.parquet / person.csv ...), or a postgresql://user@host:5432/db URL (read through "
         "DuckDB's postgres extension). PICU stays, codes and units: docs/sources-omop.md. Exits 0 "
         "when the load completed (even with quarantined rows), 2 on a wrong path, connection, "
-        "table or column."
+        "table or column.\n\n"
+        "On Apache Spark (a large CDM): --engine spark reads SOURCE = a folder of OMOP Parquet "
+        "tables (person.parquet or person/*.parquet ...; a local path or s3a://, abfss://, "
+        "hdfs://, dbfs:/) or catalog:DATABASE (a Spark catalog / Hive metastore database), and "
+        "writes --db OUT_DIR, a new folder of canonical Parquet tables plus the quarantine (the "
+        "layout of 'export parquet'), for 'screen' and 'study run --engine spark --db OUT_DIR'. "
+        "Same mapping, checks and reconciliation; the executors do the work, only counts come "
+        "back. Example: hyperinflam load omop omop-parquet/ --db site-parquet --engine spark "
+        "--spark-master spark://head:7077. See docs/scale.md."
     ),
 )
 def load_omop_command(
-    source: str = typer.Argument(..., help="DuckDB file, Parquet/CSV folder or postgresql:// URL.",
+    source: str = typer.Argument(..., help="DuckDB file, Parquet/CSV folder or postgresql:// URL "
+                                 "(--engine spark: Parquet folder or catalog:DATABASE).",
                                  show_default=False),
-    db: Optional[Path] = typer.Option(None, "--db", help=DB_HELP),
+    db: Optional[str] = typer.Option(None, "--db", help=DB_HELP + " With --engine spark: OUT_DIR, "
+                                     "a new folder of canonical Parquet tables (local or URI)."),
     schema: Optional[str] = typer.Option(None, "--schema", help="CDM schema (default: main for "
                                          "DuckDB, public for PostgreSQL)."),
     codes: Optional[Path] = typer.Option(None, "--codes", help="Site codes: a CSV laid out like "
@@ -151,14 +161,64 @@ def load_omop_command(
     ids: str = typer.Option("omop", "--ids", help="Identifiers: omop (person_id, visit ids) or "
                             "source_value (person_source_value, visit_detail_source_value)."),
     tz: str = SITE_TZ_OPTION,
+    engine: str = typer.Option("duckdb", "--engine", help="'duckdb' (default: --db is a DuckDB "
+                               "file) or 'spark' (SOURCE is a Parquet folder or catalog:DATABASE; "
+                               "--db is a new folder of canonical Parquet tables; docs/scale.md)."),
+    spark_master: Optional[str] = typer.Option(None, "--spark-master", help="Spark master URL "
+                                               "with --engine spark. Default local[*]."),
+    spark_conf: Optional[list[str]] = typer.Option(None, "--spark-conf", help="Spark setting "
+                                                   "KEY=VALUE (repeatable), e.g. --spark-conf "
+                                                   "spark.executor.memory=8g."),
 ) -> None:
     from hyperinflam.sources.omop import OmopOptions, load_omop
 
     options = OmopOptions(picu_concept_ids=tuple(picu_concept or ()),
                           picu_care_site_ids=tuple(picu_care_site or ()),
                           stay_fallback=stay_fallback, ids=ids)
+    engine = (engine or "duckdb").strip().lower()
+    if engine == "spark":
+        _load_omop_spark(source, db, schema=schema, codes=codes, units=units, tz=tz,
+                         options=options, spark_master=spark_master, spark_conf=spark_conf)
+        return
+    if engine != "duckdb":
+        fail(f"--engine '{engine}' is not known: use duckdb or spark.")
+    if spark_master or spark_conf:
+        fail("--spark-master and --spark-conf need --engine spark.")
     _run_load(db, units, f"Loading {source}...", lambda con, vocabulary, status: load_omop(
         con, source, schema=schema, vocabulary=vocabulary, codes=codes, tz=tz, options=options))
+
+
+def _load_omop_spark(source: str, db, *, schema, codes, units, tz, options, spark_master,
+                     spark_conf) -> None:
+    """``load omop --engine spark``: checks that need no Spark first (one message each), then
+    the load on Spark (sources/omop_spark.py) and the same reconciliation printout."""
+    from hyperinflam.engine import EngineError, parse_spark_conf, spark_session
+    from hyperinflam.sources import SourceError
+    from hyperinflam.sources.omop_spark import check_output, check_source, load_omop_spark
+    from hyperinflam.sources.quarantine import render_load_report
+    from hyperinflam.vocabulary import Vocabulary, VocabularyError
+
+    if db is None:
+        fail("--engine spark needs --db OUT_DIR: a new folder for the canonical Parquet tables "
+             "(then 'hyperinflam screen --engine spark --db OUT_DIR').")
+    if schema:
+        fail("--schema is for DuckDB and PostgreSQL sources; with --engine spark give "
+             "catalog:DATABASE as SOURCE, or a folder of Parquet tables.")
+    try:
+        vocabulary = Vocabulary(units)
+        check_source(source)
+        check_output(db)
+        conf = parse_spark_conf(spark_conf)
+        with console.status("Starting Spark...", spinner="dots"):
+            session = spark_session(spark_master, conf)
+        with console.status(f"Loading {source} on Spark...", spinner="dots"):
+            report, _ = load_omop_spark(session, source, db, vocabulary=vocabulary, codes=codes,
+                                        tz=tz, options=options)
+    except (SourceError, VocabularyError, EngineError) as exc:
+        fail(str(exc))
+    render_load_report(report, console)
+    console.print(f"Wrote [bold]{db}[/] (canonical Parquet tables and quarantine). Use it as "
+                  f"--db {db} --engine spark (or with DuckDB: --db {db}).", highlight=False)
 
 
 # --- load fhir ------------------------------------------------------------------------------

@@ -227,10 +227,15 @@ def load_postgres_extension(raw) -> None:
 
 
 def _find_files(folder: Path) -> dict[str, Path]:
+    """OMOP tables of a folder: ``person.parquet`` / ``person.csv`` files (Parquet wins), or a
+    folder of Parquet files per table (``person/part-0.parquet``, as Spark writes them)."""
     found: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
         stem, suffix = path.stem.lower(), path.suffix.lower()
-        if suffix in (".parquet", ".csv") and path.is_file():
+        if path.is_dir() and not path.name.startswith((".", "_")) \
+                and any(path.rglob("*.parquet")):
+            found.setdefault(path.name.lower(), path)
+        elif suffix in (".parquet", ".csv") and path.is_file():
             if stem in found and found[stem].suffix.lower() == ".parquet":
                 continue
             found[stem] = path
@@ -270,9 +275,12 @@ def attach_omop(raw, source: str | Path, schema: str | None = None) -> tuple[str
                               f"person.parquet or person.csv.")
         raw.execute(f"ATTACH ':memory:' AS {CATALOG}")
         for name, file in files.items():
-            reader = (f"read_parquet({_q(str(file))})" if file.suffix.lower() == ".parquet" else
-                      f"read_csv({_q(str(file))}, header = true, all_varchar = true, "
-                      f"auto_detect = true)")
+            if file.is_dir():
+                reader = f"read_parquet({_q(str(file / '**' / '*.parquet'))})"
+            else:
+                reader = (f"read_parquet({_q(str(file))})" if file.suffix.lower() == ".parquet" else
+                          f"read_csv({_q(str(file))}, header = true, all_varchar = true, "
+                          f"auto_detect = true)")
             raw.execute(f"CREATE VIEW {CATALOG}.main.{_ident(name)} AS SELECT * FROM {reader}")
         return f"{CATALOG}.main", str(path)
     try:
@@ -301,15 +309,23 @@ def _ident(name: str) -> str:
 class _Source:
     """Column lookup over the attached OMOP tables (lower-case names)."""
 
-    def __init__(self, raw, prefix: str, label: str):
+    def __init__(self, raw, prefix: str, label: str,
+                 tables: dict[str, tuple[str, list[str]]] | None = None):
+        """``tables`` (another engine): {lower-case OMOP table: (name to query it by, its
+        columns)}; else the tables of the attached DuckDB catalog ``prefix``."""
         self.raw, self.prefix, self.label = raw, prefix, label
+        self.tables: dict[str, str] = {}
+        self.columns: dict[str, set[str]] = {}
+        if tables is not None:
+            for low, (name, cols) in tables.items():
+                self.tables[low] = name
+                self.columns[low] = {c.lower() for c in cols}
+            return
         catalog, schema = prefix.split(".", 1)
         schema = schema.strip('"')
         rows = raw.execute("SELECT lower(table_name), table_name, lower(column_name) FROM "
                            "duckdb_columns() WHERE database_name = ? AND schema_name = ?",
                            [catalog, schema]).fetchall()
-        self.tables: dict[str, str] = {}
-        self.columns: dict[str, set[str]] = {}
         for low, name, col in rows:
             self.tables[low] = name
             self.columns.setdefault(low, set()).add(col)
@@ -318,7 +334,8 @@ class _Source:
         return table in self.tables
 
     def ref(self, table: str) -> str:
-        return f"{self.prefix}.{_ident(self.tables[table])}"
+        name = _ident(self.tables[table])
+        return f"{self.prefix}.{name}" if self.prefix else name
 
     def check(self, table: str) -> None:
         missing = [c for c in REQUIRED_COLUMNS[table] if c not in self.columns[table]]
@@ -389,16 +406,31 @@ def load_omop(con, source: str | Path, *, schema: str | None = None,
     notes say which fallbacks were used. Raises :class:`SourceError` for a wrong path or
     connection string, a missing schema, table or column.
     """
+    options = check_options(options)
+    raw, vocab = open_load(con, vocabulary, tz)
+    code_rows = read_codes(codes)
+    prefix, label = attach_omop(raw, source, schema)
+    try:
+        return load_source(con, _Source(raw, prefix, label), vocab, code_rows, tz, options)
+    finally:
+        raw.execute(f"DETACH DATABASE IF EXISTS {CATALOG}")
+
+
+def check_options(options: OmopOptions | None) -> OmopOptions:
     options = options or OmopOptions()
     if options.stay_fallback not in ("inpatient_children", "none"):
         raise SourceError(f"stay_fallback '{options.stay_fallback}': use inpatient_children or none.")
     if options.ids not in ("omop", "source_value"):
         raise SourceError(f"ids '{options.ids}': use omop or source_value.")
-    raw, vocab = open_load(con, vocabulary, tz)
-    code_rows = read_codes(codes)
-    prefix, label = attach_omop(raw, source, schema)
+    return options
+
+
+def load_source(con, src: _Source, vocab: Vocabulary, code_rows: list[dict], tz: str,
+                options: OmopOptions) -> LoadReport:
+    """Map the OMOP tables of ``src`` into the canonical tables of ``con`` (whose ``.con`` runs
+    the SQL: DuckDB, or :class:`hyperinflam.sources.spark_sql.SparkLoadConnection`)."""
+    raw, label = con.con, src.label
     try:
-        src = _Source(raw, prefix, label)
         for table in ("person",):
             if not src.has(table):
                 raise SourceError(f"{label}: no table {table}; an OMOP CDM source needs person "
@@ -421,7 +453,6 @@ def load_omop(con, source: str | Path, *, schema: str | None = None,
     finally:
         for t in ("_omop_codes", "_omop_code_rows", "_omop_stays", "_omop_units", "_omop_drugs"):
             raw.execute(f"DROP TABLE IF EXISTS {t}")
-        raw.execute(f"DETACH DATABASE IF EXISTS {CATALOG}")
     return report
 
 
