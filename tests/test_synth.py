@@ -172,6 +172,17 @@ def test_drugs_supports_and_conditions_use_the_vocabulary(small, vocab):
     assert set(events.event_type) <= {"infection", "death"}
 
 
+def test_free_text_fits_the_omop_export_columns():
+    """Every text the generator can write into a column that ``export omop`` limits (CDM 5.4
+    lengths) fits, so a synthetic cohort always exports (a 78-character infection detail once
+    stopped 'export omop' of the 200-stay cohort)."""
+    from hyperinflam.sources.export_omop import _LIMITS
+
+    limit = {(table, column): length for table, column, length, _ in _LIMITS}
+    details = synth.TRIGGER_INFECTIONS + synth.SEPSIS_INFECTIONS + synth.HOSPITAL_INFECTIONS
+    assert max(map(len, details)) <= limit[("event", "detail")]
+
+
 def test_anakinra_regimens_follow_clinical_reference_9_1(paper):
     """Daily mg/kg in the first 24-h period anchored at the first dose (12 row 39): 2-10 mg/kg/day
     (rounding of doses to 1 or 5 mg allowed), and never above the 48 mg/kg/day plausibility bound."""

@@ -351,9 +351,9 @@ SEPSIS_INFECTIONS = ("blood culture: Streptococcus pneumoniae", "blood culture: 
                      "urine culture: Escherichia coli", "pneumonia (clinical)",
                      "respiratory viral panel: influenza A", "blood culture: Neisseria meningitidis",
                      "intra-abdominal infection (clinical)")
-HOSPITAL_INFECTIONS = ("central line-associated bloodstream infection: coagulase-negative staphylococcus",
+HOSPITAL_INFECTIONS = ("CLABSI: coagulase-negative staphylococcus",
                        "ventilator-associated pneumonia: Pseudomonas aeruginosa",
-                       "catheter-associated urinary tract infection: Klebsiella pneumoniae",
+                       "catheter-associated UTI: Klebsiella pneumoniae",
                        "blood culture: Candida albicans")
 
 
