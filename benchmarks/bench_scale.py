@@ -179,28 +179,35 @@ def report(workdir: Path, figures: Path | None = None) -> None:
 
     rows = [json.loads(line) for line in
             (workdir / "scale-results.jsonl").read_text(encoding="utf-8").splitlines() if line]
-    latest = {}
-    for r in rows:  # the latest run per engine and size
-        latest[(r["engine"], r["stays"])] = r
+    every = {}
+    for r in rows:  # the latest run per engine, size and DuckDB memory limit
+        limit = r.get("memory_limit") if r["engine"] == "duckdb" else None
+        every[(r["engine"], r["stays"], limit)] = r
+    latest = {}  # per engine and size, the fastest of those (fitted and drawn as the line)
+    for (engine, stays, _), r in sorted(every.items(), key=lambda kv: -kv[1]["wall_seconds"]):
+        latest[(engine, stays)] = r
+    others = [(k, r) for k, r in every.items() if latest[k[:2]] is not r]
     print("| engine | stays | measurement rows | evaluation rows | wall time (s) | "
-          "measurement rows/s | peak memory (MiB) |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+          "measurement rows/s | peak memory (MiB) | DuckDB memory limit |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
     import csv
 
     with open(figures / "scale.csv", "w", newline="", encoding="utf-8") as handle:
         w = csv.writer(handle)
         w.writerow(["engine", "stays", "measurement_rows", "evaluation_rows", "wall_seconds",
-                    "measurement_rows_per_second", "peak_mib", "load_average_1min_before"])
-        for (engine, stays), r in sorted(latest.items()):
+                    "measurement_rows_per_second", "peak_mib", "load_average_1min_before",
+                    "memory_limit"])
+        for (engine, stays, _), r in sorted(every.items(), key=lambda kv: (kv[0][0], kv[0][1])):
             w.writerow([engine if engine == "duckdb" else f"spark {r.get('spark_master') or ''}".strip(),
                         stays, r["measurement_rows"], r["evaluation_rows"], r["wall_seconds"],
                         round(r["measurement_rows_per_second"]), round(r["peak_mib"]),
-                        (r.get("load_average_before") or [""])[0]])
-    for (engine, stays), r in sorted(latest.items()):
+                        (r.get("load_average_before") or [""])[0],
+                        r.get("memory_limit") if engine == "duckdb" else ""])
+    for (engine, stays, limit), r in sorted(every.items(), key=lambda kv: (kv[0][0], kv[0][1])):
         label = engine if engine == "duckdb" else f"spark {r.get('spark_master') or ''}".strip()
         print(f"| {label} | {stays:,} | {r['measurement_rows']:,} | {r['evaluation_rows']:,} | "
               f"{r['wall_seconds']:.1f} | {r['measurement_rows_per_second']:,.0f} | "
-              f"{r['peak_mib']:,.0f} |")
+              f"{r['peak_mib']:,.0f} | {limit or ''} |")
     for engine in sorted({e for e, _ in latest}):
         pts = sorted((s, r["wall_seconds"]) for (e, s), r in latest.items() if e == engine)
         if len(pts) >= 2:
@@ -220,6 +227,9 @@ def report(workdir: Path, figures: Path | None = None) -> None:
             slope = stats.linregress(np.log([p[0] for p in pts]), np.log([p[1] for p in pts])).slope
             label = f"{engine} (time ~ stays^{slope:.2f})"
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
+    for (engine, stays, limit), r in others:
+        ax.plot([stays], [r["wall_seconds"]], marker="s", linestyle="none", fillstyle="none",
+                color="grey", label=f"{engine}, memory limit {limit}")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("synthetic PICU stays")
