@@ -23,10 +23,8 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timezone
 from pathlib import Path
 
-from hyperinflam import __version__
 from hyperinflam.schema import ALL_TABLES, Table
 from hyperinflam.sources import LoadReport, SourceError
 from hyperinflam.sources.omop import (
@@ -38,10 +36,9 @@ from hyperinflam.sources.omop import (
 )
 from hyperinflam.sources.parquet import (
     COMPRESSION,
-    FORMAT_NAME,
-    FORMAT_VERSION,
     MANIFEST_NAME,
     PARTITION_BY,
+    build_manifest,
 )
 from hyperinflam.sources.spark_sql import (
     SPARK_TYPES,
@@ -266,13 +263,7 @@ def load_omop_spark(session, source: str | os.PathLike, out_dir: str | os.PathLi
                 _empty(work, table).coalesce(1).write.option("compression", COMPRESSION) \
                     .parquet(out.table(table.name))
             manifest_tables[table.name] = {"rows": rows[table.name], "partition_by": partition_by}
-        manifest = {
-            "format": FORMAT_NAME, "version": FORMAT_VERSION,
-            "written_by": f"hyperinflam {__version__} (load omop --engine spark)",
-            "written_at_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "timestamps": "naive UTC (Parquet TIMESTAMP, microseconds, not adjusted to UTC)",
-            "tables": manifest_tables,
-        }
+        manifest = build_manifest(manifest_tables, "load omop --engine spark")
         out.write_text(MANIFEST_NAME, json.dumps(manifest, indent=2) + "\n")
     except BaseException:
         out.remove()  # never leave a half-written folder behind

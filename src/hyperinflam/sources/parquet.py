@@ -111,6 +111,19 @@ def _copy_ibis(con, table: Table, target: Path, partition_by: tuple[str, ...]) -
     return rows
 
 
+def build_manifest(tables: dict[str, dict], written_by: str = "") -> dict:
+    """The ``_hyperinflam.json`` manifest of a canonical Parquet folder: format, version, writer,
+    time and the timestamp convention, and per table its rows and partition columns. One
+    definition for every writer (``export parquet`` and ``load omop --engine spark``)."""
+    return {
+        "format": FORMAT_NAME, "version": FORMAT_VERSION,
+        "written_by": f"hyperinflam {__version__}" + (f" ({written_by})" if written_by else ""),
+        "written_at_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "timestamps": "naive UTC (Parquet TIMESTAMP, microseconds, not adjusted to UTC)",
+        "tables": tables,
+    }
+
+
 def export_parquet(con, out_dir: str | os.PathLike, *, overwrite: bool = False,
                    partition: bool = True, tables=ALL_TABLES) -> dict:
     """Write the canonical tables (and the quarantine) of ``con`` to ``out_dir`` as Parquet.
@@ -149,13 +162,7 @@ def export_parquet(con, out_dir: str | os.PathLike, *, overwrite: bool = False,
         else:
             rows = _copy_ibis(con, table, target, partition_by)
         manifest_tables[table.name] = {"rows": rows, "partition_by": list(partition_by)}
-    manifest = {
-        "format": FORMAT_NAME, "version": FORMAT_VERSION,
-        "written_by": f"hyperinflam {__version__}",
-        "written_at_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "timestamps": "naive UTC (Parquet TIMESTAMP, microseconds, not adjusted to UTC)",
-        "tables": manifest_tables,
-    }
+    manifest = build_manifest(manifest_tables)
     (out / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest
 
