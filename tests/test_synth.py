@@ -231,8 +231,36 @@ def test_measurement_times_lie_within_the_persons_stays(small):
     age_years = (stays.a - stays.b).dt.days / 365.25
     assert age_years.between(0, 21.01).all()
     assert stays.a.min() >= pd.Timestamp("2011-01-01") and stays.a.max() <= pd.Timestamp("2024-12-31")
-    los_days = (stays.d - stays.a).dt.total_seconds() / 86400
-    assert 1.5 <= los_days.median() <= 3.5 and los_days.max() > 14
+
+
+def test_stay_lengths_follow_the_declared_distribution_per_group(paper):
+    """Stay length per group (3,000 stays): max(lognormal(median, SD of log), minimum), capped at
+    ``max_los_h`` -- the generator's documented settings (SynthParams.los). Checked per group by
+    a Kolmogorov-Smirnov test (scipy) against that censored lognormal, written out here from the
+    settings, and the cap by the maximum. A wrong median, spread, floor or unit (days for hours)
+    fails."""
+    from scipy import stats
+
+    folder, _ = paper
+    stays = _read(folder, "stay.csv").merge(_read(folder, "truth.csv")[["stay_id", "group"]],
+                                            on="stay_id")
+    hours = (pd.to_datetime(stays.discharge_time) - pd.to_datetime(stays.admit_time)) \
+        .dt.total_seconds() / 3600
+    params = synth.SynthParams()
+    assert hours.max() <= params.max_los_h + 1 / 60
+    for group in ("other", "sepsis", "untreated_phenotype"):
+        median, sigma, floor = params.los[synth.GROUPS.index(group)]
+
+        def cdf(x, median=median, sigma=sigma, floor=floor):
+            x = np.asarray(x, dtype=float)
+            inside = stats.norm.cdf((np.log(np.maximum(x, 1e-9)) - np.log(median)) / sigma)
+            return np.where(x < floor, 0.0, np.where(x >= params.max_los_h, 1.0, inside))
+
+        sample = hours[stays.group == group].to_numpy()
+        assert len(sample) >= 50
+        assert sample.min() >= floor - 1 / 60, group
+        result = stats.kstest(sample, cdf)
+        assert result.pvalue > 0.001, (group, result)
 
 
 # -- the founding paper ---------------------------------------------------------------------------
