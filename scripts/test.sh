@@ -19,6 +19,13 @@ if [ ! -x /usr/bin/chromium ]; then
   fi
 fi
 
+# CI runs every test: the browser tests are never skipped here (a local pytest run may skip them
+# with HYPERINFLAM_SKIP_BROWSER=1; see tests/conftest.py).
+if [ -n "${HYPERINFLAM_SKIP_BROWSER:-}" ]; then
+  echo "== HYPERINFLAM_SKIP_BROWSER is ignored by this script: the browser tests run"
+  unset HYPERINFLAM_SKIP_BROWSER
+fi
+
 # The local PostgreSQL server for the OMOP-on-PostgreSQL tests (fails loudly if it is missing).
 bash scripts/ensure-postgres.sh
 

@@ -2,7 +2,8 @@
 
 Needs /usr/bin/chromium (Debian package ``chromium``: ``apt-get install -y chromium``; scripts/test.sh
 installs it); Playwright's own browser download cannot work offline. Set HYPERINFLAM_SKIP_BROWSER=1
-to skip the browser tests (never skipped silently otherwise: a missing browser fails).
+to skip the browser tests in a local pytest run (never skipped silently otherwise: a missing browser
+fails); scripts/test.sh, the CI command, unsets it so CI never skips them.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ def require_chromium(path: Path = CHROMIUM) -> None:
     """Skip when HYPERINFLAM_SKIP_BROWSER=1; otherwise FAIL (never skip silently) when Debian's
     Chromium is not installed."""
     if os.environ.get("HYPERINFLAM_SKIP_BROWSER") == "1":
-        pytest.skip("HYPERINFLAM_SKIP_BROWSER=1 is set")
+        pytest.skip("HYPERINFLAM_SKIP_BROWSER=1 is set by you: the report and the web pages are "
+                    "not checked in Chromium in this run. scripts/test.sh (the README's test "
+                    "command and .ci/run) unsets it, so CI always runs these tests.")
     if not path.exists():
         pytest.fail(f"{path} is missing: install Debian's chromium "
                     "(apt-get update && apt-get install -y chromium), or set "
