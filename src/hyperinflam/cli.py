@@ -70,7 +70,7 @@ def _run_load(db, units, label: str, load) -> None:
     and print the reconciliation; fixable errors become one message (exit 2)."""
     import duckdb
 
-    from hyperinflam.engine import connect
+    from hyperinflam.engine import EngineError, connect
     from hyperinflam.sources import SourceError
     from hyperinflam.sources.quarantine import render_load_report
     from hyperinflam.vocabulary import Vocabulary, VocabularyError
@@ -80,7 +80,7 @@ def _run_load(db, units, label: str, load) -> None:
         con = connect(db, memory_limit=LOAD_MEMORY_LIMIT)
         with console.status(label, spinner="dots") as status:
             report = load(con, vocabulary, status)
-    except (SourceError, VocabularyError) as exc:
+    except (SourceError, VocabularyError, EngineError) as exc:
         fail(str(exc))
     except duckdb.Error as exc:
         fail(f"the database engine could not finish the load: {exc}. Nothing of the table being "
@@ -400,9 +400,10 @@ def synth_command(
             fail("the CSV reader (hyperinflam.sources.csv) is not available in this version; "
                  f"load the folder later with 'hyperinflam load csv {out} --db {db}'.")
         from hyperinflam.sources import SourceError
+        from hyperinflam.engine import EngineError
         try:
             report = load_csv_folder(connect(db, memory_limit=LOAD_MEMORY_LIMIT), out, tz="UTC")
-        except SourceError as exc:
+        except (SourceError, EngineError) as exc:
             fail(str(exc))
         console.print(f"Loaded into {db}: " + ", ".join(
             f"{t.table} {t.loaded:,}" for t in report.tables))

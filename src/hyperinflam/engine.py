@@ -101,6 +101,11 @@ def connect(db: str | os.PathLike | None = None, *, read_only: bool = False,
         from hyperinflam.sources.parquet import open_parquet
 
         if not read_only:
+            from hyperinflam.sources.parquet import MANIFEST_NAME
+
+            if not (path / MANIFEST_NAME).exists():
+                raise EngineError(f"--db {path} is a folder; give a DuckDB database file, for "
+                                  f"example '--db {path / 'hyperinflam.duckdb'}'.")
             raise EngineError(
                 f"{path} is a folder of Parquet tables, which is read-only here. Load into a "
                 f"DuckDB file instead (for example '--db site.duckdb'), then 'hyperinflam export "
@@ -272,7 +277,7 @@ def open_engine(db: str | os.PathLike | None = None, engine: str = "duckdb",
         raise EngineError(
             "--engine spark needs --db: a Parquet folder written by 'hyperinflam export parquet' "
             "or catalog:DATABASE (a Spark catalog database with the canonical tables).")
-    if "://" not in text and not text.startswith("dbfs:"):
+    if not parquet.is_uri(text):
         path = Path(text)
         if path.is_file():
             raise EngineError(

@@ -451,7 +451,8 @@ def load_source(con, src: _Source, vocab: Vocabulary, code_rows: list[dict], tz:
         _resolve_codes(raw, src, report)
         _Loader(con, src, vocab, tz, options, report).run()
     finally:
-        for t in ("_omop_codes", "_omop_code_rows", "_omop_stays", "_omop_units", "_omop_drugs"):
+        for t in ("_omop_codes", "_omop_code_rows", "_omop_stays", "_omop_units",
+                  "_omop_drug_list", "_omop_drug_rxnorm", "_omop_drug_match"):
             raw.execute(f"DROP TABLE IF EXISTS {t}")
     return report
 
@@ -688,7 +689,8 @@ class _Loader:
             {self.person_join('m')} {self.stay_join('measurement', 'm')}""", "measurement_id")
 
     def _drug_table(self) -> None:
-        """_omop_drugs(drug_exposure_id, drug): the ingredient of each exposure."""
+        """_omop_drug_match: the ingredient drug of each drug concept (via _omop_drug_list and,
+        for RxNorm codes, _omop_drug_rxnorm)."""
         s = self.src
         ancestors = s.has("concept_ancestor") and s.count("concept_ancestor") > 0
         listed = ("SELECT CAST(d.omop_ingredient_concept_id AS BIGINT) AS concept_id, d.drug "

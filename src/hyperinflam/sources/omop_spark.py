@@ -25,6 +25,7 @@ import json
 import os
 from pathlib import Path
 
+from hyperinflam.engine import CATALOG_PREFIX
 from hyperinflam.schema import ALL_TABLES, Table
 from hyperinflam.sources import LoadReport, SourceError
 from hyperinflam.sources.omop import (
@@ -39,6 +40,7 @@ from hyperinflam.sources.parquet import (
     MANIFEST_NAME,
     PARTITION_BY,
     build_manifest,
+    is_uri,
 )
 from hyperinflam.sources.spark_sql import (
     SPARK_TYPES,
@@ -50,22 +52,17 @@ from hyperinflam.vocabulary import Vocabulary
 
 __all__ = ["load_omop_spark", "check_source", "check_output", "SOURCE_HELP"]
 
-CATALOG_PREFIX = "catalog:"
 #: Prefix of the Spark temporary views over the OMOP tables (one per table).
 VIEW_PREFIX = "_omop_src_"
 SOURCE_HELP = ("a folder of OMOP Parquet tables (person.parquet or person/*.parquet, ...) or "
                "catalog:DATABASE")
 
 
-def _is_uri(text: str) -> bool:
-    return "://" in text or text.startswith("dbfs:")
-
-
 class _Output:
     """The output folder (local path or URI) through Hadoop's FileSystem, as Spark sees it."""
 
     def __init__(self, session, location: str):
-        self.location = location.rstrip("/") if _is_uri(location) else str(Path(location))
+        self.location = location.rstrip("/") if is_uri(location) else str(Path(location))
         jvm = session._jvm
         self._path = jvm.org.apache.hadoop.fs.Path(self.location)
         self._fs = self._path.getFileSystem(session._jsc.hadoopConfiguration())
@@ -106,7 +103,7 @@ def check_source(source: str | os.PathLike) -> dict[str, Path]:
     before Spark starts; {} for a URI or catalog:DATABASE (checked by Spark). Raises
     :class:`SourceError` naming the path and the fix."""
     text = str(source)
-    if text.startswith(CATALOG_PREFIX) or _is_uri(text):
+    if text.startswith(CATALOG_PREFIX) or is_uri(text):
         return {}
     path = Path(text)
     if not path.is_dir():
@@ -127,7 +124,7 @@ def check_source(source: str | os.PathLike) -> dict[str, Path]:
 def check_output(out_dir: str | os.PathLike) -> None:
     """A local --db folder must be new or empty (checked before Spark starts)."""
     text = str(out_dir)
-    if _is_uri(text):
+    if is_uri(text):
         return
     path = Path(text)
     if path.exists() and not path.is_dir():
@@ -166,7 +163,7 @@ def _attach(session, source: str) -> tuple[dict[str, tuple[str, list[str]]], str
         for name in names:
             frames[name.lower()] = session.table(f"`{database}`.`{name}`")
         label = text
-    elif _is_uri(text):
+    elif is_uri(text):
         jvm = session._jvm
         root = jvm.org.apache.hadoop.fs.Path(text)
         fs = root.getFileSystem(session._jsc.hadoopConfiguration())

@@ -111,6 +111,12 @@ def _copy_ibis(con, table: Table, target: Path, partition_by: tuple[str, ...]) -
     return rows
 
 
+def is_uri(text: str) -> bool:
+    """A location Spark reads through a Hadoop file system (s3a://, abfss://, hdfs://, dbfs:/),
+    not a local path."""
+    return "://" in text or text.startswith("dbfs:")
+
+
 def build_manifest(tables: dict[str, dict], written_by: str = "") -> dict:
     """The ``_hyperinflam.json`` manifest of a canonical Parquet folder: format, version, writer,
     time and the timestamp convention, and per table its rows and partition columns. One
@@ -214,8 +220,7 @@ def register_parquet(con, folder: str | os.PathLike, *, tables=ALL_TABLES) -> di
     (``s3a://``, ``abfss://``, ``dbfs:/``); DuckDB needs a local folder.
     """
     text = str(folder)
-    is_uri = "://" in text or text.startswith("dbfs:")
-    local = None if is_uri else Path(text)
+    local = None if is_uri(text) else Path(text)
     if local is not None:
         if not local.is_dir():
             raise SourceError(f"--db {local}: no such folder of Parquet tables.")
