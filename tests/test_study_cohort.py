@@ -176,6 +176,20 @@ def test_required_marker_threshold_on_baseline_value():
     assert frames.flow["stays_meeting_requirement"] == 1
 
 
+def test_required_criterion_output_that_does_not_exist_is_a_definition_error():
+    """A require naming a column the criterion does not output is found when the study meets the
+    data: a StudyDefinitionError listing the criterion's real outputs (one message, no traceback
+    in the CLI), not a bare ValueError."""
+    from hyperinflam.study.definition import StudyDefinitionError
+
+    db = Db()
+    one_patient(db, "p1")
+    study = parse_study({"study": {"id": "t", "title": "t"},
+                         "cohort": {"require": "hscore_points_total >= 169"}})
+    with pytest.raises(StudyDefinitionError, match="its outputs are .*hscore_points"):
+        extract_cohort(db.con, study)
+
+
 def test_characteristics_cotherapy_and_events(study):
     db = Db()
     one_patient(db, "p1")

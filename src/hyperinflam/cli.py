@@ -49,6 +49,17 @@ SITE_TZ_OPTION = typer.Option(
     "UTC", "--tz", help="Site time zone (IANA name, e.g. Europe/Amsterdam) of times written "
     "without an offset. Stored times are UTC.")
 
+# --engine / --spark-master / --spark-conf of screen, study run and load omop (docs/scale.md).
+ENGINE_OPTION = typer.Option(
+    "duckdb", "--engine", help="Engine that computes: 'duckdb' (embedded, default) or 'spark' "
+    "(reads --db as a Parquet folder or catalog:DATABASE; see docs/scale.md).")
+SPARK_MASTER_OPTION = typer.Option(
+    None, "--spark-master", help="Spark master URL with --engine spark, e.g. spark://host:7077. "
+    "Default local[*].")
+SPARK_CONF_OPTION = typer.Option(
+    None, "--spark-conf", help="Spark setting KEY=VALUE (repeatable), e.g. --spark-conf "
+    "spark.executor.memory=8g.")
+
 
 def fail(message: str, code: int = 2) -> None:
     """Print a user-facing error (no traceback) and exit."""
@@ -164,11 +175,8 @@ def load_omop_command(
     engine: str = typer.Option("duckdb", "--engine", help="'duckdb' (default: --db is a DuckDB "
                                "file) or 'spark' (SOURCE is a Parquet folder or catalog:DATABASE; "
                                "--db is a new folder of canonical Parquet tables; docs/scale.md)."),
-    spark_master: Optional[str] = typer.Option(None, "--spark-master", help="Spark master URL "
-                                               "with --engine spark. Default local[*]."),
-    spark_conf: Optional[list[str]] = typer.Option(None, "--spark-conf", help="Spark setting "
-                                                   "KEY=VALUE (repeatable), e.g. --spark-conf "
-                                                   "spark.executor.memory=8g."),
+    spark_master: Optional[str] = SPARK_MASTER_OPTION,
+    spark_conf: Optional[list[str]] = SPARK_CONF_OPTION,
 ) -> None:
     from hyperinflam.sources.omop import OmopOptions, load_omop
 
@@ -431,7 +439,10 @@ def _run_and_render(con, study_ref: str, out: Path, *, db_label: str) -> Path:
         def progress(step: str) -> None:
             bar.update(task, description=f"study {study.study.id}: {step}")
 
-        results = run_study(con, study, progress=progress)
+        try:
+            results = run_study(con, study, progress=progress)
+        except StudyDefinitionError as exc:  # found only when the study meets the data
+            fail(f"{study_ref}: {exc}")
         results.provenance.setdefault("database", db_label)
         progress("writing outputs")
         paths = write_outputs(results, out)
@@ -450,13 +461,9 @@ def study_run(
     out: Path = typer.Option(Path("study-out"), "--out",
                              help="Folder for results.csv, results.json, observations.csv and "
                                   "report.html (created if missing)."),
-    engine: str = typer.Option("duckdb", "--engine", help="Engine that computes: 'duckdb' "
-                               "(embedded, default) or 'spark' (reads --db as a Parquet folder or "
-                               "catalog:DATABASE; see docs/scale.md)."),
-    spark_master: Optional[str] = typer.Option(None, "--spark-master", help="Spark master URL "
-                                               "with --engine spark. Default local[*]."),
-    spark_conf: Optional[list[str]] = typer.Option(None, "--spark-conf", help="Spark setting "
-                                                   "KEY=VALUE (repeatable)."),
+    engine: str = ENGINE_OPTION,
+    spark_master: Optional[str] = SPARK_MASTER_OPTION,
+    spark_conf: Optional[list[str]] = SPARK_CONF_OPTION,
 ):
     """Run a declarative study on the canonical tables and write its results and report.
 
@@ -579,13 +586,9 @@ def screen_command(
     criteria: Optional[list[str]] = typer.Option(None, "--criterion", "-c", help="Run only this "
                                                  "criterion (repeatable), e.g. -c hscore -c "
                                                  "hlh2004. Default: all."),
-    engine: str = typer.Option("duckdb", "--engine", help="Engine that computes: 'duckdb' "
-                               "(embedded, default) or 'spark' (reads --db as a Parquet folder or "
-                               "catalog:DATABASE; see docs/scale.md)."),
-    spark_master: Optional[str] = typer.Option(None, "--spark-master", help="Spark master URL "
-                                               "with --engine spark. Default local[*]."),
-    spark_conf: Optional[list[str]] = typer.Option(None, "--spark-conf", help="Spark setting "
-                                                   "KEY=VALUE (repeatable)."),
+    engine: str = ENGINE_OPTION,
+    spark_master: Optional[str] = SPARK_MASTER_OPTION,
+    spark_conf: Optional[list[str]] = SPARK_CONF_OPTION,
 ):
     """Screen every PICU stay (see SCREEN_HELP)."""
     import ibis
@@ -818,14 +821,6 @@ def audit_command(
 export_app = typer.Typer(help="Write the canonical tables out for other engines.",
                          no_args_is_help=True)
 app.add_typer(export_app, name="export")
-
-# The --engine / --spark-master / --spark-conf options of screen, study run and load omop are
-# declared inline in those commands (a default here would be defined after them); their help:
-ENGINE_HELP = ("Engine that computes: 'duckdb' (embedded, default) or 'spark' (reads --db as a "
-               "Parquet folder or catalog:DATABASE; see docs/scale.md).")
-SPARK_MASTER_HELP = "Spark master URL with --engine spark, e.g. spark://host:7077. Default local[*]."
-SPARK_CONF_HELP = "Spark setting KEY=VALUE (repeatable), e.g. --spark-conf spark.executor.memory=8g."
-
 
 def open_engine_or_fail(db, engine: str = "duckdb", spark_master: Optional[str] = None,
                         spark_conf: Optional[list[str]] = None):

@@ -33,8 +33,6 @@ from hyperinflam.features import FeatureSpec
 
 NAME = "hscore"
 TITLE = "HScore (Fardet 2014; adult derivation, not validated in children)"
-#: Short name of the criterion (of its RESULT where it has one) for tables and the census.
-LABEL = "HScore >= 169"
 #: The column holding this criterion's overall tri-state result (met / not_met / unknown or
 #: indeterminate); the screen's "meets any criterion" reads it.
 RESULT = "hscore_ge_169"
@@ -49,6 +47,8 @@ LAB_LOOKBACK_HOURS: float | None = 72
 CLINICAL_LOOKBACK_HOURS: float | None = None
 #: "Positive" HScore cutoff (§2.2: sensitivity 93 %, specificity 86 %).
 CUTOFF = 169
+#: Short name of the criterion (of its RESULT where it has one) for tables and the census.
+LABEL = f"HScore >= {CUTOFF}"
 #: §11.1 factors native -> canonical and §12 row 11 native reporting precision.
 TG_MG_DL_PER_MMOL_L = 88.57
 TG_MMOL_L_DIGITS = 2

@@ -74,7 +74,9 @@ CODE_COLUMNS = ("kind", "target", "vocabulary_id", "concept_code", "concept_id",
 CATALOG = "_omop_src"
 #: Day of birth used when the CDM gives year and month only (person.day_of_birth NULL).
 MISSING_BIRTH_DAY = 15
-#: Fallback PICU stays: inpatient visits of persons younger than this at the visit start.
+#: Fallback PICU stays: inpatient visits of persons younger than this at the visit start (the
+#: paediatric population of the Phoenix EHR implementation, age < 18 years at encounter start:
+#: clinical reference §5.1; studies narrow or widen the age range in their [cohort] section).
 FALLBACK_MAX_AGE_YEARS = 18
 #: condition_status_source_value written by export_omop (and honoured on read).
 UNDERLYING_MARK, ACUTE_MARK, ONSET_UNKNOWN_MARK = "underlying", "acute", "onset unknown"

@@ -199,8 +199,12 @@ def _apply_requirement(con, stays: ibis.Table, study: StudyDefinition) -> ibis.T
         times = candidates.select("stay_id", eval_time=candidates.index_time)
         base = screen(con, times=times, criteria=[req.criterion])
         if req.variable not in base.columns:
-            raise ValueError(f"[cohort] require: '{req.variable}' is not an output of criterion "
-                             f"'{req.criterion}' (see docs/screen-output.md)")
+            from hyperinflam.study.definition import StudyDefinitionError
+
+            outputs = ", ".join(c for c in base.columns if c.startswith(f"{req.criterion}_"))
+            raise StudyDefinitionError(
+                f"[cohort] require: '{req.variable}' is not an output of criterion "
+                f"'{req.criterion}'; its outputs are {outputs} (docs/screen-output.md).")
         values, stay_ids = base[req.variable], base.stay_id
     v, x = values, req.threshold
     ops = {">=": lambda: v >= x, "<=": lambda: v <= x, ">": lambda: v > x, "<": lambda: v < x,
