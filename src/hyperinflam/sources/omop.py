@@ -698,13 +698,13 @@ class _Loader:
         listed = ("SELECT CAST(d.omop_ingredient_concept_id AS BIGINT) AS concept_id, d.drug "
                   "FROM _omop_drug_list d")
         rows = [(name, int(float(info["omop_ingredient_concept_id"])))
-                for name, info in self._drug_rows().items() if info["omop_ingredient_concept_id"]]
+                for name, info in self.vocab.drugs.items() if info["omop_ingredient_concept_id"]]
         self.raw.execute("CREATE OR REPLACE TEMP TABLE _omop_drug_list (drug VARCHAR, "
                          "omop_ingredient_concept_id BIGINT)")
         if rows:
             self.raw.executemany("INSERT INTO _omop_drug_list VALUES (?, ?)", rows)
         rxnorm = [(name, info["rxnorm_ingredient"].strip()) for name, info in
-                  self._drug_rows().items() if (info.get("rxnorm_ingredient") or "").strip()]
+                  self.vocab.drugs.items() if (info.get("rxnorm_ingredient") or "").strip()]
         if rxnorm and s.has("concept"):
             # RxNorm ingredient codes (clinical reference 11.5) resolved through the source's
             # concept table: finds ingredients whose OMOP id is VERIFY or absent in drugs.csv
@@ -731,12 +731,6 @@ class _Loader:
                                      "ingredient are not recognised.")
         self.raw.execute(f"CREATE OR REPLACE TEMP TABLE _omop_drug_match AS "
                          f"SELECT concept_id, min(drug) AS drug FROM ({match}) GROUP BY 1")
-
-    def _drug_rows(self) -> dict[str, dict]:
-        import csv as c
-        with resources.files("hyperinflam.vocabulary").joinpath("drugs.csv").open(
-                "r", encoding="utf-8", newline="") as handle:
-            return {r["drug"]: r for r in c.DictReader(handle)}
 
     def drugs(self) -> None:
         s = self.src
