@@ -630,12 +630,24 @@ def _write(raw, table: str, source: str, header: list[str], cols: list[str]) -> 
 def open_load(con, vocabulary: Vocabulary | None, tz: str):
     """The raw DuckDB connection and the vocabulary a reader loads with; an unknown site time
     zone is a :class:`SourceError` (one clear message)."""
-    raw = con.con
+    return con.con, load_settings(vocabulary, tz, con.con)
+
+
+def load_settings(vocabulary: Vocabulary | None, tz: str, raw=None) -> Vocabulary:
+    """The vocabulary of a load (the packaged one unless given) after checking the site time
+    zone with DuckDB's time-zone database (``raw``, else a short-lived in-memory connection);
+    an unknown zone is a :class:`SourceError`. Shared by every reader and every engine."""
+    import duckdb
+
+    checker = raw if raw is not None else duckdb.connect()
     try:
-        check_time_zone(raw, tz)
+        check_time_zone(checker, tz)
     except ValueError as exc:
         raise SourceError(str(exc)) from None
-    return raw, (vocabulary if vocabulary is not None else Vocabulary())
+    finally:
+        if raw is None:
+            checker.close()
+    return vocabulary if vocabulary is not None else Vocabulary()
 
 
 def stage_select(raw, select_sql: str, header: list[str]) -> int:

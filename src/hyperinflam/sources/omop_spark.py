@@ -207,16 +207,10 @@ def load_omop_spark(session, source: str | os.PathLike, out_dir: str | os.PathLi
     with the fix for a wrong SOURCE, a non-empty ``out_dir`` or a missing table or column; a
     failed load removes what it wrote.
     """
-    import duckdb
-
-    from hyperinflam.sources.timeparse import check_time_zone
+    from hyperinflam.sources.ingest import load_settings
 
     options = check_options(options)
-    vocab = vocabulary if vocabulary is not None else Vocabulary()
-    try:
-        check_time_zone(duckdb.connect(), tz)
-    except ValueError as exc:
-        raise SourceError(str(exc)) from None
+    vocab = load_settings(vocabulary, tz)
     code_rows = read_codes(codes)
     work = session.newSession()
     work.conf.set("spark.sql.session.timeZone", "UTC")
