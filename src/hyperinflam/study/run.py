@@ -15,6 +15,7 @@ from importlib import metadata
 import ibis
 
 from hyperinflam import __version__
+from hyperinflam.engine import engine_name
 from hyperinflam.schema import CANONICAL_TABLES
 import pandas as pd
 
@@ -35,7 +36,7 @@ def _version(package: str) -> str | None:
 
 def database_path(con) -> str | None:
     """The database file behind an ibis DuckDB connection (None in memory or on another engine)."""
-    if getattr(con, "name", None) != "duckdb":
+    if engine_name(con) != "duckdb":
         return None
     raw = con.con
     rows = raw.execute("SELECT name, file FROM pragma_database_list").fetchall()
@@ -140,7 +141,7 @@ def run_study(con, study: StudyDefinition | str | os.PathLike, *,
         "versions": {"hyperinflam": __version__, "duckdb": _version("duckdb"),
                      "ibis-framework": _version("ibis-framework"), "scipy": _version("scipy"),
                      "numpy": _version("numpy"), "pandas": _version("pandas"),
-                     **({"pyspark": _version("pyspark")} if getattr(con, "name", None) == "pyspark"
+                     **({"pyspark": _version("pyspark")} if engine_name(con) == "spark"
                         else {})},
         "database": database_path(con),
         "backend": getattr(con, "name", None),
