@@ -9,7 +9,7 @@ process (wall time of the child including start-up and imports; peak RSS of the 
    hyperferritinemic sepsis, Phoenix, Phoenix-8, pSOFA, PRISM III, IPSCC), every stay, the default
    24-h grid (every 24 h from admission plus the end of the stay), each input the worst value in
    its own look-back window; the result written to Parquet by the engine. DuckDB memory_limit
-   ``--memory-limit`` (default 4GB), spilling to ``--workdir``.
+   ``--memory-limit`` (default: the engine's default, 3GB), spilling to ``--workdir``.
 2. **pandas + phoenix-sepsis**: every measurement row read into pandas, a 24-h bucket from
    admission, a pivot of min and max per (stay, bucket, variable), then ``phx.phoenix`` on the
    wide frame (Phoenix only; organ support not joined: invasive ventilation and vasoactives are
@@ -36,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _measure import measure  # noqa: E402
+from _measure import measure
 
 DEFAULT_WORKDIR = Path(os.environ.get("HYPERINFLAM_BENCH_DIR", "/tmp/hyperinflam-bench"))
 BUCKET_HOURS = 24
@@ -126,8 +126,8 @@ def job_pandas_phoenix(db: Path, out: Path) -> dict:
     result = pd.concat([wide[["stay_id", "bucket"]].reset_index(drop=True),
                         result.reset_index(drop=True)], axis=1)
     result.to_parquet(out)
-    return {"output_rows": int(len(result)), "output_columns": int(result.shape[1]),
-            "measurement_rows": int(len(m))}
+    return {"output_rows": len(result), "output_columns": int(result.shape[1]),
+            "measurement_rows": len(m)}
 
 
 def job_floor(db: Path, out: Path) -> dict:
@@ -249,7 +249,9 @@ def main() -> None:
     parser.add_argument("--stays", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=2014)
     parser.add_argument("--db", type=Path, help="an existing synthetic DuckDB file (else prepared)")
-    parser.add_argument("--memory-limit", default="4GB")
+    parser.add_argument("--memory-limit", default=None,
+                        help="DuckDB memory_limit of the jobs (default: the engine's default, "
+                             "HYPERINFLAM_MEMORY_LIMIT or 3GB)")
     parser.add_argument("--jobs", default="hyperinflam,pandas_phoenix,floor")
     parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
     parser.add_argument("--child", choices=sorted(JOBS), help=argparse.SUPPRESS)
@@ -260,6 +262,10 @@ def main() -> None:
         return
     args.workdir.mkdir(parents=True, exist_ok=True)
     db = args.db or prepare(args.workdir, args.stays, args.seed)
+    if args.memory_limit is None:
+        from hyperinflam.engine import DEFAULT_MEMORY_LIMIT
+
+        args.memory_limit = DEFAULT_MEMORY_LIMIT
     print_table(run(db, args.workdir, args.jobs.split(","), args.memory_limit))
 
 
