@@ -231,3 +231,27 @@ def test_clear_errors(tmp_path):
         load_omop(con, folder)
     with pytest.raises(SourceError, match="stay_fallback"):
         load_omop(con, EUNOMIA / "omop", options=OmopOptions(stay_fallback="x"))
+
+
+def test_load_report_names_every_omop_source_table_in_a_narrow_terminal():
+    # Three OMOP tables feed organ_support: an 80-column terminal must still tell their rows
+    # apart (the source table in full under the canonical table) and keep the "adds up" column.
+    import io
+
+    from rich.console import Console
+
+    from hyperinflam.sources import LoadReport
+    from hyperinflam.sources.quarantine import TableLoadCounts, render_load_report
+
+    report = LoadReport(source="/data/site/omop-parquet")
+    for omop_table in ("procedure_occurrence", "device_exposure", "drug_exposure"):
+        report.tables.append(TableLoadCounts(
+            table="organ_support", source=f"/data/site/omop-parquet#{omop_table}",
+            read=1_234_567, loaded=1_234_560, quarantined=7))
+    out = io.StringIO()
+    render_load_report(report, Console(file=out, width=80))
+    text = out.getvalue()
+    for omop_table in ("procedure_occurrence", "device_exposure", "drug_exposure"):
+        assert f"from {omop_table}" in text
+    assert "omop-parquet#" not in text            # the label is the title, not repeated per row
+    assert text.count("\u2713") == 4               # every row and the total add up, all shown

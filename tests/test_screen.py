@@ -5,7 +5,6 @@ reference §1.2) keeps the tests independent of the real criterion modules.
 
 from __future__ import annotations
 
-import sys
 import types
 from datetime import datetime, timedelta
 

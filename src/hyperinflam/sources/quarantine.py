@@ -66,21 +66,22 @@ def render_load_report(report: LoadReport, console: Console) -> None:
     summary = Table(title=f"Load of {report.source}", title_justify="left",
                     caption="read = loaded + already present (a reload) + quarantined",
                     caption_justify="left")
-    # The source column only when it says more than the table name (e.g. OMOP tables, files).
-    show_source = any(_file_name(t.source) != f"{t.table}.csv" for t in report.tables)
-    columns = [("table", "left")] + ([("source", "left")] if show_source else []) + [
-        ("read", "right"), ("loaded", "right"), ("already\npresent", "right"),
-        ("quaran-\ntined", "right"), ("adds\nup", "center")]
+    # The source under the table name only when it says more than the table name (OMOP and MEDS
+    # tables, files not named after their table), on its own line so that it is never cut.
+    show_source = any(_source_name(t.source) != f"{t.table}.csv" for t in report.tables)
+    columns = [("table", "left"), ("read", "right"), ("loaded", "right"),
+               ("already\npresent", "right"), ("quaran-\ntined", "right"), ("adds\nup", "center")]
     for name, justify in columns:
-        summary.add_column(name, justify=justify, no_wrap=name in ("table", "read", "loaded"))
+        summary.add_column(name, justify=justify, no_wrap=name in ("read", "loaded"),
+                           overflow="fold")
     totals = [0, 0, 0, 0]
     for t in report.tables:
         totals = [a + b for a, b in zip(totals, (t.read, t.loaded, t.already_present, t.quarantined))]
-        summary.add_row(t.table, *([_file_name(t.source)] if show_source else []), f"{t.read:,}",
+        label = f"{t.table}\n[dim]from {_source_name(t.source)}[/]" if show_source else t.table
+        summary.add_row(label, f"{t.read:,}",
                         f"{t.loaded:,}", f"{t.already_present:,}", f"{t.quarantined:,}",
                         "[green]\u2713[/]" if t.reconciles else "[bold red]\u2717[/]")
-    summary.add_row("[bold]total[/]", *([""] if show_source else []),
-                    *(f"[bold]{n:,}[/]" for n in totals),
+    summary.add_row("[bold]total[/]", *(f"[bold]{n:,}[/]" for n in totals),
                     "[green]\u2713[/]" if report.reconciles else "[bold red]\u2717[/]",
                     end_section=True)
     console.print(summary)
@@ -109,3 +110,9 @@ def render_load_report(report: LoadReport, console: Console) -> None:
 
 def _file_name(source: str) -> str:
     return source.replace("\\", "/").rsplit("/", 1)[-1]
+
+
+def _source_name(source: str) -> str:
+    """What the source column shows: the source table of a database or folder source
+    (``LABEL#table``: the label is the report's title already), else the file name."""
+    return source.rsplit("#", 1)[-1] if "#" in source else _file_name(source)
