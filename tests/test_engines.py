@@ -24,6 +24,7 @@ from __future__ import annotations
 import csv
 import math
 from datetime import datetime
+from pathlib import Path
 from types import SimpleNamespace
 
 import pandas as pd
@@ -216,6 +217,50 @@ def test_spark_conf_parsing_and_precedence():
     assert local["spark.sql.shuffle.partitions"] == "4"  # the user's setting wins
     cluster = spark_conf_for("spark://head:7077")
     assert "spark.driver.memory" not in cluster  # a cluster keeps its own sizing
+    # a local driver logs errors only while it starts; a user's Java options are kept after ours,
+    # and a user's own log4j2 file replaces ours
+    options = "spark.driver.extraJavaOptions"
+    assert local[options].startswith("-Dlog4j2.configurationFile=file:")
+    assert local[options].endswith("/hyperinflam/spark-log4j2.properties")
+    assert Path(local[options].split("file:", 1)[1]).is_file()
+    mine = spark_conf_for("local[2]", {options: "-Xss4m"})[options]
+    assert mine.startswith("-Dlog4j2.configurationFile=file:") and mine.endswith(" -Xss4m")
+    own = "-Dlog4j2.configurationFile=file:/etc/site-log4j2.properties"
+    assert spark_conf_for("local[2]", {options: own})[options] == own
+    assert options not in cluster
+
+
+def test_local_spark_starts_without_log_noise(tmp_path):
+    # A fresh JVM (not the shared session): what a person sees on the terminal when an
+    # --engine spark command starts -- no WARN lines, no log-level banner; only the JVM's own
+    # one-line note about incubator modules may remain.
+    pytest.importorskip("pyspark")
+    import subprocess
+    import sys
+
+    code = ("from hyperinflam.engine import spark_session\n"
+            "s = spark_session('local[1]', {'spark.driver.memory': '512m'})\n"
+            "print(s.range(3).count())\n"
+            "s.stop()\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "3"
+    noise = [line for line in done.stderr.splitlines()
+             if line.strip() and "Using incubator modules" not in line]
+    assert noise == [], done.stderr
+
+
+def test_spark_sql_errors_are_not_dumped_as_json_logs(spark, capfd):
+    # PySpark 4 logs each SQL error as a JSON record with the JVM stack trace even when it is
+    # caught; hyperinflam reports errors itself, so nothing reaches the terminal.
+    from pyspark.errors import AnalysisException
+
+    with pytest.raises(AnalysisException):
+        spark.sql("SELECT * FROM no_such_table_here")
+    captured = capfd.readouterr()
+    assert "SQLQueryContextLogger" not in captured.err + captured.out
+    assert "no_such_table_here" not in captured.err + captured.out
 
 
 def test_export_command(cohort, tmp_path):

@@ -15,6 +15,7 @@ the canonical tables is naive UTC, and both engines run with their session time 
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import shutil
 import tempfile
@@ -57,6 +58,10 @@ SPARK_DEFAULT_CONF: dict[str, str] = {
 }
 #: Extra defaults for a local master only (a cluster keeps its own): driver memory, few shuffle
 #: partitions for one machine, no web UI. Driver memory is overridable by environment.
+#: A local driver also gets ``-Dlog4j2.configurationFile`` (``spark-log4j2.properties``: errors
+#: only while it starts) in this option; a value of the user's is appended to it, or replaces it
+#: when it names its own log4j2 file.
+JAVA_OPTIONS = "spark.driver.extraJavaOptions"
 SPARK_LOCAL_CONF: dict[str, str] = {
     "spark.driver.memory": os.environ.get("HYPERINFLAM_SPARK_DRIVER_MEMORY", "4g"),
     "spark.sql.shuffle.partitions": "8",
@@ -192,12 +197,35 @@ def spark_conf_for(master: str, conf: Mapping[str, str] | None = None,
     out = dict(SPARK_DEFAULT_CONF)
     if _is_local(master):
         out.update(SPARK_LOCAL_CONF)
+        out[JAVA_OPTIONS] = f"-Dlog4j2.configurationFile={_spark_log_config()}"
     if scratch is not None:
         out["spark.sql.warehouse.dir"] = str(scratch / "warehouse")
         if _is_local(master):
             out["spark.local.dir"] = str(scratch / "local")
-    out.update(conf or {})
+    user = dict(conf or {})
+    if JAVA_OPTIONS in out and JAVA_OPTIONS in user and "log4j2.configurationFile" not in user[
+            JAVA_OPTIONS]:
+        user[JAVA_OPTIONS] = f"{out[JAVA_OPTIONS]} {user[JAVA_OPTIONS]}"
+    out.update(user)
     return out
+
+
+def _spark_log_config() -> str:
+    """``file:`` URI of the packaged log4j2 settings for a local Spark driver
+    (``spark-log4j2.properties``: errors only while the session starts)."""
+    return Path(__file__).with_name("spark-log4j2.properties").resolve().as_uri()
+
+
+def _quiet_pyspark_error_logs() -> None:
+    """PySpark 4 logs every SQL error it raises as a JSON record with the whole JVM stack trace
+    (loggers ``SQLQueryContextLogger`` / ``DataFrameQueryContextLogger``), even when the caller
+    catches it; hyperinflam reports its errors itself, so those two loggers only log CRITICAL."""
+    try:
+        from pyspark.logger import PySparkLogger
+    except ImportError:  # PySpark < 4 has no such loggers
+        return
+    for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
+        PySparkLogger.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def spark_session(master: str | None = None, conf: Mapping[str, str] | None = None, *,
@@ -225,6 +253,7 @@ def spark_session(master: str | None = None, conf: Mapping[str, str] | None = No
         raise EngineError(f"Spark did not start with master '{master}': {exc}. Check "
                           f"--spark-master and --spark-conf, and that Java 17 is installed.") from exc
     session.sparkContext.setLogLevel(os.environ.get("HYPERINFLAM_SPARK_LOG_LEVEL", "FATAL"))
+    _quiet_pyspark_error_logs()
     # A session that already existed keeps its static settings; set the runtime ones again.
     session.conf.set("spark.sql.session.timeZone", "UTC")
     return session
