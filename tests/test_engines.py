@@ -26,6 +26,7 @@ import math
 from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
+from urllib.parse import unquote, urlparse
 
 import pandas as pd
 import pytest
@@ -222,12 +223,15 @@ def test_spark_conf_parsing_and_precedence():
     options = "spark.driver.extraJavaOptions"
     assert local[options].startswith("-Dlog4j2.configurationFile=file:")
     assert local[options].endswith("/hyperinflam/spark-log4j2.properties")
-    assert Path(local[options].split("file:", 1)[1]).is_file()
+    uri = local[options].split("=", 1)[1]
+    assert Path(unquote(urlparse(uri).path)).is_file()
     mine = spark_conf_for("local[2]", {options: "-Xss4m"})[options]
     assert mine.startswith("-Dlog4j2.configurationFile=file:") and mine.endswith(" -Xss4m")
-    own = "-Dlog4j2.configurationFile=file:/etc/site-log4j2.properties"
-    assert spark_conf_for("local[2]", {options: own})[options] == own
+    for own in ("-Dlog4j2.configurationFile=file:/etc/site-log4j2.properties",
+                "-Xss4m -Dlog4j.configurationFile=file:/etc/site-log4j2.properties"):  # Spark's docs
+        assert spark_conf_for("local[2]", {options: own})[options] == own
     assert options not in cluster
+    assert spark_conf_for("spark://head:7077", {options: "-Xss4m"})[options] == "-Xss4m"
 
 
 def test_local_spark_starts_without_log_noise(tmp_path):
@@ -246,8 +250,9 @@ def test_local_spark_starts_without_log_noise(tmp_path):
                           timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "3"
+    jvm_notes = ("Using incubator modules", "Picked up JAVA_TOOL_OPTIONS", "Picked up _JAVA_OPTIONS")
     noise = [line for line in done.stderr.splitlines()
-             if line.strip() and "Using incubator modules" not in line]
+             if line.strip() and not any(note in line for note in jvm_notes)]
     assert noise == [], done.stderr
 
 
@@ -256,6 +261,10 @@ def test_spark_sql_errors_are_not_dumped_as_json_logs(spark, capfd):
     # caught; hyperinflam reports errors itself, so nothing reaches the terminal.
     from pyspark.errors import AnalysisException
 
+    import logging
+
+    for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
+        assert not logging.getLogger(name).isEnabledFor(logging.ERROR)
     with pytest.raises(AnalysisException):
         spark.sql("SELECT * FROM no_such_table_here")
     captured = capfd.readouterr()

@@ -255,3 +255,16 @@ def test_load_report_names_every_omop_source_table_in_a_narrow_terminal():
         assert f"from {omop_table}" in text
     assert "omop-parquet#" not in text            # the label is the title, not repeated per row
     assert text.count("\u2713") == 4               # every row and the total add up, all shown
+
+    # A source named like the canonical table (MEDS) adds no line; a '#' inside a folder name
+    # is not mistaken for a source table.
+    meds = LoadReport(source="/data/meds")
+    meds.tables.append(TableLoadCounts(table="measurement", source="/data/meds#measurement",
+                                       read=3, loaded=3))
+    folder = LoadReport(source="/data/run#3")
+    folder.tables.append(TableLoadCounts(table="stay", source="/data/run#3/stay.csv",
+                                         read=3, loaded=3))
+    for other in (meds, folder):
+        out = io.StringIO()
+        render_load_report(other, Console(file=out, width=80))
+        assert "from " not in out.getvalue(), out.getvalue()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -59,8 +60,9 @@ SPARK_DEFAULT_CONF: dict[str, str] = {
 #: Extra defaults for a local master only (a cluster keeps its own): driver memory, few shuffle
 #: partitions for one machine, no web UI. Driver memory is overridable by environment.
 #: A local driver also gets ``-Dlog4j2.configurationFile`` (``spark-log4j2.properties``: errors
-#: only while it starts) in this option; a value of the user's is appended to it, or replaces it
-#: when it names its own log4j2 file.
+#: only while it starts) in this option; a value of the user's ``--spark-conf`` is appended to
+#: it, or replaces it when it names its own log4j configuration file. (This option also takes
+#: precedence over one set in a site's spark-defaults.conf.)
 JAVA_OPTIONS = "spark.driver.extraJavaOptions"
 SPARK_LOCAL_CONF: dict[str, str] = {
     "spark.driver.memory": os.environ.get("HYPERINFLAM_SPARK_DRIVER_MEMORY", "4g"),
@@ -203,11 +205,16 @@ def spark_conf_for(master: str, conf: Mapping[str, str] | None = None,
         if _is_local(master):
             out["spark.local.dir"] = str(scratch / "local")
     user = dict(conf or {})
-    if JAVA_OPTIONS in out and JAVA_OPTIONS in user and "log4j2.configurationFile" not in user[
-            JAVA_OPTIONS]:
+    if JAVA_OPTIONS in out and JAVA_OPTIONS in user and not _LOG_CONFIG_OPTION.search(
+            user[JAVA_OPTIONS]):
         user[JAVA_OPTIONS] = f"{out[JAVA_OPTIONS]} {user[JAVA_OPTIONS]}"
     out.update(user)
     return out
+
+
+#: A log4j configuration file named in Java options, by either property name log4j 2 reads
+#: (``log4j2.configurationFile``, or ``log4j.configurationFile`` as Spark's docs write it).
+_LOG_CONFIG_OPTION = re.compile(r"-Dlog4j2?\.configurationFile=")
 
 
 def _spark_log_config() -> str:
@@ -219,7 +226,9 @@ def _spark_log_config() -> str:
 def _quiet_pyspark_error_logs() -> None:
     """PySpark 4 logs every SQL error it raises as a JSON record with the whole JVM stack trace
     (loggers ``SQLQueryContextLogger`` / ``DataFrameQueryContextLogger``), even when the caller
-    catches it; hyperinflam reports its errors itself, so those two loggers only log CRITICAL."""
+    catches it; hyperinflam reports its errors itself, so those two loggers only log CRITICAL.
+    Process-wide: a program that embeds hyperinflam and wants those records sets the loggers'
+    level back (``logging.getLogger("SQLQueryContextLogger").setLevel(logging.ERROR)``)."""
     try:
         from pyspark.logger import PySparkLogger
     except ImportError:  # PySpark < 4 has no such loggers

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from hyperinflam.sources import LoadReport, TableCounts
@@ -63,21 +64,23 @@ class TableLoadCounts(TableCounts):
 def render_load_report(report: LoadReport, console: Console) -> None:
     """Print the reconciliation of a load: per table read / loaded / already present /
     quarantined with a check mark when they add up, then the count per reason with an example."""
-    summary = Table(title=f"Load of {report.source}", title_justify="left",
+    summary = Table(title=f"Load of {escape(report.source)}", title_justify="left",
                     caption="read = loaded + already present (a reload) + quarantined",
                     caption_justify="left")
-    # The source under the table name only when it says more than the table name (OMOP and MEDS
-    # tables, files not named after their table), on its own line so that it is never cut.
-    show_source = any(_source_name(t.source) != f"{t.table}.csv" for t in report.tables)
     columns = [("table", "left"), ("read", "right"), ("loaded", "right"),
                ("already\npresent", "right"), ("quaran-\ntined", "right"), ("adds\nup", "center")]
     for name, justify in columns:
+        # Nothing is cut: in a very narrow terminal long names fold rather than lose columns.
         summary.add_column(name, justify=justify, no_wrap=name in ("read", "loaded"),
                            overflow="fold")
     totals = [0, 0, 0, 0]
     for t in report.tables:
         totals = [a + b for a, b in zip(totals, (t.read, t.loaded, t.already_present, t.quarantined))]
-        label = f"{t.table}\n[dim]from {_source_name(t.source)}[/]" if show_source else t.table
+        # The source under the table name when it says more than the table name (an OMOP table,
+        # a file not named after its table), on its own line so that it is never cut.
+        label, source = escape(t.table), _source_name(t.source, report.source)
+        if source not in (t.table, f"{t.table}.csv"):
+            label += f"\n[dim]from {escape(source)}[/]"
         summary.add_row(label, f"{t.read:,}",
                         f"{t.loaded:,}", f"{t.already_present:,}", f"{t.quarantined:,}",
                         "[green]\u2713[/]" if t.reconciles else "[bold red]\u2717[/]")
@@ -112,7 +115,9 @@ def _file_name(source: str) -> str:
     return source.replace("\\", "/").rsplit("/", 1)[-1]
 
 
-def _source_name(source: str) -> str:
-    """What the source column shows: the source table of a database or folder source
-    (``LABEL#table``: the label is the report's title already), else the file name."""
-    return source.rsplit("#", 1)[-1] if "#" in source else _file_name(source)
+def _source_name(source: str, report_source: str) -> str:
+    """What the report shows as a table's source: the source table of a database or folder
+    source (``LABEL#table`` where LABEL is the report's source, its title already), else the
+    file name."""
+    prefix = f"{report_source}#"
+    return source[len(prefix):] if source.startswith(prefix) else _file_name(source)
