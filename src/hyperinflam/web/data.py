@@ -631,17 +631,21 @@ def patient_tables(con, at: dt.datetime, criteria: list[str]) -> dict[str, _BySt
                             "admission_reason", "weight_kg", "birth_date", "sex").to_pandas()
     frames = {name: expr.to_pandas() for name, expr in timeline_exprs(con, stays, at).items()}
     strip = strip_expr(con, criteria, stays, at).to_pandas()
-    days = anakinra.daily_doses(con, as_of=at).to_pandas()
-    course_expr = anakinra.course_summary(con, as_of=at)
+    # Anakinra rows of the stays in the PICU only, filtered on the engine before the marker
+    # response is looked up: a site's whole history of treated stays is not recomputed per
+    # snapshot.
+    in_picu = stays.select(i_stay="stay_id")
+
+    def current(expr: ir.Table) -> ir.Table:
+        return expr.semi_join(in_picu, expr.stay_id == in_picu.i_stay)
+
+    days = current(anakinra.daily_doses(con, as_of=at)).to_pandas()
+    course_expr = current(anakinra.course_summary(con, as_of=at))
     course = course_expr.to_pandas()
     if course.empty:
         response = pd.DataFrame(columns=["stay_id", *_EMPTY_RESPONSE_COLUMNS])
     else:
         response = marker_response_expr(con, course_expr, at).to_pandas()
-    in_picu = set(stays_df.stay_id)
-    days = days[days.stay_id.isin(in_picu)]
-    course = course[course.stay_id.isin(in_picu)]
-    response = response[response.stay_id.isin(in_picu)]
     return {"stays": _ByStay.of(stays_df),
             "measurements": _ByStay.of(frames["measurements"]),
             "drugs": _ByStay.of(frames["drugs"]), "support": _ByStay.of(frames["support"]),
