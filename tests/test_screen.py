@@ -28,6 +28,7 @@ def _criterion(name: str, spec: FeatureSpec, threshold: float):
     module = types.ModuleType(f"test_criterion_{name}")
     module.NAME, module.TITLE, module.REFERENCE = name, name, "test"
     module.INPUTS = [spec]
+    module.RESULT = f"{name}_result"
 
     def evaluate(t):
         value = t[spec.column]
@@ -86,7 +87,6 @@ def test_screen_adds_criterion_columns(con):
 
 
 def test_stays_meeting_any_at_any_evaluation(con):
-    FERRITIN.RESULT, CRP.RESULT = "ferr_result", "crpx_result"
     expr = screen(con, criteria=[FERRITIN, CRP])
     summary = stays_meeting_any(expr, criteria=[FERRITIN, CRP]).to_pandas().set_index("stay_id")
     # s1 meets ferritin from +48 h (500 >= 500); s2 met CRP at +24 h (no longer at +30 h)
@@ -141,6 +141,8 @@ def test_cli_screen_writes_output(db, tmp_path, suffix):
     assert len(written) == 5  # s1: +24, +48, +50; s2: +24, +30
     assert "ferr_result" in written.columns
     assert "s1" in result.output
+    assert "Wrote 5 evaluations of 2 stays" in result.output
+    assert "2 stays meet at least one criterion" in result.output  # s1 ferritin, s2 CRP
 
 
 def test_cli_screen_errors_are_one_line(db, tmp_path):

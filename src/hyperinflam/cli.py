@@ -594,7 +594,13 @@ def screen_command(
     import ibis
 
     from hyperinflam.features import FeatureError
-    from hyperinflam.screen import ScreenError, screen, stays_meeting_any
+    from hyperinflam.screen import (
+        SUMMARY_PEAKS,
+        ScreenError,
+        result_columns,
+        screen,
+        stays_meeting_any,
+    )
 
     kind = SCREEN_FORMATS.get(out.suffix.lower())
     if kind is None:
@@ -617,13 +623,21 @@ def screen_command(
         con.disconnect()
 
     with console.status("Summarising...", spinner="dots"):
+        # The written file is read once, only the columns the summary needs (a CSV is parsed
+        # once, not per query), into a table of the in-memory reader.
         reader = ibis.duckdb.connect()
         written = reader.read_csv(out) if kind == "csv" else reader.read_parquet(out)
-        n_rows = written.count().to_pyarrow().as_py()
-        n_stays = written.stay_id.nunique().to_pyarrow().as_py()
-        meeting = stays_meeting_any(written, criteria=criteria)
-        n_meeting = meeting.count().to_pyarrow().as_py()
-        shown = meeting.limit(SCREEN_ROWS_SHOWN).to_pandas()
+        needed = ["stay_id", "person_id", "admit_time", "eval_time",
+                  *result_columns(written.columns, criteria).values(),
+                  *(column for column, _ in SUMMARY_PEAKS.values())]
+        written = reader.create_table(
+            "screen_summary_input", written.select(*[c for c in needed if c in written.columns]),
+            temp=True)
+        counts = written.aggregate(n_rows=written.count(),
+                                   n_stays=written.stay_id.nunique()).to_pandas().iloc[0]
+        n_rows, n_stays = int(counts.n_rows), int(counts.n_stays)
+        meeting = stays_meeting_any(written, criteria=criteria).to_pandas()
+        n_meeting, shown = len(meeting), meeting.head(SCREEN_ROWS_SHOWN)
         reader.disconnect()
     console.print(f"Wrote [bold]{n_rows}[/] evaluations of [bold]{n_stays}[/] stays to "
                   f"[bold]{out}[/].")
