@@ -57,13 +57,13 @@ SPARK_DEFAULT_CONF: dict[str, str] = {
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.ui.showConsoleProgress": "false",
 }
-#: Extra defaults for a local master only (a cluster keeps its own): driver memory, few shuffle
-#: partitions for one machine, no web UI. Driver memory is overridable by environment.
 #: A local driver also gets ``-Dlog4j2.configurationFile`` (``spark-log4j2.properties``: errors
 #: only while it starts) in this option; a value of the user's ``--spark-conf`` is appended to
 #: it, or replaces it when it names its own log4j configuration file. (This option also takes
 #: precedence over one set in a site's spark-defaults.conf.)
 JAVA_OPTIONS = "spark.driver.extraJavaOptions"
+#: Extra defaults for a local master only (a cluster keeps its own): driver memory, few shuffle
+#: partitions for one machine, no web UI. Driver memory is overridable by environment.
 SPARK_LOCAL_CONF: dict[str, str] = {
     "spark.driver.memory": os.environ.get("HYPERINFLAM_SPARK_DRIVER_MEMORY", "4g"),
     "spark.sql.shuffle.partitions": "8",
