@@ -14,7 +14,6 @@ import typer
 from rich.console import Console
 
 from hyperinflam import __version__
-from hyperinflam.engine import LOAD_MEMORY_LIMIT
 
 app = typer.Typer(
     name="hyperinflam",
@@ -81,7 +80,7 @@ def _run_load(db, units, label: str, load) -> None:
     and print the reconciliation; fixable errors become one message (exit 2)."""
     import duckdb
 
-    from hyperinflam.engine import EngineError, connect
+    from hyperinflam.engine import LOAD_MEMORY_LIMIT, EngineError, connect
     from hyperinflam.sources import SourceError
     from hyperinflam.sources.quarantine import render_load_report
     from hyperinflam.vocabulary import Vocabulary, VocabularyError
@@ -408,7 +407,7 @@ def synth_command(
             fail("the CSV reader (hyperinflam.sources.csv) is not available in this version; "
                  f"load the folder later with 'hyperinflam load csv {out} --db {db}'.")
         from hyperinflam.sources import SourceError
-        from hyperinflam.engine import EngineError
+        from hyperinflam.engine import LOAD_MEMORY_LIMIT, EngineError
         try:
             report = load_csv_folder(connect(db, memory_limit=LOAD_MEMORY_LIMIT), out, tz="UTC")
         except (SourceError, EngineError) as exc:
@@ -499,7 +498,7 @@ def demo(
     import tempfile
     import time
 
-    from hyperinflam.engine import connect, default_db_path
+    from hyperinflam.engine import LOAD_MEMORY_LIMIT, connect, default_db_path
     from hyperinflam.sources.csv import load_csv_folder, render_load_report
     from hyperinflam.synth import synthesize
 
