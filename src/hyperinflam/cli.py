@@ -593,13 +593,7 @@ def screen_command(
     import ibis
 
     from hyperinflam.features import FeatureError
-    from hyperinflam.screen import (
-        SUMMARY_PEAKS,
-        ScreenError,
-        result_columns,
-        screen,
-        stays_meeting_any,
-    )
+    from hyperinflam.screen import ScreenError, screen, stays_meeting_any, summary_columns
 
     kind = SCREEN_FORMATS.get(out.suffix.lower())
     if kind is None:
@@ -626,12 +620,9 @@ def screen_command(
         # once, not per query), into a table of the in-memory reader.
         reader = ibis.duckdb.connect()
         written = reader.read_csv(out) if kind == "csv" else reader.read_parquet(out)
-        needed = ["stay_id", "person_id", "admit_time", "eval_time",
-                  *result_columns(written.columns, criteria).values(),
-                  *(column for column, _ in SUMMARY_PEAKS.values())]
         written = reader.create_table(
-            "screen_summary_input", written.select(*[c for c in needed if c in written.columns]),
-            temp=True)
+            "screen_summary_input",
+            written.select(*summary_columns(written.columns, criteria)), temp=True)
         counts = written.aggregate(n_rows=written.count(),
                                    n_stays=written.stay_id.nunique()).to_pandas().iloc[0]
         n_rows, n_stays = int(counts.n_rows), int(counts.n_stays)

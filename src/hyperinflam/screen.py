@@ -184,6 +184,16 @@ SUMMARY_PEAKS: dict[str, tuple[str, str]] = {
 }
 
 
+def summary_columns(columns: Iterable[str], criteria=None) -> list[str]:
+    """The columns of a screen output that :func:`stays_meeting_any` reads (keys, each
+    criterion's RESULT column, the :data:`SUMMARY_PEAKS` present), in output order."""
+    columns = list(columns)
+    wanted = {"stay_id", "person_id", "admit_time", "eval_time",
+              *result_columns(columns, criteria).values(),
+              *(column for column, _ in SUMMARY_PEAKS.values())}
+    return [c for c in columns if c in wanted]
+
+
 def stays_meeting_any(expr: ir.Table, *, criteria=None) -> ir.Table:
     """One row per stay that meets at least one criterion at any of its evaluations.
 
