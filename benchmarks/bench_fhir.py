@@ -4,7 +4,7 @@ The lines are real Synthea Observations (synthea_r4_bundles_smart, shared data) 
 ids and patients until N lines; generation is not timed. Three figures:
 
 1. the fast path: orjson + validation of the fields used, staged into DuckDB
-   (``hyperinflam.sources.fhir_parse.Staging``, the parse step of ``load fhir``);
+   (``hyperinflam.sources.fhir.parse.Staging``, the parse step of ``load fhir``);
 2. the whole ``load_fhir`` (parse, reference resolution, codes, the shared validation pipeline,
    quarantine) into an empty database;
 3. fhirclient 4.4.0 (FHIR R4 models, stack-notes) parsing a sample of the same lines, for scale.
@@ -55,8 +55,8 @@ def main(n: int) -> None:
     from fhirclient.models.observation import Observation
 
     from hyperinflam.engine import connect
-    from hyperinflam.sources.fhir import load_fhir
-    from hyperinflam.sources.fhir_parse import Staging
+    from hyperinflam.sources.fhir.reader import load_fhir
+    from hyperinflam.sources.fhir.parse import Staging
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "ndjson"

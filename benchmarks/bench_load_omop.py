@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 
 from hyperinflam.engine import connect_memory
-from hyperinflam.sources.omop import load_omop, load_postgres_extension
+from hyperinflam.sources.omop.mapping import load_omop, load_postgres_extension
 
 EUNOMIA = Path(__file__).resolve().parents[2] / "shared" / "data" / "eunomia_synthea27nj" / "omop"
 DDL = Path(__file__).resolve().parents[2] / "shared" / "data" / "omop_cdm54_spec" / "ddl"

@@ -1,7 +1,7 @@
 """Scaling benchmark: screening N synthetic stays on DuckDB and on Spark (issue 6; docs/scale.md).
 
 Not a test (no timing assertions anywhere). For each size the data are generated once into
-``--workdir`` (``hyperinflam.synth_db`` -> DuckDB file -> Parquet export; not timed), then the screen (every
+``--workdir`` (``hyperinflam.synth.database`` -> DuckDB file -> Parquet export; not timed), then the screen (every
 criterion that builds, the default 24-h grid) runs in a fresh child process that writes its
 result to Parquet on the engine (only results leave the engine). Measured: wall time of the child
 (including engine start-up), evaluation rows and measurement rows per second, and peak memory
@@ -34,11 +34,11 @@ DEFAULT_WORKDIR = Path(os.environ.get("HYPERINFLAM_BENCH_DIR", "/tmp/hyperinflam
 # Data (not timed)
 # ---------------------------------------------------------------------------------------------
 def prepare(workdir: Path, stays: int, seed: int) -> Path:
-    """Synthetic cohort -> DuckDB file (``hyperinflam.synth_db``, chunk by chunk) -> Parquet for
+    """Synthetic cohort -> DuckDB file (``hyperinflam.synth.database``, chunk by chunk) -> Parquet for
     ``stays`` synthetic stays; returns the Parquet folder. Not timed."""
     from hyperinflam.engine import connect
-    from hyperinflam.sources.parquet import export_parquet, is_parquet_folder
-    from hyperinflam.synth_db import synthesize_to_db
+    from hyperinflam.engine.storage import export_parquet, is_parquet_folder
+    from hyperinflam.synth.database import synthesize_to_db
 
     base = workdir / f"stays-{stays}"
     parquet = base / "parquet"
@@ -94,7 +94,7 @@ def run_screen(parquet: Path, engine: str, spark_master: str | None, spark_conf:
     """Screen every stay of ``parquet`` on ``engine``; write the result next to ``out``."""
     from hyperinflam.criteria import discover
     from hyperinflam.engine import open_engine
-    from hyperinflam.screen import screen
+    from hyperinflam.screening.screen import screen
 
     started = time.perf_counter()
     con = open_engine(parquet, engine, spark_master if engine == "spark" else None,

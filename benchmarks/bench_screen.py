@@ -1,7 +1,7 @@
 """Screening benchmark (issue 4): hyperinflam vs a pandas pivot + phoenix-sepsis vs the DuckDB floor.
 
 Not a test (no timing assertions anywhere). On one synthetic DuckDB database (written by
-``hyperinflam.synth_db.synthesize_to_db``, not timed) three jobs run, each in a fresh child
+``hyperinflam.synth.database.synthesize_to_db``, not timed) three jobs run, each in a fresh child
 process (wall time of the child including start-up and imports; peak RSS of the child from
 ``getrusage(RUSAGE_CHILDREN)``, see ``_measure.py``):
 
@@ -47,7 +47,7 @@ BUCKET_HOURS = 24
 # ---------------------------------------------------------------------------------------------
 def job_hyperinflam(db: Path, out: Path) -> dict:
     from hyperinflam.engine import connect
-    from hyperinflam.screen import screen
+    from hyperinflam.screening.screen import screen
 
     con = connect(db, read_only=True)
     expr = screen(con, step_hours=BUCKET_HOURS)
@@ -66,7 +66,7 @@ def job_phases(db: Path, out: Path) -> dict:
     started = time.perf_counter()
     from hyperinflam.engine import connect
     from hyperinflam.features import build_features, evaluation_grid, unique_specs
-    from hyperinflam.screen import screen, select_criteria
+    from hyperinflam.screening.screen import screen, select_criteria
 
     imported = time.perf_counter()
     con = connect(db, read_only=True)
@@ -161,7 +161,7 @@ JOBS = {"hyperinflam": job_hyperinflam, "pandas_phoenix": job_pandas_phoenix, "f
 # ---------------------------------------------------------------------------------------------
 def prepare(workdir: Path, stays: int, seed: int) -> Path:
     """The synthetic database for ``stays`` (written once, not timed)."""
-    from hyperinflam.synth_db import synthesize_to_db
+    from hyperinflam.synth.database import synthesize_to_db
 
     db = workdir / f"synth-{stays}-seed{seed}.duckdb"
     if db.exists():

@@ -1,6 +1,6 @@
 """Bounded load test of the bedside web application on loopback (not a timed test).
 
-Builds 1,000+ synthetic stays (hyperinflam.synth -> CSV reader), shifts each child's data so that
+Builds 1,000+ synthetic stays (hyperinflam.synth.generator -> CSV reader), shifts each child's data so that
 their last stay is open "now" (about 1,000 current stays), starts uvicorn on 127.0.0.1 in a
 separate process, then 20 concurrent users (httpx async clients, each signed in) issue a fixed number of
 census and patient-page requests. Prints median / p95 latency and errors per page.
@@ -59,7 +59,7 @@ def make_current(raw, now: dt.datetime, max_open: int = 1000, spread_hours: int 
 def build(folder: Path, stays: int) -> tuple[Path, int]:
     from hyperinflam.engine import connect
     from hyperinflam.sources.csv import load_csv_folder
-    from hyperinflam.synth import synthesize
+    from hyperinflam.synth.generator import synthesize
 
     synthesize(folder / "csv", stays, 2014)
     db = folder / "bench.duckdb"

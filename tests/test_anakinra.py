@@ -7,7 +7,7 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from hyperinflam import anakinra
+from hyperinflam.screening import anakinra
 from hyperinflam.engine import connect_memory
 
 T0 = dt.datetime(2024, 3, 1, 8, 0)

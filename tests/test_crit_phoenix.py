@@ -20,7 +20,7 @@ import phoenix as phx
 import pytest
 
 from hyperinflam.criteria import discover, phoenix, phoenix8
-from hyperinflam.derived import derived_measurements
+from hyperinflam.features.derived import derived_measurements
 from hyperinflam.vocabulary import load
 
 COL = {
@@ -196,7 +196,7 @@ def example():
 
 
 def example_wide(con, ex: pd.DataFrame) -> pd.DataFrame:
-    """Long measurements of the example -> hyperinflam.derived (P/F, S/F, MAP) -> wide table."""
+    """Long measurements of the example -> hyperinflam.features.derived (P/F, S/F, MAP) -> wide table."""
     time = pd.Timestamp("2024-03-01 12:00")
     long = []
     for var in ["fio2", "pao2", "spo2", "sbp", "dbp"]:

@@ -9,7 +9,7 @@ import ibis
 import pandas as pd
 import pytest
 
-from hyperinflam.derived import DERIVED_VARIABLES, derived_measurements
+from hyperinflam.features.derived import DERIVED_VARIABLES, derived_measurements
 
 T0 = pd.Timestamp("2024-03-01 00:00")
 

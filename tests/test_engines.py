@@ -1,6 +1,6 @@
 """One engine-neutral suite, run on DuckDB and on Spark local[2] over the same Parquet export.
 
-The data: a small synthetic cohort (``hyperinflam.synth``) loaded from CSV into a DuckDB file,
+The data: a small synthetic cohort (``hyperinflam.synth.generator``) loaded from CSV into a DuckDB file,
 screened and studied there (the *reference*), then exported with ``export_parquet``. The
 parametrised, session-scoped fixture ``engine`` opens that Parquet folder on DuckDB (views) and on
 Spark (one shared local[2] session for the whole run). Every test in the suite runs on both.
@@ -34,7 +34,7 @@ import pytest
 from hyperinflam.engine import (EngineError, connect, open_engine, parse_spark_conf,
                                 spark_conf_for)
 from hyperinflam.schema import ALL_TABLES, CANONICAL_TABLES
-from hyperinflam.sources.parquet import MANIFEST_NAME, export_parquet, read_manifest
+from hyperinflam.engine.storage import MANIFEST_NAME, export_parquet, read_manifest
 
 N_STAYS = 60
 SEED = 2014
@@ -45,10 +45,10 @@ REL_TOL = 1e-9
 def cohort(tmp_path_factory):
     """The synthetic cohort, its DuckDB reference results and its Parquet export."""
     from hyperinflam.criteria import discover
-    from hyperinflam.screen import screen_frame
+    from hyperinflam.screening.screen import screen_frame
     from hyperinflam.sources.csv import load_csv_folder
     from hyperinflam.study.run import run_study
-    from hyperinflam.synth import synthesize
+    from hyperinflam.synth.generator import synthesize
 
     root = tmp_path_factory.mktemp("engines")
     summary = synthesize(root / "csv", N_STAYS, SEED)
@@ -151,7 +151,7 @@ def test_timestamps_are_naive_utc(engine, cohort):
 
 def test_screen_is_identical(engine, cohort):
     """The same per-stay x evaluation-time criteria and features as the DuckDB reference."""
-    from hyperinflam.screen import screen_frame
+    from hyperinflam.screening.screen import screen_frame
 
     actual = screen_frame(engine, criteria=cohort.criteria)
     assert len(cohort.screen) > N_STAYS  # several evaluation times per stay

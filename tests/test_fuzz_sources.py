@@ -280,7 +280,7 @@ def test_meds_reader_survives_corruption(meds_slice, ops):
 @settings(FUZZ, max_examples=8)
 @given(file_index=st.integers(0, 100), ops=TEXT_OPS)
 def test_fhir_reader_survives_corruption(file_index, ops):
-    from hyperinflam.sources.fhir import load_fhir
+    from hyperinflam.sources.fhir.reader import load_fhir
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "bundles"

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from hyperinflam.cli import app
 from hyperinflam.engine import connect_memory
 from hyperinflam.sources import SourceError
-from hyperinflam.sources.fhir import FhirSettings, load_fhir
+from hyperinflam.sources.fhir.reader import FhirSettings, load_fhir
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 VOCAB = Path(__file__).resolve().parents[1] / "src" / "hyperinflam" / "vocabulary"
@@ -153,7 +153,7 @@ def test_reload_is_idempotent(bulk):
 
 
 def test_screen_runs_on_the_bulk_load(bulk):
-    from hyperinflam.screen import screen
+    from hyperinflam.screening.screen import screen
 
     con, _ = bulk
     frame = screen(con, step_hours=24).to_pandas()

@@ -165,7 +165,7 @@ def test_drugs_and_reload_is_idempotent(loaded, events):
 
 
 def test_screen_runs_on_the_loaded_demo(loaded):
-    from hyperinflam.screen import screen
+    from hyperinflam.screening.screen import screen
 
     con, _ = loaded
     result = screen(con).execute()

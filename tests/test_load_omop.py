@@ -18,7 +18,7 @@ import pytest
 from hyperinflam.engine import connect_memory
 from hyperinflam.schema import TABLES_BY_NAME
 from hyperinflam.sources import SourceError
-from hyperinflam.sources.omop import OmopOptions, load_omop, load_postgres_extension
+from hyperinflam.sources.omop.mapping import OmopOptions, load_omop, load_postgres_extension
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 EUNOMIA = DATA / "eunomia_synthea27nj"
@@ -130,7 +130,7 @@ def test_fallback_stays_are_flagged(parquet_load):
 
 
 def test_screen_runs(parquet_load):
-    from hyperinflam.screen import screen
+    from hyperinflam.screening.screen import screen
 
     con, _, _ = parquet_load
     frame = screen(con, step_hours=24).to_pandas()

@@ -1,6 +1,6 @@
 """``load omop --engine spark`` (issue 6 item 3) gives what ``load omop`` gives on DuckDB.
 
-The data: a small synthetic cohort (``hyperinflam.synth``) -> canonical tables -> OMOP CDM 5.4
+The data: a small synthetic cohort (``hyperinflam.synth.generator``) -> canonical tables -> OMOP CDM 5.4
 (``export_omop``) -> one Parquet file or folder per OMOP table, plus bad rows that must be
 quarantined (missing unit, unknown unit, implausible value, unparseable value, unknown person, a
 drug with an unknown dose unit). The same folder is loaded by DuckDB (``load_omop``) and by Spark
@@ -23,10 +23,10 @@ from hyperinflam.engine import connect_memory, open_engine
 from hyperinflam.schema import ALL_TABLES
 from hyperinflam.sources import SourceError
 from hyperinflam.sources.csv import load_csv_folder
-from hyperinflam.sources.export_omop import export_omop
-from hyperinflam.sources.omop import OmopOptions, load_omop
-from hyperinflam.sources.parquet import MANIFEST_NAME, read_manifest
-from hyperinflam.synth import synthesize
+from hyperinflam.exports.omop import export_omop
+from hyperinflam.sources.omop.mapping import OmopOptions, load_omop
+from hyperinflam.engine.storage import MANIFEST_NAME, read_manifest
+from hyperinflam.synth.generator import synthesize
 
 pytest.importorskip("pyspark")
 
@@ -101,7 +101,7 @@ def _sorted_rows(raw, table) -> list[tuple]:
 
 
 def test_spark_load_equals_duckdb_load(omop_folder, spark, tmp_path):
-    from hyperinflam.sources.omop_spark import load_omop_spark
+    from hyperinflam.sources.omop.spark import load_omop_spark
 
     duck = connect_memory()
     expected = load_omop(duck, omop_folder, options=BACK)
@@ -142,7 +142,7 @@ def test_spark_load_equals_duckdb_load(omop_folder, spark, tmp_path):
 
 
 def test_wrong_source_is_one_clear_message(omop_folder, spark, tmp_path):
-    from hyperinflam.sources.omop_spark import load_omop_spark
+    from hyperinflam.sources.omop.spark import load_omop_spark
 
     with pytest.raises(SourceError, match=r"nowhere does not exist: with --engine spark, SOURCE "
                                           r"is a folder of OMOP Parquet tables"):

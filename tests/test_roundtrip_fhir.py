@@ -8,9 +8,9 @@ import json
 from hyperinflam.engine import connect_memory
 from hyperinflam.schema import CANONICAL_TABLES
 from hyperinflam.sources.csv import load_csv_folder
-from hyperinflam.sources.export_fhir import export_fhir_ndjson
-from hyperinflam.sources.fhir import load_fhir
-from hyperinflam.synth import synthesize
+from hyperinflam.exports.fhir import export_fhir_ndjson
+from hyperinflam.sources.fhir.reader import load_fhir
+from hyperinflam.synth.generator import synthesize
 
 
 def test_synthetic_cohort_round_trips_through_fhir_ndjson(tmp_path):

@@ -1,6 +1,6 @@
 """OMOP round trip (issue 5 item 6) and CDM 5.3 (item 2).
 
-A synthetic cohort (hyperinflam.synth) -> CSV -> canonical -> OMOP CDM 5.4 (official DDL) in a
+A synthetic cohort (hyperinflam.synth.generator) -> CSV -> canonical -> OMOP CDM 5.4 (official DDL) in a
 DuckDB file and in PostgreSQL -> load_omop -> canonical tables identical in every column. A copy
 of the real Eunomia CDM reshaped to CDM 5.3 loads into the same tables as the 5.4 original.
 """
@@ -18,9 +18,9 @@ from hyperinflam.engine import connect_memory
 from hyperinflam.schema import CANONICAL_TABLES
 from hyperinflam.sources import SourceError
 from hyperinflam.sources.csv import load_csv_folder
-from hyperinflam.sources.export_omop import export_omop
-from hyperinflam.sources.omop import OmopOptions, load_omop, load_postgres_extension
-from hyperinflam.synth import synthesize
+from hyperinflam.exports.omop import export_omop
+from hyperinflam.sources.omop.mapping import OmopOptions, load_omop, load_postgres_extension
+from hyperinflam.synth.generator import synthesize
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 EUNOMIA = DATA / "eunomia_synthea27nj" / "omop"

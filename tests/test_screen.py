@@ -1,4 +1,4 @@
-"""Tests of hyperinflam.screen: the union of inputs, criterion columns, the terminal summary and
+"""Tests of hyperinflam.screening.screen: the union of inputs, criterion columns, the terminal summary and
 the CLI. A tiny criterion defined here (ferritin >= 500 ng/mL, HLH-2004 criterion 7, clinical
 reference §1.2) keeps the tests independent of the real criterion modules.
 """
@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from hyperinflam.engine import connect, connect_memory
 from hyperinflam.features import FeatureSpec
-from hyperinflam.screen import ScreenError, screen, screen_frame, stays_meeting_any
+from hyperinflam.screening.screen import ScreenError, screen, screen_frame, stays_meeting_any
 
 T0 = datetime(2024, 3, 1, 8, 0)
 
@@ -122,7 +122,7 @@ def db(tmp_path, monkeypatch):
     fill(con)
     con.disconnect()
     # only the test criteria, whatever modules exist in the package
-    import hyperinflam.screen as screen_module
+    import hyperinflam.screening.screen as screen_module
 
     real = screen_module.select_criteria
     monkeypatch.setattr(screen_module, "select_criteria",
@@ -160,7 +160,7 @@ def test_cli_screen_errors_are_one_line(db, tmp_path):
 
 
 def test_screen_columns_lists_every_column():
-    from hyperinflam.screen import screen_columns
+    from hyperinflam.screening.screen import screen_columns
 
     cols = screen_columns([FERRITIN, CRP]).set_index("column")
     assert cols.loc["eval_time", "kind"] == "base"
@@ -175,7 +175,7 @@ def test_staged_criterion_columns_equal_one_projection(con):
     types, column order) as one ``mutate``, from far less SQL (the outputs a criterion builds
     from its other outputs are computed once)."""
     from hyperinflam.features import build_features, evaluation_grid, unique_specs
-    from hyperinflam.screen import _criterion_columns, _staged_mutate, select_criteria
+    from hyperinflam.screening.screen import _criterion_columns, _staged_mutate, select_criteria
 
     modules = select_criteria()
     specs = unique_specs(s for m in modules for s in m.INPUTS)

@@ -1,4 +1,4 @@
-"""Tests of the synthetic PICU cohort generator (hyperinflam.synth).
+"""Tests of the synthetic PICU cohort generator (hyperinflam.synth.generator).
 
 Expected values come from the founding paper's abstract (clinical reference 10.1, 10.3), the
 vocabulary CSVs (units, factors, plausible ranges: clinical reference 11.1, 11.2) and the CSV layout
@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hyperinflam import synth
+from hyperinflam.synth import generator as synth
 from hyperinflam.vocabulary import Vocabulary, normalize_unit
 
 # The CSV layout of the task description (written out here, not taken from synth.LAYOUT).
@@ -176,7 +176,7 @@ def test_free_text_fits_the_omop_export_columns():
     """Every text the generator can write into a column that ``export omop`` limits (CDM 5.4
     lengths) fits, so a synthetic cohort always exports (a 78-character infection detail once
     stopped 'export omop' of the 200-stay cohort)."""
-    from hyperinflam.sources.export_omop import _LIMITS
+    from hyperinflam.exports.omop import _LIMITS
 
     limit = {(table, column): length for table, column, length, _ in _LIMITS}
     details = synth.TRIGGER_INFECTIONS + synth.SEPSIS_INFECTIONS + synth.HOSPITAL_INFECTIONS

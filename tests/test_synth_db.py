@@ -1,4 +1,4 @@
-"""hyperinflam.synth_db: the chunked fast path gives the same canonical tables as the CSV path."""
+"""hyperinflam.synth.database: the chunked fast path gives the same canonical tables as the CSV path."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 from hyperinflam.engine import connect
 from hyperinflam.schema import CANONICAL_TABLES
 from hyperinflam.sources.csv import load_csv_folder
-from hyperinflam.synth import synthesize
-from hyperinflam.synth_db import synthesize_to_db
+from hyperinflam.synth.generator import synthesize
+from hyperinflam.synth.database import synthesize_to_db
 
 N_STAYS, SEED = 600, 7  # 600 stays = 3 blocks of 250, so chunk_stays=250 gives 3 chunks
 

@@ -8,7 +8,7 @@ Scoring (§5.2):
 
 * respiratory 0-3: ``imv * [(pf<100 or sf<148) + (pf<200 or sf<220)] + ors * (pf<400 or sf<292)``,
   where ``ors`` (any respiratory support) is IMV or a charted FiO2 ``> 0.21`` in the look-back
-  (§5.2: "FiO2 > 0.21 implies support"). S/F only exists where SpO2 <= 97 % (hyperinflam.derived).
+  (§5.2: "FiO2 > 0.21 implies support"). S/F only exists where SpO2 <= 97 % (hyperinflam.features.derived).
 * cardiovascular 0-6: distinct vasoactive agents (1 -> 1, >= 2 -> 2) + lactate (``>= 5`` -> 1,
   ``>= 11`` -> 2) + MAP by age band in months (0-2; ``144 <= age <= 216`` inclusive as in the code).
 * coagulation 0-2: platelets ``< 100``, INR ``> 1.3``, D-dimer ``> 2`` mg/L FEU, fibrinogen

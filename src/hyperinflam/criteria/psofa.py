@@ -8,7 +8,7 @@ Six systems, 0-4 points each, from the worst value in the last :data:`LOOKBACK_H
 (§6.1 "worst value in each 24-h period"). Bands are half-open on the upper side (§12 row 13):
 
 * respiratory: P/F preferred, S/F when no P/F in the window (S/F only where SpO2 <= 97 %, §12
-  row 22, applied in hyperinflam.derived). P/F ``>= 400`` 0, ``[300,400)`` 1, ``[200,300)`` 2,
+  row 22, applied in hyperinflam.features.derived). P/F ``>= 400`` 0, ``[300,400)`` 1, ``[200,300)`` 2,
   ``[100,200)`` with support 3, ``< 100`` with support 4; S/F ``>= 292`` 0, ``[264,292)`` 1
   (264 -> 1, §12 row 36), ``[221,264)`` 2, ``[148,221)`` + support 3, ``< 148`` + support 4.
   Without support, ratios below 200 (P/F) / 221 (S/F) score 2 (adult SOFA convention; VERIFY).

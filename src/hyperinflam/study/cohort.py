@@ -194,7 +194,7 @@ def _apply_requirement(con, stays: ibis.Table, study: StudyDefinition) -> ibis.T
         base = base.filter(base.role == "baseline")
         values, stay_ids = base.value, base.stay_id
     else:  # a screening output at the index time
-        from hyperinflam.screen import screen
+        from hyperinflam.screening.screen import screen
 
         times = candidates.select("stay_id", eval_time=candidates.index_time)
         base = screen(con, times=times, criteria=[req.criterion])

@@ -76,7 +76,7 @@ class RequiredCriterion(_Section):
 
     * a marker threshold in canonical units, ``"ferritin >= 500"``, applied to the baseline value
       of that variable (chosen with the baseline window rules); or
-    * a screening output at the index time (hyperinflam.screen evaluated at each stay's first
+    * a screening output at the index time (hyperinflam.screening.screen evaluated at each stay's first
       dose), ``"hscore_points >= 169"``, ``"hlh2004_met_count >= 5"`` or ``"hscore_ge_169 == met"``
       (column names: docs/screen-output.md).
     """

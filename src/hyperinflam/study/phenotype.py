@@ -1,7 +1,7 @@
 """The phenotype at the index time: criteria and scores of the screening engine at each cohort
 member's first anakinra dose, and PRISM III-24 points for the baseline table.
 
-The screen (``hyperinflam.screen``) is evaluated at one time per stay (``times=``): the index time
+The screen (``hyperinflam.screening.screen``) is evaluated at one time per stay (``times=``): the index time
 for the phenotype section, and admission + 24 h (or discharge, if earlier) for PRISM III-24
 (clinical reference 7.3 and 12 row 29: the founding paper's PRISM version is not stated, so the
 points are labelled PRISM III-24 and never claimed equivalent). Only the small per-member frame
@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from hyperinflam.criteria import discover
-from hyperinflam.screen import screen
+from hyperinflam.screening.screen import screen
 
 #: Numeric scores summarised at the index time: column -> (label, unit). Sources: clinical
 #: reference 2 (HScore), 1 (HLH-2004), 5 (Phoenix), 6 (pSOFA).
@@ -44,7 +44,7 @@ PRISM_METHOD = ("PRISM III-24 points (Pollack 1996; clinical reference 7): worst
                 "do; points only (the mortality equation is licensed). The founding paper does "
                 "not state its PRISM version (clinical reference 10.2; section 12 row 29).")
 PHENOTYPE_METHOD = ("Criteria and scores at the first anakinra dose from the screening engine "
-                    "(hyperinflam.screen): labs worst in the 72 h before, clinical findings "
+                    "(hyperinflam.screening.screen): labs worst in the 72 h before, clinical findings "
                     "documented in the stay before (clinical reference section 12 row 10); "
                     "unknown inputs are never counted as normal except by Phoenix and pSOFA, "
                     "whose authors score them 0.")

@@ -35,8 +35,8 @@ from markupsafe import Markup
 from pydantic import BaseModel
 from starlette.middleware.sessions import SessionMiddleware
 
-from hyperinflam import anakinra
-from hyperinflam.approaching import missing_input_notes
+from hyperinflam.screening import anakinra
+from hyperinflam.screening.approaching import missing_input_notes
 from hyperinflam.criteria import label as criterion_label
 from hyperinflam.vocabulary import load as load_vocabulary
 from hyperinflam.web import charts

@@ -1,6 +1,6 @@
 """What the web pages and the JSON API show, read from the canonical tables and the screening
 engine. No clinical rule lives here: the criteria (``hyperinflam.criteria``), the census status
-(``hyperinflam.approaching``) and the anakinra course (``hyperinflam.anakinra``) compute every
+(``hyperinflam.screening.approaching``) and the anakinra course (``hyperinflam.screening.anakinra``) compute every
 value; this module runs their ibis expressions once per version of the data and serves the rows
 of one stay from memory.
 
@@ -39,7 +39,7 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-from hyperinflam import anakinra, approaching
+from hyperinflam.screening import anakinra, approaching
 from hyperinflam.engine import connect
 
 log = logging.getLogger("hyperinflam.web")
@@ -80,7 +80,7 @@ def _now() -> dt.datetime:
 def _usable_criteria(names: tuple[str, ...] | None) -> tuple[tuple[str, ...], tuple]:
     from hyperinflam.criteria import discover
     from hyperinflam.engine import connect_memory
-    from hyperinflam.screen import screen
+    from hyperinflam.screening.screen import screen
 
     available = discover()
     wanted = list(names) if names else list(available)
@@ -517,7 +517,7 @@ def ferritin_latest(con, at: dt.datetime, stays: ir.Table | None = None) -> ir.T
 
 def census_expr(con, at: dt.datetime, criteria: list[str]) -> ir.Table:
     """The census at ``at`` as one ibis expression: every stay in the PICU, one row."""
-    from hyperinflam.screen import screen
+    from hyperinflam.screening.screen import screen
 
     t = screen(con, at=at, criteria=criteria)
     t = t.mutate(**approaching.status_columns(t))
@@ -554,7 +554,7 @@ def strip_expr(con, criteria: list[str], stays: ir.Table, until: dt.datetime) ->
     grid of ``features.evaluation_grid``, evaluations at or before ``until`` only. The grid is
     restricted to those stays before the features are built (``screen(times=...)``)."""
     from hyperinflam.features import evaluation_grid
-    from hyperinflam.screen import screen
+    from hyperinflam.screening.screen import screen
 
     grid = evaluation_grid(con, step_hours=STRIP_STEP_HOURS)
     wanted = stays.select(w_stay="stay_id")

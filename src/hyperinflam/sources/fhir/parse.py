@@ -1,4 +1,4 @@
-"""Streaming FHIR R4 parsing for :mod:`hyperinflam.sources.fhir`: JSON in, flat staging rows out.
+"""Streaming FHIR R4 parsing for :mod:`hyperinflam.sources.fhir.reader`: JSON in, flat staging rows out.
 
 Only the fields the canonical tables use are read and checked ("parse fast and validate what we
 use", ``/work/shared/stack-notes.md``, FHIR speed). NDJSON is read line by line with orjson, and

@@ -5,12 +5,12 @@ Parquet files; any case), a local path or a URI Spark reads (``s3a://``, ``abfss
 ``hdfs://``, ``dbfs:/``), or ``catalog:DATABASE`` (the OMOP tables of a Spark catalog / Hive
 metastore database). OUT_DIR, new or empty, receives the canonical tables and the quarantine as
 Parquet datasets with a manifest, exactly the layout of ``hyperinflam export parquet``
-(:mod:`hyperinflam.sources.parquet`), which ``screen`` / ``study run --engine spark --db OUT_DIR``
+(:mod:`hyperinflam.engine.storage`), which ``screen`` / ``study run --engine spark --db OUT_DIR``
 then read.
 
 There is one copy of the mapping and validation logic: the DuckDB SQL of
-:mod:`hyperinflam.sources.omop` and :mod:`hyperinflam.sources.ingest`, run on Spark through
-:mod:`hyperinflam.sources.spark_sql` (sqlglot transpilation plus a few rewrites). Executors read
+:mod:`hyperinflam.sources.omop.mapping` and :mod:`hyperinflam.sources.ingest`, run on Spark through
+:mod:`hyperinflam.sources.omop.spark_sql` (sqlglot transpilation plus a few rewrites). Executors read
 the OMOP tables, validate, convert and write the canonical rows and the quarantine; only the
 reconciliation counts (per table and reason) come back to the driver.
 
@@ -28,21 +28,21 @@ from pathlib import Path
 from hyperinflam.engine import CATALOG_PREFIX
 from hyperinflam.schema import ALL_TABLES, Table
 from hyperinflam.sources import LoadReport, SourceError
-from hyperinflam.sources.omop import (
+from hyperinflam.sources.omop.mapping import (
     _find_files,
     _Source,
     check_options,
     load_source,
     read_codes,
 )
-from hyperinflam.sources.parquet import (
+from hyperinflam.engine.storage import (
     COMPRESSION,
     MANIFEST_NAME,
     PARTITION_BY,
     build_manifest,
     is_uri,
 )
-from hyperinflam.sources.spark_sql import (
+from hyperinflam.sources.omop.spark_sql import (
     SPARK_TYPES,
     SparkLoadConnection,
     literal_frame,

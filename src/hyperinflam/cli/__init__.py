@@ -177,7 +177,7 @@ def load_omop_command(
     spark_master: Optional[str] = SPARK_MASTER_OPTION,
     spark_conf: Optional[list[str]] = SPARK_CONF_OPTION,
 ) -> None:
-    from hyperinflam.sources.omop import OmopOptions, load_omop
+    from hyperinflam.sources.omop.mapping import OmopOptions, load_omop
 
     options = OmopOptions(picu_concept_ids=tuple(picu_concept or ()),
                           picu_care_site_ids=tuple(picu_care_site or ()),
@@ -201,7 +201,7 @@ def _load_omop_spark(source: str, db, *, schema, codes, units, tz, options, spar
     the load on Spark (sources/omop_spark.py) and the same reconciliation printout."""
     from hyperinflam.engine import EngineError, parse_spark_conf, spark_session
     from hyperinflam.sources import SourceError
-    from hyperinflam.sources.omop_spark import check_output, check_source, load_omop_spark
+    from hyperinflam.sources.omop.spark import check_output, check_source, load_omop_spark
     from hyperinflam.sources.quarantine import render_load_report
     from hyperinflam.vocabulary import Vocabulary, VocabularyError
 
@@ -261,7 +261,7 @@ def load_fhir_command(
     no_requests: bool = typer.Option(False, "--no-requests", help="Do not load MedicationRequest "
                                      "(orders) as drug administrations."),
 ) -> None:
-    from hyperinflam.sources.fhir import FhirSettings, load_fhir
+    from hyperinflam.sources.fhir.reader import FhirSettings, load_fhir
 
     base = FhirSettings()
     settings = FhirSettings(
@@ -360,7 +360,7 @@ def synth_command(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from hyperinflam import synth
+    from hyperinflam.synth import generator as synth
 
     for name, value in (("--admitted-from", admitted_from), ("--admitted-to", admitted_to)):
         try:
@@ -500,7 +500,7 @@ def demo(
 
     from hyperinflam.engine import LOAD_MEMORY_LIMIT, connect, default_db_path
     from hyperinflam.sources.csv import load_csv_folder, render_load_report
-    from hyperinflam.synth import synthesize
+    from hyperinflam.synth.generator import synthesize
 
     started = time.perf_counter()
     db_path = Path(db) if db else default_db_path().with_name("demo.duckdb")
@@ -593,7 +593,7 @@ def screen_command(
     import ibis
 
     from hyperinflam.features import FeatureError
-    from hyperinflam.screen import ScreenError, screen, stays_meeting_any, summary_columns
+    from hyperinflam.screening.screen import ScreenError, screen, stays_meeting_any, summary_columns
 
     kind = SCREEN_FORMATS.get(out.suffix.lower())
     if kind is None:
@@ -645,7 +645,7 @@ def _screen_table(shown, n_meeting: int, criteria):
     from rich.table import Table
 
     from hyperinflam.criteria import label as criterion_label
-    from hyperinflam.screen import SUMMARY_PEAKS, select_criteria
+    from hyperinflam.screening.screen import SUMMARY_PEAKS, select_criteria
 
     names = [m.NAME for m in select_criteria(criteria) if getattr(m, "RESULT", None)]
     title = (f"{n_meeting} stays meet at least one criterion"
@@ -903,7 +903,7 @@ def export_parquet_command(
 
     Example: hyperinflam export parquet --db site.duckdb --out site-parquet
     """
-    from hyperinflam.sources.parquet import export_parquet
+    from hyperinflam.engine.storage import export_parquet
 
     manifest, seconds = _run_export(db, f"Writing {out}...", lambda con: export_parquet(
         con, out, overwrite=overwrite, partition=partition))
@@ -934,7 +934,7 @@ def export_omop_command(
 
     Example: hyperinflam export omop site-omop.duckdb --db site.duckdb
     """
-    from hyperinflam.sources.export_omop import export_omop
+    from hyperinflam.exports.omop import export_omop
 
     written, seconds = _run_export(db, f"Writing OMOP CDM 5.4 to {target}...",
                                    lambda con: export_omop(con, target, schema=schema, codes=codes))

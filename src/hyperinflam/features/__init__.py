@@ -311,7 +311,7 @@ def _matched_conditions(con) -> ir.Table:
 # ---------------------------------------------------------------------------------------------
 def _derived_module():
     try:
-        from hyperinflam import derived  # written by the Phoenix engineer
+        from hyperinflam.features import derived  # written by the Phoenix engineer
     except ImportError:
         return None
     if not (hasattr(derived, "DERIVED_VARIABLES") and hasattr(derived, "derived_measurements")):
@@ -347,7 +347,7 @@ def _validate(specs: list[FeatureSpec], vocab) -> None:
                     and derived is not None:
                 raise FeatureError(
                     f"{where}: '{spec.variable}' is neither a variable of "
-                    f"vocabulary/variables.csv nor a derived variable of hyperinflam.derived.")
+                    f"vocabulary/variables.csv nor a derived variable of hyperinflam.features.derived.")
         elif spec.source == "condition" and spec.variable not in concepts:
             raise FeatureError(f"{where}: '{spec.variable}' is not a concept of "
                                f"vocabulary/concepts.csv; add a row for it there.")
@@ -736,7 +736,7 @@ def build_features(con, grid: ir.Table, specs: Iterable[FeatureSpec], *,
     * measurement: values with time in (t - lookback, t] (lookback None: [admit_time, t]);
       min/max/first/last DOUBLE in the canonical unit, NULL when there is none; count BIGINT
       (0 when none). last/first by ``row_number()`` ordered by time; values at the same time
-      resolve to the higher value. Derived variables come from ``hyperinflam.derived`` when
+      resolve to the higher value. Derived variables come from ``hyperinflam.features.derived`` when
       present; without that module they are NULL columns.
     * condition (any): TRUE if a matching concept (vocabulary/concepts.csv) with onset at or before
       t (or no onset) exists for the person, FALSE if only a negating concept does, NULL
@@ -762,7 +762,7 @@ def build_features(con, grid: ir.Table, specs: Iterable[FeatureSpec], *,
                        and s.variable not in _derived_variables()]
     if derived_missing:
         warnings.warn(
-            "hyperinflam.derived is not available: NULL (missing) columns for "
+            "hyperinflam.features.derived is not available: NULL (missing) columns for "
             + ", ".join(s.column for s in derived_missing), stacklevel=2)
     by_source: dict[str, list[FeatureSpec]] = {}
     for s in specs:

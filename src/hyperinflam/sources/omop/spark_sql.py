@@ -1,6 +1,6 @@
 """Run the loaders' DuckDB SQL on Apache Spark: one copy of the mapping and validation logic.
 
-The OMOP reader (:mod:`hyperinflam.sources.omop`) and the shared validation pipeline
+The OMOP reader (:mod:`hyperinflam.sources.omop.mapping`) and the shared validation pipeline
 (:mod:`hyperinflam.sources.ingest`) are DuckDB SQL texts executed on a DuckDB connection. For
 ``hyperinflam load omop --engine spark`` the very same texts run on Spark:
 
@@ -190,7 +190,7 @@ class SparkLoadConnection:
 
     ``write(table, frame)`` appends the rows of a canonical table (a Spark DataFrame with the
     canonical columns and types) to the output, and ``view(table)`` returns the current canonical
-    table as a DataFrame; both are given by the caller (:mod:`hyperinflam.sources.omop_spark`).
+    table as a DataFrame; both are given by the caller (:mod:`hyperinflam.sources.omop.spark`).
     """
 
     def __init__(self, session, *, write: Callable[[Table, object], None],

@@ -2,7 +2,7 @@
 
 Flow (docs/sources-fhir.md):
 
-1. :mod:`hyperinflam.sources.fhir_parse` streams the files (orjson, line by line for NDJSON)
+1. :mod:`hyperinflam.sources.fhir.parse` streams the files (orjson, line by line for NDJSON)
    into flat DuckDB staging tables ``_fhir_*`` in batches, reading only the fields we use.
 2. Set-based SQL resolves references of every form (relative, absolute, ``urn:uuid:``,
    conditional ``Type?identifier=``; contained ``#id`` Medications were resolved while parsing),
@@ -29,7 +29,7 @@ from pathlib import Path
 import pandas as pd
 
 from hyperinflam.sources import LoadReport, SourceError
-from hyperinflam.sources.fhir_parse import EVENT_SYSTEM, Staging  # noqa: F401
+from hyperinflam.sources.fhir.parse import EVENT_SYSTEM, Staging  # noqa: F401
 from hyperinflam.sources.ingest import fold_unit_sql, load_staged, open_load, register_vocabulary
 from hyperinflam.sources.quarantine import TableLoadCounts
 from hyperinflam.vocabulary import Vocabulary

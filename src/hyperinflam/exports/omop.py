@@ -57,7 +57,7 @@ from pathlib import Path
 from hyperinflam import __version__
 from hyperinflam.sources import SourceError
 from hyperinflam.sources.ingest import _q
-from hyperinflam.sources.omop import load_postgres_extension, read_codes, _redact
+from hyperinflam.sources.omop.mapping import load_postgres_extension, read_codes, _redact
 from hyperinflam.vocabulary import Vocabulary
 
 __all__ = ["export_omop", "DDL_DIR", "TYPE_CONCEPT_EHR", "INPATIENT_VISIT", "LOCAL_DRUG_BASE",

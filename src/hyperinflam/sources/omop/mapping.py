@@ -430,7 +430,7 @@ def check_options(options: OmopOptions | None) -> OmopOptions:
 def load_source(con, src: _Source, vocab: Vocabulary, code_rows: list[dict], tz: str,
                 options: OmopOptions) -> LoadReport:
     """Map the OMOP tables of ``src`` into the canonical tables of ``con`` (whose ``.con`` runs
-    the SQL: DuckDB, or :class:`hyperinflam.sources.spark_sql.SparkLoadConnection`)."""
+    the SQL: DuckDB, or :class:`hyperinflam.sources.omop.spark_sql.SparkLoadConnection`)."""
     raw, label = con.con, src.label
     try:
         for table in ("person",):

@@ -1,7 +1,7 @@
 """Write the canonical tables as FHIR R4 bulk-data NDJSON (one file per resource type).
 
 Used for the round trip (CSV -> canonical -> FHIR -> canonical gives identical tables) and to hand
-a cohort to FHIR tooling. Mapping (the reverse of :mod:`hyperinflam.sources.fhir`,
+a cohort to FHIR tooling. Mapping (the reverse of :mod:`hyperinflam.sources.fhir.reader`,
 docs/sources-fhir.md):
 
 * person -> Patient (id = person_id, birthDate, gender);
@@ -27,8 +27,8 @@ from pathlib import Path
 
 import orjson
 
-from hyperinflam.sources.fhir import read_codes
-from hyperinflam.sources.fhir_parse import EVENT_SYSTEM, UCUM, WEIGHT_EXTENSION
+from hyperinflam.sources.fhir.reader import read_codes
+from hyperinflam.sources.fhir.parse import EVENT_SYSTEM, UCUM, WEIGHT_EXTENSION
 from hyperinflam.vocabulary import Vocabulary
 
 __all__ = ["export_fhir_ndjson"]

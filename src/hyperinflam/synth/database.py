@@ -1,6 +1,6 @@
 """Write a large synthetic cohort straight into a DuckDB file, chunk by chunk (benchmark data).
 
-``hyperinflam.synth.synthesize`` writes one CSV folder for the whole cohort; loading 100,000
+``hyperinflam.synth.generator.synthesize`` writes one CSV folder for the whole cohort; loading 100,000
 stays (~33 M measurement rows) through the validating CSV reader in one go took more than 13
 minutes here, because every reload check (``sources.ingest._final_sql``) joins the incoming rows
 against ``SELECT DISTINCT`` of the whole target table: the cost of each further file grows with
@@ -10,7 +10,7 @@ This module keeps the validating reader as the only path into the canonical tabl
 conversion to canonical units per clinical reference section 11.1, quarantine, time parsing) but
 runs it on one chunk at a time, into an **empty in-memory** database (so the reload check is
 skipped: the chunk's keys are new by construction, stay and person ids are numbered over the
-whole cohort by :func:`hyperinflam.synth.iter_chunks`), then appends the chunk's canonical rows
+whole cohort by :func:`hyperinflam.synth.generator.iter_chunks`), then appends the chunk's canonical rows
 to the target file with a plain ``INSERT ... SELECT`` over an attached database. The cost is
 linear in the number of stays and memory is bounded by one chunk.
 
@@ -33,7 +33,7 @@ import pyarrow.csv as pacsv
 from hyperinflam.engine import connect, connect_memory
 from hyperinflam.schema import ALL_TABLES, CANONICAL_TABLES
 from hyperinflam.sources.csv import load_csv_folder
-from hyperinflam.synth import GROUPS, iter_chunks
+from hyperinflam.synth.generator import GROUPS, iter_chunks
 from hyperinflam.vocabulary import Vocabulary
 
 #: Stays per chunk: ~330,000 measurement rows per 1,000 stays, so 2,000 stays is ~0.7 M rows

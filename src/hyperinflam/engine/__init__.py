@@ -2,7 +2,7 @@
 
 DuckDB, embedded, is the default: a database file the user names, else one in the user data
 directory. A folder of Parquet datasets written by ``hyperinflam export parquet``
-(:mod:`hyperinflam.sources.parquet`) is accepted wherever a database is: it opens read-only, as
+(:mod:`hyperinflam.engine.storage`) is accepted wherever a database is: it opens read-only, as
 views. Apache Spark (PySpark, optional extra ``spark``) is the distributed engine: it reads the
 canonical tables from such a Parquet folder or from a Spark catalog database.
 
@@ -105,10 +105,10 @@ def connect(db: str | os.PathLike | None = None, *, read_only: bool = False,
     """
     path = resolve_db_path(db)
     if path.is_dir():
-        from hyperinflam.sources.parquet import open_parquet
+        from hyperinflam.engine.storage import open_parquet
 
         if not read_only:
-            from hyperinflam.sources.parquet import MANIFEST_NAME
+            from hyperinflam.engine.storage import MANIFEST_NAME
 
             if not (path / MANIFEST_NAME).exists():
                 raise EngineError(f"--db {path} is a folder; give a DuckDB database file, for "
@@ -141,7 +141,7 @@ def connect_memory() -> DuckDBBackend:
 
 def connect_duckdb_views(*, memory_limit: str | None = None) -> DuckDBBackend:
     """An empty in-memory DuckDB configured like :func:`connect` (UTC, memory limit), without
-    the canonical tables: for views over Parquet (:mod:`hyperinflam.sources.parquet`)."""
+    the canonical tables: for views over Parquet (:mod:`hyperinflam.engine.storage`)."""
     con = ibis.duckdb.connect()
     _configure_duckdb(con, memory_limit=memory_limit)
     return con
@@ -303,7 +303,7 @@ def open_engine(db: str | os.PathLike | None = None, engine: str = "duckdb",
             raise EngineError("--spark-master and --spark-conf need --engine spark.")
         return connect(db, read_only=True)
 
-    from hyperinflam.sources import parquet
+    from hyperinflam.engine import storage as parquet
 
     conf = parse_spark_conf(spark_conf)
     text = str(db) if db is not None else ""
