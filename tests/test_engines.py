@@ -31,8 +31,8 @@ from urllib.parse import unquote, urlparse
 import pandas as pd
 import pytest
 
-from hyperinflam.engine import (EngineError, connect, open_engine, parse_spark_conf,
-                                spark_conf_for)
+from hyperinflam.engine import connect, open_engine, parse_spark_conf, spark_conf_for
+from hyperinflam.errors import EngineError
 from hyperinflam.schema import ALL_TABLES, CANONICAL_TABLES
 from hyperinflam.engine.storage import MANIFEST_NAME, export_parquet, read_manifest
 
@@ -185,7 +185,7 @@ def test_manifest_and_partitioning(cohort):
 
 
 def test_export_refuses_a_non_empty_folder(cohort, tmp_path):
-    from hyperinflam.sources import SourceError
+    from hyperinflam.errors import SourceError
 
     (tmp_path / "notes.txt").write_text("mine")
     con = connect(cohort.root / "site.duckdb", read_only=True)

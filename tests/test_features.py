@@ -13,14 +13,9 @@ import pandas as pd
 import pytest
 
 from hyperinflam.engine import connect_memory
-from hyperinflam.features import (
-    FeatureError,
-    FeatureSpec,
-    build_features,
-    concept_keys,
-    evaluation_grid,
-    load_concepts,
-)
+from hyperinflam.errors import FeatureError
+from hyperinflam.features import (FeatureSpec, build_features, concept_keys, evaluation_grid,
+                                  load_concepts)
 
 T0 = datetime(2024, 3, 1, 8, 0)
 

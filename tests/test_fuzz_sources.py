@@ -25,7 +25,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hyperinflam.engine import connect_memory
-from hyperinflam.sources import LoadReport, SourceError
+from hyperinflam.errors import SourceError
+from hyperinflam.sources import LoadReport
 from hyperinflam.sources.csv import load_csv_folder
 from hyperinflam.sources.meds import load_meds
 

@@ -3,7 +3,7 @@
 import pytest
 
 from hyperinflam.engine import connect_memory
-from hyperinflam.sources import SourceError
+from hyperinflam.errors import SourceError
 from hyperinflam.sources.ingest import load_staged
 
 

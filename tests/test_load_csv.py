@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from hyperinflam import cli
 from hyperinflam.cli import app
 from hyperinflam.engine import connect_memory
-from hyperinflam.sources import SourceError
+from hyperinflam.errors import SourceError
 from hyperinflam.sources.csv import load_csv_folder, render_load_report
 
 ROOT = Path(__file__).resolve().parents[1]

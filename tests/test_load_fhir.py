@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from hyperinflam.cli import app
 from hyperinflam.engine import connect_memory
-from hyperinflam.sources import SourceError
+from hyperinflam.errors import SourceError
 from hyperinflam.sources.fhir.reader import FhirSettings, load_fhir
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from hyperinflam.cli import app
 from hyperinflam.engine import connect_memory
-from hyperinflam.sources import SourceError
+from hyperinflam.errors import SourceError
 from hyperinflam.sources.meds import DAYS_PER_400_YEARS, load_meds
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -16,8 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from hyperinflam.engine import connect_memory
+from hyperinflam.errors import SourceError
 from hyperinflam.schema import TABLES_BY_NAME
-from hyperinflam.sources import SourceError
 from hyperinflam.sources.omop.mapping import OmopOptions, load_omop, load_postgres_extension
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -20,8 +20,8 @@ import duckdb
 import pytest
 
 from hyperinflam.engine import connect_memory, open_engine
+from hyperinflam.errors import SourceError
 from hyperinflam.schema import ALL_TABLES
-from hyperinflam.sources import SourceError
 from hyperinflam.sources.csv import load_csv_folder
 from hyperinflam.exports.omop import export_omop
 from hyperinflam.sources.omop.mapping import OmopOptions, load_omop

@@ -15,8 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from hyperinflam.engine import connect_memory
+from hyperinflam.errors import SourceError
 from hyperinflam.schema import CANONICAL_TABLES
-from hyperinflam.sources import SourceError
 from hyperinflam.sources.csv import load_csv_folder
 from hyperinflam.exports.omop import export_omop
 from hyperinflam.sources.omop.mapping import OmopOptions, load_omop, load_postgres_extension

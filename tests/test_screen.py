@@ -14,8 +14,9 @@ import pytest
 from typer.testing import CliRunner
 
 from hyperinflam.engine import connect, connect_memory
+from hyperinflam.errors import ScreenError
 from hyperinflam.features import FeatureSpec
-from hyperinflam.screening.screen import ScreenError, screen, screen_frame, stays_meeting_any
+from hyperinflam.screening.screen import screen, screen_frame, stays_meeting_any
 
 T0 = datetime(2024, 3, 1, 8, 0)
 

@@ -180,7 +180,7 @@ def test_required_criterion_output_that_does_not_exist_is_a_definition_error():
     """A require naming a column the criterion does not output is found when the study meets the
     data: a StudyDefinitionError listing the criterion's real outputs (one message, no traceback
     in the CLI), not a bare ValueError."""
-    from hyperinflam.study.definition import StudyDefinitionError
+    from hyperinflam.errors import StudyDefinitionError
 
     db = Db()
     one_patient(db, "p1")

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from hyperinflam.study.definition import StudyDefinitionError, load_study, parse_study
+from hyperinflam.errors import StudyDefinitionError
+from hyperinflam.study.definition import load_study, parse_study
 
 MINIMAL = {"study": {"id": "x", "title": "X"}}
 

@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from hyperinflam.vocabulary import VocabularyError, load, normalize_unit
+from hyperinflam.errors import VocabularyError
+from hyperinflam.vocabulary import load, normalize_unit
 
 
 @pytest.fixture(scope="module")

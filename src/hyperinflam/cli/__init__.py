@@ -80,10 +80,10 @@ def _run_load(db, units, label: str, load) -> None:
     and print the reconciliation; fixable errors become one message (exit 2)."""
     import duckdb
 
-    from hyperinflam.engine import LOAD_MEMORY_LIMIT, EngineError, connect
-    from hyperinflam.sources import SourceError
+    from hyperinflam.engine import LOAD_MEMORY_LIMIT, connect
+    from hyperinflam.errors import EngineError, SourceError, VocabularyError
     from hyperinflam.sources.quarantine import render_load_report
-    from hyperinflam.vocabulary import Vocabulary, VocabularyError
+    from hyperinflam.vocabulary import Vocabulary
 
     try:
         vocabulary = Vocabulary(units)
@@ -199,11 +199,11 @@ def _load_omop_spark(source: str, db, *, schema, codes, units, tz, options, spar
                      spark_conf) -> None:
     """``load omop --engine spark``: checks that need no Spark first (one message each), then
     the load on Spark (sources/omop_spark.py) and the same reconciliation printout."""
-    from hyperinflam.engine import EngineError, parse_spark_conf, spark_session
-    from hyperinflam.sources import SourceError
+    from hyperinflam.engine import parse_spark_conf, spark_session
+    from hyperinflam.errors import EngineError, SourceError, VocabularyError
     from hyperinflam.sources.omop.spark import check_output, check_source, load_omop_spark
     from hyperinflam.sources.quarantine import render_load_report
-    from hyperinflam.vocabulary import Vocabulary, VocabularyError
+    from hyperinflam.vocabulary import Vocabulary
 
     if db is None:
         fail("--engine spark needs --db OUT_DIR: a new folder for the canonical Parquet tables "
@@ -406,8 +406,8 @@ def synth_command(
         except ImportError:
             fail("the CSV reader (hyperinflam.sources.csv) is not available in this version; "
                  f"load the folder later with 'hyperinflam load csv {out} --db {db}'.")
-        from hyperinflam.sources import SourceError
-        from hyperinflam.engine import LOAD_MEMORY_LIMIT, EngineError
+        from hyperinflam.engine import LOAD_MEMORY_LIMIT
+        from hyperinflam.errors import EngineError, SourceError
         try:
             report = load_csv_folder(connect(db, memory_limit=LOAD_MEMORY_LIMIT), out, tz="UTC")
         except (SourceError, EngineError) as exc:
@@ -423,8 +423,9 @@ def _run_and_render(con, study_ref: str, out: Path, *, db_label: str) -> Path:
     """Run a study on an open database and write every output; returns the report path."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+    from hyperinflam.errors import StudyDefinitionError
     from hyperinflam.report import render_terminal, write_outputs
-    from hyperinflam.study.definition import StudyDefinitionError, load_study
+    from hyperinflam.study.definition import load_study
     from hyperinflam.study.run import run_study
 
     try:
@@ -592,8 +593,8 @@ def screen_command(
     """Screen every PICU stay (see SCREEN_HELP)."""
     import ibis
 
-    from hyperinflam.features import FeatureError
-    from hyperinflam.screening.screen import ScreenError, screen, stays_meeting_any, summary_columns
+    from hyperinflam.errors import FeatureError, ScreenError
+    from hyperinflam.screening.screen import screen, stays_meeting_any, summary_columns
 
     kind = SCREEN_FORMATS.get(out.suffix.lower())
     if kind is None:
@@ -746,7 +747,7 @@ def users_add(
     """Create a local account (password hashed with argon2id)."""
     import sys
 
-    from hyperinflam.web.state import StateError
+    from hyperinflam.errors import StateError
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
@@ -776,7 +777,7 @@ def users_remove(name: str = typer.Argument(...),
                  db: Optional[Path] = typer.Option(None, "--db", help=DB_HELP),
                  state: Optional[Path] = typer.Option(None, "--state", help=STATE_HELP)):
     """Remove an account and its API tokens."""
-    from hyperinflam.web.state import StateError
+    from hyperinflam.errors import StateError
 
     try:
         _state_store(db, state).remove_user(name)
@@ -790,7 +791,7 @@ def users_token(name: str = typer.Argument(...), label: str = typer.Option("", "
                 db: Optional[Path] = typer.Option(None, "--db", help=DB_HELP),
                 state: Optional[Path] = typer.Option(None, "--state", help=STATE_HELP)):
     """Create an API token for scripts ('Authorization: Bearer TOKEN'); shown once."""
-    from hyperinflam.web.state import StateError
+    from hyperinflam.errors import StateError
 
     try:
         token = _state_store(db, state).create_token(name, label)
@@ -829,8 +830,8 @@ app.add_typer(export_app, name="export")
 def open_engine_or_fail(db, engine: str = "duckdb", spark_master: Optional[str] = None,
                         spark_conf: Optional[list[str]] = None):
     """``hyperinflam.engine.open_engine`` with every fixable error printed as one message."""
-    from hyperinflam.engine import EngineError, open_engine
-    from hyperinflam.sources import SourceError
+    from hyperinflam.engine import open_engine
+    from hyperinflam.errors import EngineError, SourceError
 
     try:
         if engine == "spark":
@@ -868,7 +869,7 @@ def _run_export(db, label: str, write):
     import time
 
     from hyperinflam.engine import connect
-    from hyperinflam.sources import SourceError
+    from hyperinflam.errors import SourceError
 
     try:
         con = connect(db, read_only=True)

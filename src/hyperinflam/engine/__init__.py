@@ -27,6 +27,7 @@ import ibis
 from ibis.backends.duckdb import Backend as DuckDBBackend
 from platformdirs import user_data_dir
 
+from hyperinflam.errors import EngineError
 from hyperinflam.schema import ALL_TABLES
 
 #: Memory DuckDB may use before it spills to disk (a named setting, overridable by environment).
@@ -69,10 +70,6 @@ SPARK_LOCAL_CONF: dict[str, str] = {
     "spark.sql.shuffle.partitions": "8",
     "spark.ui.enabled": "false",
 }
-
-
-class EngineError(RuntimeError):
-    """An engine that cannot be opened as asked; the message says why and what to do."""
 
 
 # ---------------------------------------------------------------------------------------------

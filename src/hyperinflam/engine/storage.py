@@ -31,8 +31,8 @@ import ibis
 import ibis.expr.datatypes as dt
 
 from hyperinflam import __version__
+from hyperinflam.errors import SourceError
 from hyperinflam.schema import ALL_TABLES, CANONICAL_TABLES, Table
-from hyperinflam.sources import SourceError
 
 MANIFEST_NAME = "_hyperinflam.json"
 FORMAT_NAME = "hyperinflam-parquet"

@@ -55,7 +55,7 @@ import re
 from pathlib import Path
 
 from hyperinflam import __version__
-from hyperinflam.sources import SourceError
+from hyperinflam.errors import SourceError
 from hyperinflam.sources.ingest import _q
 from hyperinflam.sources.omop.mapping import load_postgres_extension, read_codes, _redact
 from hyperinflam.vocabulary import Vocabulary

@@ -30,6 +30,8 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
+from hyperinflam.errors import FeatureError
+
 Aggregate = Literal["min", "max", "last", "first", "count", "any"]
 Source = Literal["measurement", "condition", "drug", "organ_support", "event"]
 
@@ -85,10 +87,6 @@ class FeatureSpec:
         else:
             window = "stay" if self.lookback_hours is None else f"{self.lookback_hours:g}h"
         return f"{self.variable}_{self.agg}_{window}"
-
-
-class FeatureError(ValueError):
-    """A feature request that cannot be built; the message names the spec and the fix."""
 
 
 # ---------------------------------------------------------------------------------------------

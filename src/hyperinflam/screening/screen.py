@@ -16,14 +16,11 @@ from typing import Iterable
 import ibis.expr.types as ir
 import pandas as pd
 
+from hyperinflam.errors import ScreenError
 from hyperinflam.features import build_features, evaluation_grid, grid_at, unique_specs
 
 #: Values of a tri-state result column meaning the criterion is fulfilled.
 MET = "met"
-
-
-class ScreenError(ValueError):
-    """A screening request that cannot be built; the message names the criterion and the fix."""
 
 
 def select_criteria(criteria: Iterable[str | ModuleType] | None = None) -> list[ModuleType]:

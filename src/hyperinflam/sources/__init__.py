@@ -9,14 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
-class SourceError(Exception):
-    """Input that cannot be read at all (missing file or column, wrong connection string).
-
-    The message names the file (or table), the line or column when known, and the fix. The CLI
-    prints it without a traceback.
-    """
-
-
 @dataclass
 class TableCounts:
     table: str

@@ -5,7 +5,7 @@ The layout is documented in ``docs/csv-layout.md``; the tables in ``docs/data-mo
 How a file is loaded (all set-based inside DuckDB, no row ever goes through Python):
 
 1. The header is read (Python ``csv``, first line only) and checked: a missing required column
-   raises :class:`~hyperinflam.sources.SourceError` naming the file, the column(s) and the
+   raises :class:`~hyperinflam.errors.SourceError` naming the file, the column(s) and the
    expected columns.
 2. DuckDB reads the file with ``read_csv(all_varchar, header)``; each row keeps its line number
    (header = line 1) from ``row_number() OVER ()`` (DuckDB preserves insertion order). Lines that
@@ -23,7 +23,8 @@ import csv as _pycsv
 from pathlib import Path
 from typing import Callable
 
-from hyperinflam.sources import LoadReport, SourceError
+from hyperinflam.errors import SourceError
+from hyperinflam.sources import LoadReport
 from hyperinflam.sources.ingest import (LAYOUT, TableLayout, _q, ingest, open_load,
                                          register_vocabulary)
 from hyperinflam.sources.quarantine import TableLoadCounts

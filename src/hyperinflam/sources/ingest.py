@@ -30,8 +30,8 @@ from typing import Callable
 
 import pandas as pd
 
+from hyperinflam.errors import SourceError
 from hyperinflam.schema import TABLES_BY_NAME
-from hyperinflam.sources import SourceError
 from hyperinflam.sources.quarantine import TableLoadCounts
 from hyperinflam.sources.timeparse import (TIME_EXAMPLES, check_time_zone, date_sql,
                                            site_time_zone, time_sql)

@@ -55,7 +55,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable, Iterable
 
-from hyperinflam.sources import LoadReport, SourceError
+from hyperinflam.errors import SourceError
+from hyperinflam.sources import LoadReport
 from hyperinflam.sources.ingest import _q, load_staged, open_load
 from hyperinflam.vocabulary import Vocabulary
 

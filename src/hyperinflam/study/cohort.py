@@ -199,7 +199,7 @@ def _apply_requirement(con, stays: ibis.Table, study: StudyDefinition) -> ibis.T
         times = candidates.select("stay_id", eval_time=candidates.index_time)
         base = screen(con, times=times, criteria=[req.criterion])
         if req.variable not in base.columns:
-            from hyperinflam.study.definition import StudyDefinitionError
+            from hyperinflam.errors import StudyDefinitionError
 
             outputs = ", ".join(c for c in base.columns if c.startswith(f"{req.criterion}_"))
             raise StudyDefinitionError(

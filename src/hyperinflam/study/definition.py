@@ -23,14 +23,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from hyperinflam.errors import StudyDefinitionError
 from hyperinflam.vocabulary import Vocabulary
 
 SHIPPED_STUDIES_PACKAGE = "hyperinflam"
 SHIPPED_STUDIES_FOLDER = "studies"
-
-
-class StudyDefinitionError(ValueError):
-    """A study file cannot be read or is invalid; the message names file, section and key."""
 
 
 class _Section(BaseModel):

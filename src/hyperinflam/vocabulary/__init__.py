@@ -28,6 +28,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from hyperinflam.errors import VocabularyError
+
 # Characters folded when matching a unit spelling (applied identically in Python and on the engine).
 UNIT_FOLDS: tuple[tuple[str, str], ...] = (
     (" ", ""),
@@ -66,10 +68,6 @@ def parse_number(text: str | None) -> float | None:
         num, den = text.split("/", 1)
         return float(Fraction(num) / Fraction(den))
     return float(Fraction(text))
-
-
-class VocabularyError(ValueError):
-    """A vocabulary or site file is malformed; the message names the file, line and fix."""
 
 
 def _read_csv(path: Path | str, required: list[str], *, text=None) -> list[dict]:

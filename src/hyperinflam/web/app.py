@@ -215,7 +215,8 @@ def _parse_at(text: str | dt.datetime | None) -> dt.datetime | None:
         if text.tzinfo is not None:
             text = text.astimezone(dt.timezone.utc).replace(tzinfo=None)
         return text.replace(microsecond=0)
-    from hyperinflam.features import FeatureError, to_naive_utc
+    from hyperinflam.errors import FeatureError
+    from hyperinflam.features import to_naive_utc
 
     try:
         return to_naive_utc(text).replace(microsecond=0)

@@ -19,6 +19,8 @@ from pathlib import Path
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from hyperinflam.errors import StateError
+
 ROLES = ("clinician", "researcher")
 MIN_PASSWORD_LENGTH = 12
 
@@ -35,10 +37,6 @@ CREATE TABLE IF NOT EXISTS api_tokens (
   digest TEXT PRIMARY KEY, user TEXT NOT NULL, created_at TEXT NOT NULL, label TEXT);
 CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
-
-
-class StateError(ValueError):
-    """A user-facing problem with the state database (unknown user, weak password...)."""
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from hyperinflam.sources import LoadReport, SourceError
+from hyperinflam.errors import SourceError
+from hyperinflam.sources import LoadReport
 from hyperinflam.sources.fhir.parse import EVENT_SYSTEM, Staging  # noqa: F401
 from hyperinflam.sources.ingest import fold_unit_sql, load_staged, open_load, register_vocabulary
 from hyperinflam.sources.quarantine import TableLoadCounts

@@ -63,7 +63,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from hyperinflam.sources import LoadReport, SourceError
+from hyperinflam.errors import SourceError
+from hyperinflam.sources import LoadReport
 from hyperinflam.sources.ingest import _q, load_staged, open_load, register_vocabulary
 from hyperinflam.vocabulary import Vocabulary
 

@@ -26,8 +26,9 @@ import os
 from pathlib import Path
 
 from hyperinflam.engine import CATALOG_PREFIX
+from hyperinflam.errors import SourceError
 from hyperinflam.schema import ALL_TABLES, Table
-from hyperinflam.sources import LoadReport, SourceError
+from hyperinflam.sources import LoadReport
 from hyperinflam.sources.omop.mapping import (
     _find_files,
     _Source,

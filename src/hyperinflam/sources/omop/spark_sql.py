@@ -29,8 +29,8 @@ from collections.abc import Callable, Sequence
 import sqlglot
 from sqlglot import exp
 
+from hyperinflam.errors import SourceError
 from hyperinflam.schema import TABLES_BY_NAME, Table
-from hyperinflam.sources import SourceError
 
 __all__ = ["to_spark_sql", "SparkLoadConnection", "REWRITES", "SPARK_TYPES"]
 
