@@ -222,7 +222,7 @@ def test_spark_conf_parsing_and_precedence():
     # and a user's own log4j2 file replaces ours
     options = "spark.driver.extraJavaOptions"
     assert local[options].startswith("-Dlog4j2.configurationFile=file:")
-    assert local[options].endswith("/hyperinflam/spark-log4j2.properties")
+    assert local[options].endswith("/hyperinflam/engine/spark-log4j2.properties")
     uri = local[options].split("=", 1)[1]
     assert Path(unquote(urlparse(uri).path)).is_file()
     mine = spark_conf_for("local[2]", {options: "-Xss4m"})[options]

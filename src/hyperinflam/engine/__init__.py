@@ -102,19 +102,19 @@ def connect(db: str | os.PathLike | None = None, *, read_only: bool = False,
     """
     path = resolve_db_path(db)
     if path.is_dir():
-        from hyperinflam.engine.storage import open_parquet
+        from hyperinflam.engine import storage
 
         if not read_only:
-            from hyperinflam.engine.storage import MANIFEST_NAME
-
-            if not (path / MANIFEST_NAME).exists():
+            if not (path / storage.MANIFEST_NAME).exists():
                 raise EngineError(f"--db {path} is a folder; give a DuckDB database file, for "
                                   f"example '--db {path / 'hyperinflam.duckdb'}'.")
             raise EngineError(
                 f"{path} is a folder of Parquet tables, which is read-only here. Load into a "
                 f"DuckDB file instead (for example '--db site.duckdb'), then 'hyperinflam export "
                 f"parquet --db site.duckdb --out {path}'.")
-        return open_parquet(path, engine="duckdb")
+        con = connect_duckdb_views()
+        storage.register_parquet(con, path)
+        return con
     if read_only and not path.exists():
         raise FileNotFoundError(
             f"No hyperinflam database at {path}. Load data first, for example "
@@ -300,27 +300,29 @@ def open_engine(db: str | os.PathLike | None = None, engine: str = "duckdb",
             raise EngineError("--spark-master and --spark-conf need --engine spark.")
         return connect(db, read_only=True)
 
-    from hyperinflam.engine import storage as parquet
+    from hyperinflam.engine import storage
 
     conf = parse_spark_conf(spark_conf)
     text = str(db) if db is not None else ""
     if text.startswith(CATALOG_PREFIX):
         con = connect_spark(spark_master, conf)
-        parquet.register_catalog(con, text[len(CATALOG_PREFIX):])
+        storage.register_catalog(con, text[len(CATALOG_PREFIX):])
         return con
     if not text:
         raise EngineError(
             "--engine spark needs --db: a Parquet folder written by 'hyperinflam export parquet' "
             "or catalog:DATABASE (a Spark catalog database with the canonical tables).")
-    if not parquet.is_uri(text):
+    if not storage.is_uri(text):
         path = Path(text)
         if path.is_file():
             raise EngineError(
                 f"{path} is a DuckDB file; Spark reads Parquet. Export it first: 'hyperinflam "
                 f"export parquet --db {path} --out {path.with_suffix('')}-parquet', then "
                 f"'--db {path.with_suffix('')}-parquet --engine spark'.")
-        if not parquet.is_parquet_folder(path):
+        if not storage.is_parquet_folder(path):
             raise EngineError(
-                f"{path} is not a Parquet folder of canonical tables (no {parquet.MANIFEST_NAME} "
+                f"{path} is not a Parquet folder of canonical tables (no {storage.MANIFEST_NAME} "
                 f"and no stay/ dataset). Write one with 'hyperinflam export parquet'.")
-    return parquet.open_parquet(text, engine="spark", spark_master=spark_master, spark_conf=conf)
+    con = connect_spark(spark_master, conf)
+    storage.register_parquet(con, text)
+    return con

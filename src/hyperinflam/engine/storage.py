@@ -13,9 +13,11 @@ and DuckDB as ``TIMESTAMP``, so no engine shifts them by a session time zone
 (``shared/stack-notes.md``, "Time zones"). Measurements are partitioned by ``variable`` because
 every feature and study reads a few variables: both engines then read only those folders.
 
-Opening such a folder (:func:`open_parquet`) registers one view per table, with the canonical
-column order and types (partition columns come back as text and last; the views fix that). A
-table with no dataset is an empty view of the right schema.
+Registering such a folder (:func:`register_parquet`) on a connection creates one view per table,
+with the canonical column order and types (partition columns come back as text and last; the
+views fix that). A table with no dataset is an empty view of the right schema. This module takes
+a connection and never opens one: :mod:`hyperinflam.engine` opens it (DuckDB or Spark) and calls
+:func:`register_parquet` or :func:`register_catalog`.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -261,24 +262,3 @@ def register_catalog(con, database: str, *, tables=CANONICAL_TABLES) -> None:
             raise SourceError(f"Spark catalog database '{database}' has no readable table "
                               f"'{table.name}' ({exc}).") from None
         con.create_view(table.name, _canonical_view(raw, table), overwrite=True)
-
-
-def open_parquet(folder: str | os.PathLike, engine: str = "duckdb", *,
-                 spark_master: str | None = None,
-                 spark_conf: Mapping[str, str] | None = None, con=None):
-    """Open a Parquet folder as a (read-only) database on ``engine`` ('duckdb' or 'spark').
-
-    DuckDB: an in-memory database (UTC, memory limit of :func:`hyperinflam.engine.connect`)
-    with views. Spark: a session from :func:`hyperinflam.engine.connect_spark`, or ``con``.
-    """
-    from hyperinflam import engine as engines
-
-    if con is None:
-        if engine == "duckdb":
-            con = engines.connect_duckdb_views()
-        elif engine == "spark":
-            con = engines.connect_spark(spark_master, spark_conf)
-        else:
-            raise engines.EngineError(f"Unknown engine '{engine}': use duckdb or spark.")
-    register_parquet(con, folder)
-    return con
