@@ -1,7 +1,8 @@
 """Property-based corruption of real sample files (issue 5 item 7).
 
 Real files (docs/example-csv, a small CSV folder derived from the MIMIC-IV demo, slices of the
-MIMIC-IV demo in MEDS form, FHIR R4 specification Bundles) are corrupted at random: lines cut,
+MIMIC-IV demo in MEDS form, FHIR R4 specification Bundles; the extracts in tests/data) are
+corrupted at random: lines cut,
 characters flipped (including quotes, commas, NUL and non-UTF-8 bytes), columns deleted, units
 swapped, garbage lines and rows inserted, files truncated. Every load must either raise
 :class:`SourceError` (one clear message) or finish with a report that reconciles
@@ -31,13 +32,10 @@ from hyperinflam.sources.csv import load_csv_folder
 from hyperinflam.sources.meds import load_meds
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = ROOT / "tests" / "data"
 MIMIC = DATA / "mimic_iv_demo_meds"
 FHIR_BUNDLES = DATA / "fhir_r4_spec_examples" / "bundles"
 EXAMPLE_CSV = ROOT / "docs" / "example-csv"
-if not (MIMIC / "mimic_iv_demo_meds_events.parquet").is_file():
-    pytest.fail(f"shared test data missing: {MIMIC} (the folder ../shared/data beside the "
-                f"repository must hold the real datasets; see its README.md)", pytrace=False)
 
 FUZZ = settings(max_examples=20, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

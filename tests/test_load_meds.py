@@ -1,7 +1,9 @@
-"""The MEDS reader on the real MIMIC-IV demo in MEDS form (../shared/data/mimic_iv_demo_meds).
+"""The MEDS reader on the real MIMIC-IV demo in MEDS form: the extract in
+tests/data/mimic_iv_demo_meds (10 of the 100 subjects, every event of each; its SOURCE.md).
 
 Expected counts and values are computed here from the Parquet file with pyarrow, independently of
-the reader (which works in DuckDB SQL); canonical values follow clinical reference §11.1 by hand.
+the reader (which works in DuckDB SQL); the literals beside them were counted with DuckDB over the
+raw extract (query in the comment); canonical values follow clinical reference §11.1 by hand.
 """
 
 from __future__ import annotations
@@ -22,11 +24,8 @@ from hyperinflam.engine import connect_memory
 from hyperinflam.errors import SourceError
 from hyperinflam.sources.meds import DAYS_PER_400_YEARS, load_meds
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-EVENTS = DATA / "mimic_iv_demo_meds" / "mimic_iv_demo_meds_events.parquet"
-if not EVENTS.is_file():
-    pytest.fail(f"shared test data missing: {EVENTS} (the folder ../shared/data beside the "
-                f"repository must hold the real datasets; see its README.md)", pytrace=False)
+EVENTS = (Path(__file__).resolve().parent / "data" / "mimic_iv_demo_meds"
+          / "mimic_iv_demo_meds_events.parquet")
 
 # itemid -> (variable, canonical unit, factor, offset): clinical reference 11.1, by hand.
 CANONICAL = {
@@ -65,17 +64,20 @@ def test_counts_reconcile_and_match_the_parquet_file(loaded, events):
     con, report = loaded
     assert report.reconciles
     codes = events["code"].to_pylist()
-    assert report.events_read == events.num_rows == 916_166
+    # Literals: DuckDB over the extract, SELECT count(*) FROM the events file (89,727); count(
+    # DISTINCT subject_id) WHERE code = 'MEDS_BIRTH' (10); codes LIKE 'ICU_ADMISSION//%' (15);
+    # code = 'MEDS_DEATH' (4).
+    assert report.events_read == events.num_rows == 89_727
     assert report.events_staged + sum(report.events_out_of_scope.values()) == events.num_rows
 
     person = report.counts("person")
     subjects = set(_rows(events, "MEDS_BIRTH")["subject_id"].to_pylist())
-    assert (person.read, person.loaded) == (len(subjects), len(subjects)) == (100, 100)
+    assert (person.read, person.loaded) == (len(subjects), len(subjects)) == (10, 10)
     stay = report.counts("stay")
     n_admissions = sum(c.startswith("ICU_ADMISSION//") for c in codes)
-    assert (stay.read, stay.loaded) == (n_admissions, n_admissions) == (140, 140)
+    assert (stay.read, stay.loaded) == (n_admissions, n_admissions) == (15, 15)
     event = report.counts("event")
-    assert (event.read, event.loaded) == (codes.count("MEDS_DEATH"),) * 2 == (31, 31)
+    assert (event.read, event.loaded) == (codes.count("MEDS_DEATH"),) * 2 == (4, 4)
 
     # every read row is in its table or in quarantine with this source
     raw = con.con
@@ -123,8 +125,8 @@ def test_float32_values_are_rounded_to_their_float32_precision(loaded):
 
 def test_unknown_units_are_quarantined_unless_dimensionless(loaded, events):
     con, report = loaded
-    fio2_unk = _rows(events, "LAB//223835//UNK").num_rows
-    assert report.counts("measurement").reasons["missing_unit"] == fio2_unk == 1746
+    fio2_unk = _rows(events, "LAB//223835//UNK").num_rows  # DuckDB: code LIKE 'LAB//223835//UNK%'
+    assert report.counts("measurement").reasons["missing_unit"] == fio2_unk == 111
     inr = _rows(events, "LAB//51237//UNK")
     n_inr = sum(v is not None for v in inr["value"].to_pylist())
     assert con.con.execute("SELECT count(*), min(unit) FROM measurement WHERE variable = 'inr'"
@@ -154,8 +156,10 @@ def test_drugs_and_reload_is_idempotent(loaded, events):
     con, report = loaded
     med = _rows(events, "MEDICATION//Dexamethasone//")["code"].to_pylist()
     given = sum(c.split("//")[2] in ("Administered", "Administered in Other Location") for c in med)
+    # DuckDB: code IN ('MEDICATION//Dexamethasone//Administered', '... in Other Location'): 16
+    # (the 15 'Dexamethasone Ophthalmic Susp 0.1%' administrations are another code)
     assert con.con.execute("SELECT count(*) FROM drug_administration WHERE drug = "
-                           "'dexamethasone'").fetchone()[0] == given == 54
+                           "'dexamethasone'").fetchone()[0] == given == 16
     again = load_meds(con, EVENTS, all_icu=True, max_age_years=None)
     assert again.reconciles
     for first, second in zip(report.tables, again.tables):

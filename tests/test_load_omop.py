@@ -1,12 +1,16 @@
 """OMOP CDM reader (issue 5 items 2, 5, 7) on the real Eunomia Synthea27Nj data.
 
-Counts are computed independently from the Parquet files with pyarrow; the same data from
-Parquet, CSV, a DuckDB file built from the official DDL and PostgreSQL give identical tables.
+The data are the extract in tests/data/eunomia_synthea27nj (8 of the 28 persons, all 5 children;
+its SOURCE.md). Counts are computed independently from the Parquet files with pyarrow; the
+literals beside them were counted with DuckDB over the raw extract (the query is in the comment);
+the same data from Parquet, CSV, a DuckDB file built from the official DDL and PostgreSQL give
+identical tables.
 """
 
 from __future__ import annotations
 
 import uuid
+from importlib import resources
 from pathlib import Path
 
 import duckdb
@@ -20,19 +24,12 @@ from hyperinflam.errors import SourceError
 from hyperinflam.schema import TABLES_BY_NAME
 from hyperinflam.sources.omop.mapping import OmopOptions, load_omop, load_postgres_extension
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-EUNOMIA = DATA / "eunomia_synthea27nj"
-DDL = DATA / "omop_cdm54_spec" / "ddl"
+EUNOMIA = Path(__file__).resolve().parent / "data" / "eunomia_synthea27nj"
+#: The official CDM 5.4 DDL as shipped in the package (hyperinflam/omop_cdm54/SOURCE.md).
+DDL = Path(str(resources.files("hyperinflam") / "omop_cdm54" / "ddl"))
 PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 CANONICAL = ("person", "stay", "measurement", "drug_administration", "organ_support",
              "condition", "event")
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _data_present():
-    if not (EUNOMIA / "omop" / "person.parquet").is_file():
-        pytest.fail(f"shared test data missing: {EUNOMIA} (expected beside the repository, "
-                    f"see ../shared/data/README.md)")
 
 
 def _codes_with_er(tmp_path: Path) -> Path:
@@ -77,12 +74,14 @@ def parquet_load(tmp_path_factory):
 def test_counts_reconcile_and_match_parquet(parquet_load):
     con, report, _ = parquet_load
     assert report.reconciles
+    # The literals: DuckDB over the extract, SELECT count(*) FROM 'omop/person.parquet' (8) and
+    # 'omop/measurement.parquet' (2415); tests/data/eunomia_synthea27nj/SOURCE.md lists them.
     person = _parquet("person")
-    assert report.counts("person").read == person.num_rows == 28
-    assert report.counts("person").loaded == 28
+    assert report.counts("person").read == person.num_rows == 8
+    assert report.counts("person").loaded == 8
     meas = _parquet("measurement")
     m = report.tables[[t.table for t in report.tables].index("measurement")]
-    assert m.read == meas.num_rows == 10040
+    assert m.read == meas.num_rows == 2415
     # ferritin: 12 rows, ug/L (unit_concept_id 8748) -> ng/mL x 1 (clinical reference 11.1)
     ferritin = meas.filter(pc.equal(meas["measurement_concept_id"], 3001122))
     got = con.con.execute("SELECT value, value_original, unit_original FROM measurement "
@@ -91,10 +90,14 @@ def test_counts_reconcile_and_match_parquet(parquet_load):
     assert sorted(v for v, _, _ in got) == sorted(float(x) for x in
                                                   ferritin["value_as_number"].to_pylist())
     assert {u for _, _, u in got} == {"ug/L"}
-    # AST: unit_concept_id 0, unit from unit_source_value 'U/L'
+    # AST: unit_concept_id 0, unit from unit_source_value 'U/L' (... WHERE measurement_concept_id
+    # = 3013721: 12 rows, all of person 11)
     ast = meas.filter(pc.equal(meas["measurement_concept_id"], 3013721))
+    assert set(ast["unit_concept_id"].to_pylist()) == {0}
     n_ast = con.con.execute("SELECT count(*) FROM measurement WHERE variable = 'ast'").fetchone()[0]
-    assert n_ast == ast.num_rows == 52
+    assert n_ast == ast.num_rows == 12
+    assert {r[0] for r in con.con.execute("SELECT DISTINCT unit_original FROM measurement "
+                                          "WHERE variable = 'ast'").fetchall()} == {"U/L"}
     # unknown concepts are quarantined, never dropped
     import csv
     from importlib import resources
@@ -110,7 +113,7 @@ def test_counts_reconcile_and_match_parquet(parquet_load):
                    & (frame["value_as_number"].notna()  # a value, or a numeric verbatim value
                       | pd.to_numeric(frame["value_source_value"], errors="coerce").notna())).sum())
     assert m.reasons["unknown_variable"] == unknown
-    assert report.counts("event").loaded == _parquet("death").num_rows == 3
+    assert report.counts("event").loaded == _parquet("death").num_rows == 2  # persons 11 and 23
     assert report.counts("condition").read == _parquet("condition_occurrence").num_rows
     q = con.con.execute("SELECT count(*) FROM quarantine WHERE target_table = 'measurement'"
                         ).fetchone()[0]
@@ -143,7 +146,7 @@ def test_reload_adds_nothing(parquet_load):
     before = con.con.execute("SELECT count(*) FROM measurement").fetchone()[0]
     again = load_omop(con, EUNOMIA / "omop", codes=codes)
     assert again.reconciles
-    assert again.counts("person").already_present == 28
+    assert again.counts("person").already_present == 8
     assert con.con.execute("SELECT count(*) FROM measurement").fetchone()[0] == before
 
 

@@ -2,12 +2,14 @@
 
 A synthetic cohort (hyperinflam.synth.generator) -> CSV -> canonical -> OMOP CDM 5.4 (official DDL) in a
 DuckDB file and in PostgreSQL -> load_omop -> canonical tables identical in every column. A copy
-of the real Eunomia CDM reshaped to CDM 5.3 loads into the same tables as the 5.4 original.
+of the real Eunomia CDM (the extract in tests/data/eunomia_synthea27nj) reshaped to CDM 5.3 loads
+into the same tables as the 5.4 original.
 """
 
 from __future__ import annotations
 
 import uuid
+from importlib import resources
 from pathlib import Path
 
 import duckdb
@@ -22,18 +24,11 @@ from hyperinflam.exports.omop import export_omop
 from hyperinflam.sources.omop.mapping import OmopOptions, load_omop, load_postgres_extension
 from hyperinflam.synth.generator import synthesize
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-EUNOMIA = DATA / "eunomia_synthea27nj" / "omop"
-DDL = DATA / "omop_cdm54_spec" / "ddl"
+EUNOMIA = Path(__file__).resolve().parent / "data" / "eunomia_synthea27nj" / "omop"
+#: The official CDM 5.4 DDL as shipped in the package (hyperinflam/omop_cdm54/SOURCE.md).
+DDL = Path(str(resources.files("hyperinflam") / "omop_cdm54" / "ddl"))
 PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 BACK = OmopOptions(ids="source_value")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _data_present():
-    if not (EUNOMIA / "person.parquet").is_file() or not DDL.is_dir():
-        pytest.fail(f"shared test data missing under {DATA} (expected beside the repository, "
-                    f"see ../shared/data/README.md)")
 
 
 @pytest.fixture(scope="module")
@@ -94,13 +89,15 @@ def test_round_trip_through_duckdb_file(original, tmp_path):
     assert written["measurement"] == n("measurement")
     assert written["drug_exposure"] == n("drug_administration") + original.con.execute(
         "SELECT count(*) FROM organ_support WHERE support <> 'invasive_ventilation'").fetchone()[0]
-    # the schema is the official one: every table of the DDL exists
+    # the schema is the official one: every table of the DDL exists (39 in CDM 5.4: the
+    # CREATE TABLE statements of OHDSI/CommonDataModel v5.4.2, counted by hand)
     ddl = (DDL / "duckdb" / "omopcdm_duckdb_5.4_ddl.sql").read_text()
     check = duckdb.connect(str(target), read_only=True)
     tables = {r[0] for r in check.execute("SELECT table_name FROM duckdb_tables() "
                                           "WHERE schema_name = 'cdm'").fetchall()}
     assert tables == {line.split(".")[1].split()[0].lower() for line in ddl.splitlines()
                       if line.startswith("CREATE TABLE")}
+    assert len(tables) == 39
     # units with no standard concept: unit_concept_id 0 + the unit as received
     assert check.execute("SELECT count(*) FROM cdm.measurement WHERE unit_concept_id = 0 AND "
                          "unit_source_value = 'mmHg'").fetchone()[0] == original.con.execute(

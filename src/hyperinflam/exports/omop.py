@@ -52,6 +52,7 @@ field-level specification) are created as DOUBLE. PostgreSQL keeps ``NUMERIC`` (
 from __future__ import annotations
 
 import re
+from importlib import resources
 from pathlib import Path
 
 from hyperinflam import __version__
@@ -63,9 +64,9 @@ from hyperinflam.vocabulary import Vocabulary
 __all__ = ["export_omop", "DDL_DIR", "TYPE_CONCEPT_EHR", "INPATIENT_VISIT", "LOCAL_DRUG_BASE",
            "LOCAL_CONDITION_BASE", "TARGET"]
 
-#: Folder of the official CDM 5.4 DDL (``duckdb/`` and ``postgresql/``): the shared data beside
-#: the repository, unless HYPERINFLAM_OMOP_DDL names another folder.
-DDL_DIR = Path(__file__).resolve().parents[4] / "shared" / "data" / "omop_cdm54_spec" / "ddl"
+#: Folder of the official CDM 5.4 DDL (``duckdb/`` and ``postgresql/``), shipped in the package
+#: (``hyperinflam/omop_cdm54``, see its SOURCE.md), unless HYPERINFLAM_OMOP_DDL names another.
+DDL_DIR = Path(str(resources.files("hyperinflam") / "omop_cdm54" / "ddl"))
 #: Type Concept 'EHR' (OMOP 5.4 Type Concept vocabulary; VERIFY in your vocabulary release).
 TYPE_CONCEPT_EHR = 32817
 #: visit_occurrence concept of a stay: Inpatient Visit (Eunomia concept table).
