@@ -1,13 +1,13 @@
 """Benchmark: parse N FHIR R4 Observation lines of bulk NDJSON (issue 5: report rows per second).
 
-The lines are real Synthea Observations (synthea_r4_bundles_smart, shared data) repeated with new
-ids and patients until N lines; generation is not timed. Three figures:
+The lines are real Synthea Observations (the test extract tests/data/synthea_r4_bundles_smart)
+repeated with new ids and patients until N lines; generation is not timed. Three figures:
 
 1. the fast path: orjson + validation of the fields used, staged into DuckDB
    (``hyperinflam.sources.fhir.parse.Staging``, the parse step of ``load fhir``);
 2. the whole ``load_fhir`` (parse, reference resolution, codes, the shared validation pipeline,
    quarantine) into an empty database;
-3. fhirclient 4.4.0 (FHIR R4 models, stack-notes) parsing a sample of the same lines, for scale.
+3. fhirclient 4.4.0 (FHIR R4 models, docs/stack.md) parsing a sample of the same lines, for scale.
 
     python benchmarks/bench_fhir.py [N]          # default 1,000,000
 """
@@ -20,7 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "synthea_r4_bundles_smart" / "bundles"
+#: The Synthea Bundles of the test fixtures (tests/data/synthea_r4_bundles_smart/SOURCE.md).
+DATA = (Path(__file__).resolve().parents[1] / "tests" / "data" / "synthea_r4_bundles_smart"
+        / "bundles")
 
 
 def _template() -> tuple[list[dict], list[dict]]:

@@ -1,7 +1,8 @@
 """Benchmark: load N OMOP measurement rows (default 1,000,000) from Parquet and from PostgreSQL.
 
-The rows are the Eunomia Synthea27Nj measurements repeated with new ids (real concepts, units,
-DECIMAL values), written to a temporary Parquet folder (and a temporary PostgreSQL schema with
+The rows are the Eunomia Synthea27Nj measurements of the test extract (tests/data; 2,415 rows of 8
+persons) repeated with new ids (real concepts, units, DECIMAL values), written to a temporary
+Parquet folder (and a temporary PostgreSQL schema with
 --postgres). Nothing generated is kept. Usage:
     python benchmarks/bench_load_omop.py [--rows 1000000] [--postgres postgresql://postgres@127.0.0.1:5432/postgres]
 """
@@ -13,6 +14,7 @@ import shutil
 import tempfile
 import time
 import uuid
+from importlib import resources
 from pathlib import Path
 
 import duckdb
@@ -20,12 +22,16 @@ import duckdb
 from hyperinflam.engine import connect_memory
 from hyperinflam.sources.omop.mapping import load_omop, load_postgres_extension
 
-EUNOMIA = Path(__file__).resolve().parents[2] / "shared" / "data" / "eunomia_synthea27nj" / "omop"
-DDL = Path(__file__).resolve().parents[2] / "shared" / "data" / "omop_cdm54_spec" / "ddl"
+#: The Eunomia extract of the test fixtures (tests/data/eunomia_synthea27nj/SOURCE.md).
+EUNOMIA = Path(__file__).resolve().parents[1] / "tests" / "data" / "eunomia_synthea27nj" / "omop"
+#: The official CDM 5.4 DDL shipped in the package (hyperinflam/omop_cdm54/SOURCE.md).
+DDL = Path(str(resources.files("hyperinflam") / "omop_cdm54" / "ddl"))
 
 
 def build(folder: Path, rows: int) -> None:
     con = duckdb.connect()
+    source_rows = con.execute(f"SELECT count(*) FROM read_parquet('{EUNOMIA}/measurement.parquet')"
+                              ).fetchone()[0]
     for f in EUNOMIA.glob("*.parquet"):
         if f.stem != "measurement":
             shutil.copy(f, folder / f.name)
@@ -33,7 +39,7 @@ def build(folder: Path, rows: int) -> None:
         SELECT m.* REPLACE (CAST(row_number() OVER () AS INTEGER) AS measurement_id,
                           m.measurement_datetime + INTERVAL (k) MINUTE AS measurement_datetime)
         FROM read_parquet('{EUNOMIA}/measurement.parquet') m,
-             range(CAST(ceil({rows} / 10040.0) AS BIGINT)) r(k)
+             range(CAST(ceil({rows} / {source_rows}) AS BIGINT)) r(k)
         LIMIT {rows}) TO '{folder}/measurement.parquet' (FORMAT parquet)""")
 
 
