@@ -37,7 +37,8 @@ def prepare(workdir: Path, stays: int, seed: int) -> Path:
     """Synthetic cohort -> DuckDB file (``hyperinflam.synth.database``, chunk by chunk) -> Parquet for
     ``stays`` synthetic stays; returns the Parquet folder. Not timed."""
     from hyperinflam.engine import connect
-    from hyperinflam.engine.storage import export_parquet, is_parquet_folder
+    from hyperinflam.engine.storage import is_parquet_folder
+    from hyperinflam.exports.parquet import export_parquet
     from hyperinflam.synth.database import synthesize_to_db
 
     base = workdir / f"stays-{stays}"

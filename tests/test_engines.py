@@ -32,9 +32,10 @@ import pandas as pd
 import pytest
 
 from hyperinflam.engine import connect, open_engine, parse_spark_conf, spark_conf_for
+from hyperinflam.engine.storage import MANIFEST_NAME, read_manifest
 from hyperinflam.errors import EngineError
+from hyperinflam.exports.parquet import export_parquet
 from hyperinflam.schema import ALL_TABLES, CANONICAL_TABLES
-from hyperinflam.engine.storage import MANIFEST_NAME, export_parquet, read_manifest
 
 N_STAYS = 60
 SEED = 2014

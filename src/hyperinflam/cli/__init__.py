@@ -904,7 +904,7 @@ def export_parquet_command(
 
     Example: hyperinflam export parquet --db site.duckdb --out site-parquet
     """
-    from hyperinflam.engine.storage import export_parquet
+    from hyperinflam.exports.parquet import export_parquet
 
     manifest, seconds = _run_export(db, f"Writing {out}...", lambda con: export_parquet(
         con, out, overwrite=overwrite, partition=partition))
