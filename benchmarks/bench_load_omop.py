@@ -20,7 +20,8 @@ from pathlib import Path
 import duckdb
 
 from hyperinflam.engine import connect_memory
-from hyperinflam.sources.omop.mapping import load_omop, load_postgres_extension
+from hyperinflam.sources.omop.access import load_postgres_extension
+from hyperinflam.sources.omop.mapping import load_omop
 
 #: The Eunomia extract of the test fixtures (tests/data/eunomia_synthea27nj/SOURCE.md).
 EUNOMIA = Path(__file__).resolve().parents[1] / "tests" / "data" / "eunomia_synthea27nj" / "omop"

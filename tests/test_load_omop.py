@@ -22,7 +22,8 @@ import pytest
 from hyperinflam.engine import connect_memory
 from hyperinflam.errors import SourceError
 from hyperinflam.schema import TABLES_BY_NAME
-from hyperinflam.sources.omop.mapping import OmopOptions, load_omop, load_postgres_extension
+from hyperinflam.sources.omop.access import load_postgres_extension
+from hyperinflam.sources.omop.mapping import OmopOptions, load_omop
 
 EUNOMIA = Path(__file__).resolve().parent / "data" / "eunomia_synthea27nj"
 #: The official CDM 5.4 DDL as shipped in the package (hyperinflam/omop_cdm54/SOURCE.md).

@@ -21,7 +21,8 @@ from hyperinflam.errors import SourceError
 from hyperinflam.schema import CANONICAL_TABLES
 from hyperinflam.sources.csv import load_csv_folder
 from hyperinflam.exports.omop import export_omop
-from hyperinflam.sources.omop.mapping import OmopOptions, load_omop, load_postgres_extension
+from hyperinflam.sources.omop.access import load_postgres_extension
+from hyperinflam.sources.omop.mapping import OmopOptions, load_omop
 from hyperinflam.synth.generator import synthesize
 
 EUNOMIA = Path(__file__).resolve().parent / "data" / "eunomia_synthea27nj" / "omop"

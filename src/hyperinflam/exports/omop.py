@@ -58,7 +58,8 @@ from pathlib import Path
 from hyperinflam import __version__
 from hyperinflam.errors import SourceError
 from hyperinflam.sources.ingest import _q
-from hyperinflam.sources.omop.mapping import load_postgres_extension, read_codes, _redact
+from hyperinflam.sources.omop.access import load_postgres_extension, redact_url
+from hyperinflam.sources.omop.mapping import read_codes
 from hyperinflam.vocabulary import Vocabulary
 
 __all__ = ["export_omop", "DDL_DIR", "TYPE_CONCEPT_EHR", "INPATIENT_VISIT", "LOCAL_DRUG_BASE",
@@ -196,13 +197,13 @@ def _create_postgres(raw, url: str, schema: str) -> None:
     try:
         raw.execute(f"ATTACH {_q(url)} AS {TARGET} (TYPE postgres)")
     except Exception as exc:
-        raise SourceError(f"cannot connect to {_redact(url)}: {str(exc).splitlines()[0]} Check "
+        raise SourceError(f"cannot connect to {redact_url(url)}: {str(exc).splitlines()[0]} Check "
                           f"host, port, database and user (postgresql://user@host:5432/db).") \
             from None
     exists = raw.execute("SELECT count(*) FROM duckdb_schemas() WHERE database_name = ? AND "
                          "schema_name = ?", [TARGET, schema]).fetchone()[0]
     if exists:
-        raise SourceError(f"{_redact(url)}: schema '{schema}' already exists; export into a new "
+        raise SourceError(f"{redact_url(url)}: schema '{schema}' already exists; export into a new "
                           f"schema (--schema NAME) or drop it first.")
     raw.execute(f"CALL postgres_execute('{TARGET}', {_q('CREATE SCHEMA ' + _ident(schema))})")
     raw.execute(f"CALL postgres_execute('{TARGET}', ?)", [_ddl("postgresql", _ident(schema))])

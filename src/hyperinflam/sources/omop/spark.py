@@ -26,16 +26,6 @@ import os
 from pathlib import Path
 
 from hyperinflam.engine import CATALOG_PREFIX
-from hyperinflam.errors import SourceError
-from hyperinflam.schema import ALL_TABLES, Table
-from hyperinflam.sources import LoadReport
-from hyperinflam.sources.omop.mapping import (
-    _find_files,
-    _Source,
-    check_options,
-    load_source,
-    read_codes,
-)
 from hyperinflam.engine.storage import (
     COMPRESSION,
     MANIFEST_NAME,
@@ -43,6 +33,11 @@ from hyperinflam.engine.storage import (
     build_manifest,
     is_uri,
 )
+from hyperinflam.errors import SourceError
+from hyperinflam.schema import ALL_TABLES, Table
+from hyperinflam.sources import LoadReport
+from hyperinflam.sources.omop.access import OmopSource, find_omop_files
+from hyperinflam.sources.omop.mapping import check_options, load_source, read_codes
 from hyperinflam.sources.omop.spark_sql import (
     SPARK_TYPES,
     SparkLoadConnection,
@@ -111,7 +106,7 @@ def check_source(source: str | os.PathLike) -> dict[str, Path]:
         what = "is a file" if path.exists() else "does not exist"
         raise SourceError(f"{path} {what}: with --engine spark, SOURCE is {SOURCE_HELP} (to load "
                           f"a DuckDB file or PostgreSQL, leave out --engine spark).")
-    found = _find_files(path)
+    found = find_omop_files(path)
     tables = {name: file for name, file in found.items()
               if file.is_dir() or file.suffix.lower() == ".parquet"}
     if "person" not in tables:
@@ -242,7 +237,7 @@ def load_omop_spark(session, source: str | os.PathLike, out_dir: str | os.PathLi
     raw = SparkLoadConnection(work, write=write, view=view)
     con = _LoadTarget(raw)
     try:
-        src = _Source(raw, "", label, tables=tables)
+        src = OmopSource(raw, "", label, tables=tables)
         report = load_source(con, src, vocab, code_rows, tz, options)
         rows: dict[str, int] = {t.name: 0 for t in ALL_TABLES}
         for counts in report.tables:
