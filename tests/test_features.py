@@ -190,10 +190,10 @@ def test_last_and_first_with_ties(con):
 
 
 def test_derived_variable_without_module_is_null(con, monkeypatch):
-    import hyperinflam.features as features
+    from hyperinflam.features import windows
 
-    monkeypatch.setattr(features, "_derived_module", lambda: None)
-    monkeypatch.setattr(features, "_derived_variables", lambda: frozenset())
+    monkeypatch.setattr(windows, "derived_module", lambda: None)
+    monkeypatch.setattr(windows, "derived_variables", lambda: frozenset())
     f = features_at(con, [FeatureSpec("sf_ratio", "min", 6), FeatureSpec("crp", "max", 24)],
                     stay="s3")
     assert f["sf_ratio_min_6h"].isna().all()

@@ -55,7 +55,8 @@ def ibis_schema(table: Table) -> ibis.Schema:
 
 
 def is_parquet_folder(path: str | os.PathLike) -> bool:
-    """True for a folder written by :func:`hyperinflam.exports.parquet.export_parquet` (manifest, or at least a stay/ dataset)."""
+    """True for a folder written by :func:`hyperinflam.exports.parquet.export_parquet` (manifest,
+    or at least a stay/ dataset)."""
     p = Path(path)
     return p.is_dir() and ((p / MANIFEST_NAME).is_file() or (p / "stay").is_dir())
 

@@ -1,4 +1,4 @@
-"""The canonical tables written out as a folder of Parquet datasets (``hyperinflam export parquet``).
+"""The canonical tables written as a folder of Parquet datasets (``hyperinflam export parquet``).
 
 The layout (manifest, one dataset per table, measurement partitioned by variable) and the reading
 side are :mod:`hyperinflam.engine.storage`; this module writes it from any engine: DuckDB with its
