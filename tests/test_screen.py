@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 from hyperinflam.engine import connect, connect_memory
 from hyperinflam.errors import ScreenError
 from hyperinflam.features import FeatureSpec
-from hyperinflam.screening.screen import screen, screen_frame, stays_meeting_any
+from hyperinflam.screening.screen import screen, screen_frame
+from hyperinflam.screening.summary import stays_meeting_any
 
 T0 = datetime(2024, 3, 1, 8, 0)
 
@@ -124,10 +125,12 @@ def db(tmp_path, monkeypatch):
     con.disconnect()
     # only the test criteria, whatever modules exist in the package
     import hyperinflam.screening.screen as screen_module
+    import hyperinflam.screening.summary as summary_module
 
     real = screen_module.select_criteria
-    monkeypatch.setattr(screen_module, "select_criteria",
-                        lambda criteria=None: real([FERRITIN, CRP] if criteria is None else criteria))
+    for module in (screen_module, summary_module):
+        monkeypatch.setattr(module, "select_criteria", lambda criteria=None: real(
+            [FERRITIN, CRP] if criteria is None else criteria))
     return path
 
 

@@ -591,10 +591,9 @@ def screen_command(
     spark_conf: Optional[list[str]] = SPARK_CONF_OPTION,
 ):
     """Screen every PICU stay (see SCREEN_HELP)."""
-    import ibis
-
     from hyperinflam.errors import FeatureError, ScreenError
-    from hyperinflam.screening.screen import screen, stays_meeting_any, summary_columns
+    from hyperinflam.screening.screen import screen
+    from hyperinflam.screening.summary import summarise_screen_file
 
     kind = SCREEN_FORMATS.get(out.suffix.lower())
     if kind is None:
@@ -617,19 +616,9 @@ def screen_command(
         con.disconnect()
 
     with console.status("Summarising...", spinner="dots"):
-        # The written file is read once, only the columns the summary needs (a CSV is parsed
-        # once, not per query), into a table of the in-memory reader.
-        reader = ibis.duckdb.connect()
-        written = reader.read_csv(out) if kind == "csv" else reader.read_parquet(out)
-        written = reader.create_table(
-            "screen_summary_input",
-            written.select(*summary_columns(written.columns, criteria)), temp=True)
-        counts = written.aggregate(n_rows=written.count(),
-                                   n_stays=written.stay_id.nunique()).to_pandas().iloc[0]
-        n_rows, n_stays = int(counts.n_rows), int(counts.n_stays)
-        meeting = stays_meeting_any(written, criteria=criteria).to_pandas()
-        n_meeting, shown = len(meeting), meeting.head(SCREEN_ROWS_SHOWN)
-        reader.disconnect()
+        summary = summarise_screen_file(out, kind, criteria)
+    n_rows, n_stays, n_meeting, shown = (summary.n_rows, summary.n_stays, summary.n_meeting,
+                                         summary.shown)
     console.print(f"Wrote [bold]{n_rows}[/] evaluations of [bold]{n_stays}[/] stays to "
                   f"[bold]{out}[/].")
     if shown.empty:
@@ -638,15 +627,13 @@ def screen_command(
     console.print(_screen_table(shown, n_meeting, criteria))
 
 
-#: Stays listed in the terminal after a screen (all of them are in the output file).
-SCREEN_ROWS_SHOWN = 25
-
 def _screen_table(shown, n_meeting: int, criteria):
     """The stays meeting a criterion, most criteria first: a rich table of fixed columns."""
     from rich.table import Table
 
     from hyperinflam.criteria import label as criterion_label
-    from hyperinflam.screening.screen import SUMMARY_PEAKS, select_criteria
+    from hyperinflam.screening.screen import select_criteria
+    from hyperinflam.screening.summary import SUMMARY_PEAKS
 
     names = [m.NAME for m in select_criteria(criteria) if getattr(m, "RESULT", None)]
     title = (f"{n_meeting} stays meet at least one criterion"
