@@ -35,13 +35,14 @@ from markupsafe import Markup
 from pydantic import BaseModel
 from starlette.middleware.sessions import SessionMiddleware
 
+from hyperinflam.criteria import label as criterion_label
 from hyperinflam.screening import anakinra
 from hyperinflam.screening.approaching import missing_input_notes
-from hyperinflam.criteria import label as criterion_label
+from hyperinflam.screening.census import usable_criteria
 from hyperinflam.vocabulary import load as load_vocabulary
 from hyperinflam.web import charts
-from hyperinflam.web.data import (BAR_DRUG_CLASSES, TIMELINE_VARIABLES, Database, records,
-                                  usable_criteria)
+from hyperinflam.web.data import Database
+from hyperinflam.web.patient import BAR_DRUG_CLASSES, TIMELINE_VARIABLES, records
 from hyperinflam.web.privacy import Pseudonymizer
 from hyperinflam.web.state import StateStore, User, default_state_path
 

@@ -1,5 +1,5 @@
 """Inline SVG for the patient page: one time axis with the markers, the therapy and support bars
-and the criteria strip beneath. Pure presentation: values come from web.data; colours mark what
+and the criteria strip beneath. Pure presentation: values come from web.patient; colours mark what
 the criteria columns say ('met'), never a threshold of their own.
 """
 

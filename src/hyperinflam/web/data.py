@@ -1,7 +1,7 @@
-"""What the web pages and the JSON API show, read from the canonical tables and the screening
-engine. No clinical rule lives here: the criteria (``hyperinflam.criteria``), the census status
-(``hyperinflam.screening.approaching``) and the anakinra course (``hyperinflam.screening.anakinra``) compute every
-value; this module runs their ibis expressions once per version of the data and serves the rows
+"""The cache lifecycle of what the web pages and the JSON API show. No clinical rule and no query
+lives here: the census queries are :mod:`hyperinflam.screening.census` and the patient-page rows
+:mod:`hyperinflam.web.patient` (the criteria, the census status and the anakinra course compute
+every value); this module runs those expressions once per version of the data and serves the rows
 of one stay from memory.
 
 Performance model (issue 7 load test, docs/performance.md):
@@ -26,7 +26,6 @@ Performance model (issue 7 load test, docs/performance.md):
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import logging
 import os
 import threading
@@ -35,131 +34,20 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import ibis
-import ibis.expr.types as ir
 import pandas as pd
 
-from hyperinflam.screening import anakinra, approaching
 from hyperinflam.engine import connect
+from hyperinflam.screening.census import census_frame, utc_now
+from hyperinflam.web.patient import ByStay, patient_data, patient_tables, patient_window, records
 
 log = logging.getLogger("hyperinflam.web")
 
-#: Markers drawn on the patient time axis (issue 7), in this order (vocabulary/variables.csv).
-TIMELINE_VARIABLES = ("ferritin", "crp", "fibrinogen", "platelets", "anc", "alc",
-                      "triglycerides", "ast", "temperature")
-#: Drug classes drawn as bars besides anakinra (vocabulary/drugs.csv classes).
-BAR_DRUG_CLASSES = ("corticosteroid", "ivig")
-#: Data shown from this many hours before PICU admission (labs drawn in the ED or ward).
-PRE_ADMISSION_HOURS = 24
-#: Criteria over time on the patient page (the strip) and its grid step (hours).
-STRIP_COLUMNS = ("hscore_points", "hscore_max_possible", "hlh2004_met_count",
-                 "hlh2004_unknown_count", "hlh2004_result", "phoenix_score", "psofa_score")
-STRIP_STEP_HOURS = 24
-#: Census columns taken from the screen when the criterion is installed.
-CENSUS_SCREEN_COLUMNS = (
-    "stay_id", "person_id", "eval_time", "admit_time", "sex", "age_months", "weight_kg",
-    "hours_since_admit", "hscore_points", "hscore_max_possible", "hscore_n_missing",
-    approaching.HSCORE_MET_COLUMN, "hlh2004_met_count", "hlh2004_unknown_count", "hlh2004_result",
-    "phoenix_score", "phoenix_sepsis", "phoenix_septic_shock", "psofa_score",
-)
 #: Seconds without a query after which the read-only connection is closed (lets a loader write).
 IDLE_CLOSE_SECONDS = 2.0
 #: Snapshots at chosen (non-live) times kept in memory.
 SNAPSHOTS_KEPT = 8
 #: Patient bundles of stays outside a snapshot kept in memory.
 STAY_BUNDLES_KEPT = 64
-
-_EMPTY_RESPONSE_COLUMNS = ["variable", "role", "time", "value", "unit"]
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
-
-
-@functools.lru_cache(maxsize=8)
-def _usable_criteria(names: tuple[str, ...] | None) -> tuple[tuple[str, ...], tuple]:
-    from hyperinflam.criteria import discover
-    from hyperinflam.engine import connect_memory
-    from hyperinflam.screening.screen import screen
-
-    available = discover()
-    wanted = list(names) if names else list(available)
-    ok, skipped = [], {}
-    con = connect_memory()
-    try:
-        for name in wanted:
-            if name not in available:
-                skipped[name] = "not installed"
-                continue
-            try:
-                screen(con, at=_now(), criteria=[name]).schema()
-                ok.append(name)
-            except Exception as exc:  # noqa: BLE001 - reported on the page
-                skipped[name] = str(exc)
-    finally:
-        con.disconnect()
-    return tuple(ok), tuple(skipped.items())
-
-
-def usable_criteria(names: list[str] | None = None) -> tuple[list[str], dict[str, str]]:
-    """Criteria whose expressions build (checked once per process on an empty in-memory
-    database), and the reason for each one left out (shown on the census page, never silently
-    dropped)."""
-    ok, skipped = _usable_criteria(tuple(names) if names else None)
-    return list(ok), dict(skipped)
-
-
-def records(frame: pd.DataFrame) -> list[dict]:
-    """The rows of a frame as dicts, converted column by column (``to_dict("records")`` and
-    ``itertuples`` index row by row on pandas 3's Arrow-backed columns: ~100 times slower)."""
-    columns = [str(c) for c in frame.columns]
-    values = [frame[c].tolist() for c in frame.columns]
-    return [dict(zip(columns, row)) for row in zip(*values)]
-
-
-@dataclass(frozen=True)
-class Rows:
-    """Rows of one table for one stay (dicts of Python values) and the table's columns."""
-
-    columns: tuple[str, ...]
-    rows: list[dict]
-
-    @classmethod
-    def of(cls, frame: pd.DataFrame) -> "Rows":
-        return cls(tuple(str(c) for c in frame.columns), records(frame))
-
-    def __iter__(self):
-        return iter(self.rows)
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    @property
-    def empty(self) -> bool:
-        return not self.rows
-
-
-@dataclass(frozen=True)
-class _ByStay:
-    """A result table split by stay once (when a snapshot is made): stay_id -> Rows."""
-
-    columns: tuple[str, ...]
-    groups: dict[str, list[dict]]
-    n_rows: int
-
-    @classmethod
-    def of(cls, frame: pd.DataFrame) -> "_ByStay":
-        groups: dict[str, list[dict]] = {}
-        rows = records(frame)
-        for row in rows:
-            groups.setdefault(row["stay_id"], []).append(row)
-        return cls(tuple(str(c) for c in frame.columns), groups, len(rows))
-
-    def get(self, stay_id: str) -> Rows:
-        return Rows(self.columns, self.groups.get(stay_id, []))
-
-    def __len__(self) -> int:
-        return self.n_rows
 
 
 @dataclass
@@ -170,7 +58,7 @@ class Snapshot:
     version: tuple
     at: dt.datetime
     census: pd.DataFrame                  # one row per stay, ordered by stay_id
-    tables: dict[str, _ByStay] | None = None  # patient tables, computed on first patient view
+    tables: dict[str, ByStay] | None = None  # patient tables, computed on first patient view
     computed_in_s: float = 0.0
 
     def __post_init__(self):
@@ -187,7 +75,7 @@ class Snapshot:
         """The patient-page bundle of one stay of this snapshot (see :func:`patient_data`)."""
         t = self.tables
         row = dict(t["stays"].get(stay_id).rows[0])
-        lo, end = _window(row, self.at)
+        lo, end = patient_window(row, self.at)
         course = t["anakinra_course"].get(stay_id)
         return {"stay": row, "window": (lo, end),
                 "measurements": t["measurements"].get(stay_id),
@@ -198,15 +86,6 @@ class Snapshot:
                 "marker_response": t["marker_response"].get(stay_id),
                 "strip": t["strip"].get(stay_id),
                 "current": dict(self._census_rows[stay_id]), "current_at": self.at}
-
-
-def _window(stay_row: dict, at: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
-    """Time span of the patient page: PRE_ADMISSION_HOURS before admission to discharge or
-    ``at``, whichever comes first."""
-    admit = pd.Timestamp(stay_row["admit_time"]).to_pydatetime()
-    end = stay_row.get("discharge_time")
-    end = at if end is None or pd.isna(end) else min(pd.Timestamp(end).to_pydatetime(), at)
-    return admit - dt.timedelta(hours=PRE_ADMISSION_HOURS), end
 
 
 @dataclass
@@ -240,7 +119,7 @@ class Database:
 
     # -- plumbing -----------------------------------------------------------------------------
     def now(self) -> dt.datetime:
-        return self.pinned_now or _now()
+        return self.pinned_now or utc_now()
 
     def version(self) -> tuple:
         """Identity of the data: (device, inode, size, mtime) of the file and of its WAL."""
@@ -399,7 +278,7 @@ class Database:
         log.info("census snapshot: %d stays in %.2f s", len(snap.census), snap.computed_in_s)
         return snap
 
-    def patient_tables(self, snap: Snapshot) -> dict[str, _ByStay]:
+    def patient_tables(self, snap: Snapshot) -> dict[str, ByStay]:
         """The patient tables of every stay of ``snap`` (computed once, on first need)."""
         while snap.tables is None:
             def compute():
@@ -470,210 +349,3 @@ class Database:
             while len(self._bundles) > STAY_BUNDLES_KEPT:
                 self._bundles.popitem(last=False)
         return data
-
-
-# ---------------------------------------------------------------------------------------------
-# Expressions (ibis) and their execution
-# ---------------------------------------------------------------------------------------------
-def _ts(value: dt.datetime) -> ir.TimestampScalar:
-    return ibis.literal(value, type="timestamp")
-
-
-def stays_in_picu(con, at: dt.datetime) -> ir.Table:
-    """Stays in the PICU at ``at`` (admitted at or before, not discharged by then), with the
-    person's birth date and sex."""
-    at_v = _ts(at)
-    stay = con.table("stay")
-    stay = stay.filter(stay.admit_time <= at_v,
-                       stay.discharge_time.isnull() | (stay.discharge_time > at_v))
-    return _with_person(con, stay)
-
-
-def _with_person(con, stay: ir.Table) -> ir.Table:
-    person = con.table("person")
-    p = person.select(p_person="person_id", birth_date="birth_date", sex="sex")
-    return stay.join(p, stay.person_id == p.p_person).drop("p_person")
-
-
-def ferritin_latest(con, at: dt.datetime, stays: ir.Table | None = None) -> ir.Table:
-    """Per stay in the PICU at ``at`` (or of ``stays``): the last two ferritin values at or
-    before ``at`` since PRE_ADMISSION_HOURS before admission (row_number over the person's
-    values; no asof_join)."""
-    at_v = _ts(at)
-    stays = stays if stays is not None else stays_in_picu(con, at)
-    m = con.table("measurement")
-    m = m.filter(m.variable == "ferritin", m.time <= at_v).select(
-        f_person="person_id", f_time="time", f_value="value", f_unit="unit")
-    st = stays.select(f_stay="stay_id", s_person="person_id", admit_time="admit_time")
-    j = st.join(m, st.s_person == m.f_person)
-    j = j.filter(j.f_time >= j.admit_time - ibis.interval(hours=PRE_ADMISSION_HOURS))
-    j = j.mutate(rk=ibis.row_number().over(group_by=j.f_stay, order_by=j.f_time.desc()))
-    last = j.filter(j.rk == 0).select("f_stay", ferritin_last=j.f_value,
-                                      ferritin_last_time=j.f_time, ferritin_unit=j.f_unit)
-    prev = j.filter(j.rk == 1).select(p_stay=j.f_stay, ferritin_previous=j.f_value,
-                                      ferritin_previous_time=j.f_time)
-    return last.left_join(prev, last.f_stay == prev.p_stay).drop("p_stay")
-
-
-def census_expr(con, at: dt.datetime, criteria: list[str]) -> ir.Table:
-    """The census at ``at`` as one ibis expression: every stay in the PICU, one row."""
-    from hyperinflam.screening.screen import screen
-
-    t = screen(con, at=at, criteria=criteria)
-    t = t.mutate(**approaching.status_columns(t))
-    keep = [c for c in CENSUS_SCREEN_COLUMNS if c in t.columns]
-    keep += [c for c in criterion_columns(t.columns, criteria) if c not in keep]
-    keep += ["meets_any", "criteria_met", "approaching_any", "approaching"]
-    t = t.select(*keep)
-    fer = ferritin_latest(con, at)
-    course = anakinra.course_summary(con, as_of=at).select(
-        c_stay="stay_id", anakinra_running="running",
-        anakinra_days_since_first_dose="days_since_first_dose",
-        anakinra_max_mg_per_kg_day="max_mg_per_kg_day",
-        anakinra_any_above_label="any_above_label")
-    t = t.left_join(fer, t.stay_id == fer.f_stay).drop("f_stay")
-    t = t.left_join(course, t.stay_id == course.c_stay).drop("c_stay")
-    return t.order_by("stay_id")
-
-
-def census_frame(con, at: dt.datetime, criteria: list[str]) -> pd.DataFrame:
-    """The census at ``at``: every stay in the PICU, one row, executed as one query."""
-    frame = census_expr(con, at, criteria).to_pandas()
-    frame["anakinra_running"] = frame["anakinra_running"].fillna(False).astype(bool)
-    return frame
-
-
-def criterion_columns(columns, criteria: list[str]) -> list[str]:
-    """The screen's criterion output columns (prefixed by an installed criterion's NAME)."""
-    prefixes = tuple(f"{name}_" for name in criteria)
-    return [c for c in columns if c.startswith(prefixes)]
-
-
-def strip_expr(con, criteria: list[str], stays: ir.Table, until: dt.datetime) -> ir.Table:
-    """Criteria over time of ``stays`` (a table with stay_id) on the STRIP_STEP_HOURS evaluation
-    grid of ``features.evaluation_grid``, evaluations at or before ``until`` only. The grid is
-    restricted to those stays before the features are built (``screen(times=...)``)."""
-    from hyperinflam.features import evaluation_grid
-    from hyperinflam.screening.screen import screen
-
-    grid = evaluation_grid(con, step_hours=STRIP_STEP_HOURS)
-    wanted = stays.select(w_stay="stay_id")
-    times = grid.join(wanted, grid.stay_id == wanted.w_stay).select("stay_id", "eval_time")
-    times = times.filter(times.eval_time <= _ts(until))
-    t = screen(con, criteria=criteria, times=times)
-    t = t.mutate(**approaching.status_columns(t))
-    keep = ["stay_id", "eval_time", "hours_since_admit", "meets_any", "criteria_met",
-            "approaching_any", "approaching", *criterion_columns(t.columns, criteria)]
-    return t.select(*keep).order_by(["stay_id", "eval_time"])
-
-
-def strip_frame(con, criteria: list[str], stays: ir.Table | None = None,
-                until: dt.datetime | None = None) -> pd.DataFrame:
-    """Criteria over time (see :func:`strip_expr`); default: every stay, every evaluation."""
-    if stays is None:
-        stays = con.table("stay")
-    if until is None:
-        until = dt.datetime(9999, 12, 31)
-    return strip_expr(con, criteria, stays, until).to_pandas()
-
-
-def timeline_exprs(con, stays: ir.Table, at: dt.datetime) -> dict[str, ir.Table]:
-    """Markers, drugs and organ support of ``stays`` (stay_id, person_id, admit_time,
-    discharge_time) from PRE_ADMISSION_HOURS before admission to discharge or ``at``. The stays
-    are reduced to (stay, person, window) first, then joined to each source by person and time."""
-    at_v = _ts(at)
-    end = ibis.coalesce(ibis.least(stays.discharge_time, at_v), at_v)
-    w = stays.select(w_stay="stay_id", w_person="person_id",
-                     w_lo=stays.admit_time - ibis.interval(hours=PRE_ADMISSION_HOURS), w_hi=end)
-    m = con.table("measurement")
-    m = m.filter(m.variable.isin(list(TIMELINE_VARIABLES)), m.time <= at_v)
-    mj = w.join(m, [w.w_person == m.person_id, m.time >= w.w_lo, m.time <= w.w_hi])
-    meas = mj.select(stay_id=mj.w_stay, variable=mj.variable, time=mj.time, value=mj.value,
-                     unit=mj.unit).order_by(["stay_id", "variable", "time"])
-    d = con.table("drug_administration")
-    d = d.filter((d.drug == anakinra.ANAKINRA) | d.drug_class.isin(list(BAR_DRUG_CLASSES)),
-                 d.start_time <= at_v)
-    dj = w.join(d, [w.w_person == d.person_id, d.start_time >= w.w_lo, d.start_time <= w.w_hi])
-    drugs = dj.select(stay_id=dj.w_stay, drug=dj.drug, drug_class=dj.drug_class, dose=dj.dose,
-                      dose_unit=dj.dose_unit, route=dj.route, start_time=dj.start_time,
-                      end_time=dj.end_time).order_by(["stay_id", "start_time"])
-    o = con.table("organ_support")
-    o = o.filter(o.start_time <= at_v)
-    oj = w.join(o, [w.w_person == o.person_id, o.start_time <= w.w_hi,
-                    o.end_time.isnull() | (o.end_time >= w.w_lo)])
-    support = oj.select(stay_id=oj.w_stay, support=oj.support, start_time=oj.start_time,
-                        end_time=oj.end_time, dose=oj.dose, dose_unit=oj.dose_unit).order_by(
-        ["stay_id", "support", "start_time"])
-    return {"measurements": meas, "drugs": drugs, "support": support}
-
-
-def marker_response_expr(con, course: ir.Table, at: dt.datetime) -> ir.Table:
-    """Day-0 and day-7 marker values by the founding study's rules (clinical reference §12 rows
-    1-2, study/cohort.chosen_values with the shipped 'rajasekaran2014' windows) for every stay of
-    ``course`` (stay_id, person_id, index_time); values after ``at`` are not shown ("so far")."""
-    from hyperinflam.study.cohort import chosen_values
-    from hyperinflam.study.definition import load_study
-
-    study = load_study("rajasekaran2014")
-    values = chosen_values(con, course.select("stay_id", "person_id", "index_time"),
-                           list(study.markers.variables), study, include_trajectory=False)
-    values = values.filter(values.time <= _ts(at))
-    return values.select("stay_id", "variable", "role", "time", "value", "unit").order_by(
-        ["stay_id", "variable", "role", "time"])
-
-
-
-
-def patient_tables(con, at: dt.datetime, criteria: list[str]) -> dict[str, _ByStay]:
-    """Patient-page rows of every stay in the PICU at ``at`` (set-based queries), by stay."""
-    stays = stays_in_picu(con, at)
-    stays_df = stays.select("stay_id", "person_id", "admit_time", "discharge_time",
-                            "admission_reason", "weight_kg", "birth_date", "sex").to_pandas()
-    frames = {name: expr.to_pandas() for name, expr in timeline_exprs(con, stays, at).items()}
-    strip = strip_expr(con, criteria, stays, at).to_pandas()
-    # Anakinra rows of the stays in the PICU only, filtered on the engine before the marker
-    # response is looked up: a site's whole history of treated stays is not recomputed per
-    # snapshot.
-    in_picu = stays.select(i_stay="stay_id")
-
-    def current(expr: ir.Table) -> ir.Table:
-        return expr.semi_join(in_picu, expr.stay_id == in_picu.i_stay)
-
-    days = current(anakinra.daily_doses(con, as_of=at)).to_pandas()
-    course_expr = current(anakinra.course_summary(con, as_of=at))
-    course = course_expr.to_pandas()
-    if course.empty:
-        response = pd.DataFrame(columns=["stay_id", *_EMPTY_RESPONSE_COLUMNS])
-    else:
-        response = marker_response_expr(con, course_expr, at).to_pandas()
-    return {"stays": _ByStay.of(stays_df),
-            "measurements": _ByStay.of(frames["measurements"]),
-            "drugs": _ByStay.of(frames["drugs"]), "support": _ByStay.of(frames["support"]),
-            "strip": _ByStay.of(strip), "anakinra_days": _ByStay.of(days),
-            "anakinra_course": _ByStay.of(course), "marker_response": _ByStay.of(response)}
-
-
-def patient_data(con, stay_id: str, at: dt.datetime, criteria: list[str] | None = None) -> dict:
-    """Everything the patient page needs for one stay, up to ``at``: the same expressions as a
-    snapshot, with the stay filter applied first (small queries)."""
-    stay = con.table("stay")
-    one = _with_person(con, stay.filter(stay.stay_id == stay_id))
-    s = one.to_pandas()
-    if s.empty:
-        return {}
-    row = records(s)[0]
-    lo, end = _window(row, at)
-    frames = {name: Rows.of(expr.to_pandas())
-              for name, expr in timeline_exprs(con, one, end).items()}
-    days = anakinra.daily_doses(con, as_of=end, stay_id=stay_id).to_pandas()
-    course_expr = anakinra.course_summary(con, as_of=end, stay_id=stay_id)
-    course = course_expr.to_pandas()
-    if course.empty:
-        response = pd.DataFrame(columns=["stay_id", *_EMPTY_RESPONSE_COLUMNS])
-    else:
-        response = marker_response_expr(con, course_expr, end).to_pandas()
-    strip = (strip_expr(con, criteria, one, end).to_pandas() if criteria is not None
-             else pd.DataFrame(columns=["stay_id", "eval_time"]))
-    return {"stay": row, "window": (lo, end), **frames, "anakinra_days": Rows.of(days),
-            "anakinra_course": records(course)[0] if not course.empty else None,
-            "marker_response": Rows.of(response), "strip": Rows.of(strip)}
