@@ -59,7 +59,7 @@ def make_current(raw, now: dt.datetime, max_open: int = 1000, spread_hours: int 
 def build(folder: Path, stays: int) -> tuple[Path, int]:
     from hyperinflam.engine import connect
     from hyperinflam.sources.csv import load_csv_folder
-    from hyperinflam.synth.generator import synthesize
+    from hyperinflam.synth.writer import synthesize
 
     synthesize(folder / "csv", stays, 2014)
     db = folder / "bench.duckdb"

@@ -49,7 +49,7 @@ def cohort(tmp_path_factory):
     from hyperinflam.screening.screen import screen_frame
     from hyperinflam.sources.csv import load_csv_folder
     from hyperinflam.study.run import run_study
-    from hyperinflam.synth.generator import synthesize
+    from hyperinflam.synth.writer import synthesize
 
     root = tmp_path_factory.mktemp("engines")
     summary = synthesize(root / "csv", N_STAYS, SEED)

@@ -26,7 +26,7 @@ from hyperinflam.sources.csv import load_csv_folder
 from hyperinflam.exports.omop import export_omop
 from hyperinflam.sources.omop.mapping import OmopOptions, load_omop
 from hyperinflam.engine.storage import MANIFEST_NAME, read_manifest
-from hyperinflam.synth.generator import synthesize
+from hyperinflam.synth.writer import synthesize
 
 pytest.importorskip("pyspark")
 

@@ -10,7 +10,7 @@ from hyperinflam.schema import CANONICAL_TABLES
 from hyperinflam.sources.csv import load_csv_folder
 from hyperinflam.exports.fhir import export_fhir_ndjson
 from hyperinflam.sources.fhir.reader import load_fhir
-from hyperinflam.synth.generator import synthesize
+from hyperinflam.synth.writer import synthesize
 
 
 def test_synthetic_cohort_round_trips_through_fhir_ndjson(tmp_path):

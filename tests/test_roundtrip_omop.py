@@ -23,7 +23,7 @@ from hyperinflam.sources.csv import load_csv_folder
 from hyperinflam.exports.omop import export_omop
 from hyperinflam.sources.omop.access import load_postgres_extension
 from hyperinflam.sources.omop.mapping import OmopOptions, load_omop
-from hyperinflam.synth.generator import synthesize
+from hyperinflam.synth.writer import synthesize
 
 EUNOMIA = Path(__file__).resolve().parent / "data" / "eunomia_synthea27nj" / "omop"
 #: The official CDM 5.4 DDL as shipped in the package (hyperinflam/omop_cdm54/SOURCE.md).

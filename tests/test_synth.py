@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hyperinflam.synth import generator as synth
+from hyperinflam.synth import generator, parameters, writer
 from hyperinflam.vocabulary import Vocabulary, normalize_unit
 
-# The CSV layout of the task description (written out here, not taken from synth.LAYOUT).
+# The CSV layout of the task description (written out here, not taken from synth.parameters.LAYOUT).
 EXPECTED_COLUMNS = {
     "person.csv": ["person_id", "birth_date", "sex"],
     "stay.csv": ["stay_id", "person_id", "admit_time", "discharge_time", "admission_reason",
@@ -54,14 +54,14 @@ def vocab() -> Vocabulary:
 @pytest.fixture(scope="module")
 def small(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("synth_small")
-    synth.synthesize(out, 400, seed=11)
+    writer.synthesize(out, 400, seed=11)
     return out
 
 
 @pytest.fixture(scope="module")
 def paper(tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("synth_paper")
-    summary = synth.synthesize(out, 3000, seed=2014)
+    summary = writer.synthesize(out, 3000, seed=2014)
     return out, summary
 
 
@@ -76,10 +76,10 @@ def _read(folder: Path, name: str) -> pd.DataFrame:
 # -- determinism ---------------------------------------------------------------------------------
 def test_same_seed_gives_identical_files_whatever_the_chunk_size(tmp_path, small):
     again = tmp_path / "again"
-    synth.synthesize(again, 400, seed=11, chunk_stays=250)  # small was written with one chunk
+    writer.synthesize(again, 400, seed=11, chunk_stays=250)  # small was written with one chunk
     assert _hashes(again) == _hashes(small)
     other = tmp_path / "other"
-    synth.synthesize(other, 400, seed=12)
+    writer.synthesize(other, 400, seed=12)
     differing = {k for k, v in _hashes(other).items() if _hashes(small)[k] != v}
     assert {"measurement.csv", "stay.csv", "person.csv"} <= differing
 
@@ -179,7 +179,7 @@ def test_free_text_fits_the_omop_export_columns():
     from hyperinflam.exports.omop import _LIMITS
 
     limit = {(table, column): length for table, column, length, _ in _LIMITS}
-    details = synth.TRIGGER_INFECTIONS + synth.SEPSIS_INFECTIONS + synth.HOSPITAL_INFECTIONS
+    details = parameters.TRIGGER_INFECTIONS + parameters.SEPSIS_INFECTIONS + parameters.HOSPITAL_INFECTIONS
     assert max(map(len, details)) <= limit[("event", "detail")]
 
 
@@ -246,10 +246,10 @@ def test_stay_lengths_follow_the_declared_distribution_per_group(paper):
                                             on="stay_id")
     hours = (pd.to_datetime(stays.discharge_time) - pd.to_datetime(stays.admit_time)) \
         .dt.total_seconds() / 3600
-    params = synth.SynthParams()
+    params = parameters.SynthParams()
     assert hours.max() <= params.max_los_h + 1 / 60
     for group in ("other", "sepsis", "untreated_phenotype"):
-        median, sigma, floor = params.los[synth.GROUPS.index(group)]
+        median, sigma, floor = params.los[parameters.GROUPS.index(group)]
 
         def cdf(x, median=median, sigma=sigma, floor=floor):
             x = np.asarray(x, dtype=float)
@@ -352,8 +352,8 @@ def test_treated_group_clinical_profile(paper):
 
 def test_paired_marker_sampler_matches_the_target_moments():
     rng = np.random.default_rng(0)
-    for name, marker in synth.FOUNDING_MARKERS.items():
-        b, d = synth.sample_paired_marker(rng, marker, 400_000)
+    for name, marker in parameters.FOUNDING_MARKERS.items():
+        b, d = generator.sample_paired_marker(rng, marker, 400_000)
         assert b.mean() == pytest.approx(marker.baseline_mean, rel=0.03), name
         assert d.mean() == pytest.approx(marker.day7_mean, rel=0.03), name
         assert b.std() == pytest.approx(marker.baseline_sd, rel=0.12), name
@@ -367,25 +367,25 @@ def test_streaming_holds_one_chunk_at_a_time(tmp_path, monkeypatch):
     live: "weakref.WeakSet" = weakref.WeakSet()
     most_alive = []
 
-    class TrackedBlock(synth._Block):
+    class TrackedBlock(generator._Block):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             live.add(self)
             most_alive.append(len(live))
 
     writes = []
-    original_write = synth._CsvFolderWriter.write
+    original_write = writer._CsvFolderWriter.write
 
     def tracked_write(self, name, table):
         writes.append((name, table.num_rows, len(live)))
         return original_write(self, name, table)
 
-    monkeypatch.setattr(synth, "_Block", TrackedBlock)
-    monkeypatch.setattr(synth._CsvFolderWriter, "write", tracked_write)
+    monkeypatch.setattr(generator, "_Block", TrackedBlock)
+    monkeypatch.setattr(writer._CsvFolderWriter, "write", tracked_write)
     seen = []
-    summary = synth.synthesize(tmp_path, 2000, seed=5, chunk_stays=500,
+    summary = writer.synthesize(tmp_path, 2000, seed=5, chunk_stays=500,
                                progress=lambda done, n: seen.append((done, n)))
-    blocks_per_chunk = 500 // synth.BLOCK_STAYS
+    blocks_per_chunk = 500 // generator.BLOCK_STAYS
     assert summary["chunks"] == 4 and summary["max_stays_in_memory"] == 500
     assert seen == [(500, 2000), (1000, 2000), (1500, 2000), (2000, 2000)]
     assert max(most_alive) <= blocks_per_chunk

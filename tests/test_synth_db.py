@@ -7,7 +7,7 @@ import pytest
 from hyperinflam.engine import connect
 from hyperinflam.schema import CANONICAL_TABLES
 from hyperinflam.sources.csv import load_csv_folder
-from hyperinflam.synth.generator import synthesize
+from hyperinflam.synth.writer import synthesize
 from hyperinflam.synth.database import synthesize_to_db
 
 N_STAYS, SEED = 600, 7  # 600 stays = 3 blocks of 250, so chunk_stays=250 gives 3 chunks

@@ -318,7 +318,7 @@ def load_meds_command(
         progress=lambda step: status.update(f"Loading MEDS events: {step}...")))
 
 # --- synth ----------------------------------------------------------------------------------
-# (synth.py)
+# (synth/)
 SYNTH_HELP = (
     "Generate a synthetic PICU cohort as a folder of CSV files (one per canonical table).\n\n"
     "Writes person.csv, stay.csv, measurement.csv (labs and vital signs, about 340 rows per stay, "
@@ -360,7 +360,8 @@ def synth_command(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from hyperinflam.synth import generator as synth
+    from hyperinflam.synth.parameters import SynthParams
+    from hyperinflam.synth.writer import synthesize
 
     for name, value in (("--admitted-from", admitted_from), ("--admitted-to", admitted_to)):
         try:
@@ -369,20 +370,20 @@ def synth_command(
             fail(f"{name} '{value}' is not a date; write YYYY-MM-DD.")
     if admitted_from > admitted_to:
         fail(f"--admitted-from {admitted_from} is after --admitted-to {admitted_to}.")
-    shares = synth.SynthParams().mix
+    shares = SynthParams().mix
     if mix is not None:
         try:
             shares = tuple(float(x) for x in mix.split(","))
-            synth.SynthParams(mix=shares)
+            SynthParams(mix=shares)
         except ValueError as exc:
             fail(f"--mix '{mix}': {exc if 'mix must' in str(exc) else 'give four numbers separated by commas, e.g. 0.03,0.02,0.20,0.75'}")
-    params = synth.SynthParams(mix=shares, admitted_from=admitted_from, admitted_to=admitted_to)
+    params = SynthParams(mix=shares, admitted_from=admitted_from, admitted_to=admitted_to)
     try:
         with Progress(TextColumn("[bold]synth[/]"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("stays"), TimeElapsedColumn(), console=err_console,
                       transient=True) as progress:
             task = progress.add_task("synth", total=stays)
-            summary = synth.synthesize(out, stays, seed, chunk_stays=chunk_stays, params=params,
+            summary = synthesize(out, stays, seed, chunk_stays=chunk_stays, params=params,
                                        progress=lambda done, total: progress.update(task, completed=done))
     except OSError as exc:
         fail(f"cannot write to {out}: {exc.strerror or exc}. Choose a writable --out folder.")
@@ -501,7 +502,7 @@ def demo(
 
     from hyperinflam.engine import LOAD_MEMORY_LIMIT, connect, default_db_path
     from hyperinflam.sources.csv import load_csv_folder, render_load_report
-    from hyperinflam.synth.generator import synthesize
+    from hyperinflam.synth.writer import synthesize
 
     started = time.perf_counter()
     db_path = Path(db) if db else default_db_path().with_name("demo.duckdb")

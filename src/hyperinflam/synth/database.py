@@ -33,7 +33,8 @@ import pyarrow.csv as pacsv
 from hyperinflam.engine import connect, connect_memory
 from hyperinflam.schema import ALL_TABLES, CANONICAL_TABLES
 from hyperinflam.sources.csv import load_csv_folder
-from hyperinflam.synth.generator import GROUPS, iter_chunks
+from hyperinflam.synth.generator import iter_chunks
+from hyperinflam.synth.parameters import GROUPS
 from hyperinflam.vocabulary import Vocabulary
 
 #: Stays per chunk: ~330,000 measurement rows per 1,000 stays, so 2,000 stays is ~0.7 M rows
