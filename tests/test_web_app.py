@@ -146,7 +146,7 @@ def test_secure_cookie_with_https(tmp_path_factory):
 
 
 def test_sign_in_attempts_are_limited_per_user(tmp_path_factory):
-    from hyperinflam.web.app import SIGN_IN_MAX_FAILURES_PER_USER
+    from hyperinflam.web.auth import SIGN_IN_MAX_FAILURES_PER_USER
 
     app = make_app(tmp_path_factory)
     client = TestClient(app)
