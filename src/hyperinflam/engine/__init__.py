@@ -33,6 +33,7 @@ __all__ = [
     "connect", "connect_duckdb_views", "connect_memory", "connect_spark",
     "create_canonical_tables", "default_db_path", "engine_name", "open_engine",
     "parse_spark_conf", "raw_sql", "resolve_db_path", "spark_conf_for", "spark_session",
+    "write_result_file",
 ]
 
 #: The engines ``open_engine`` knows.
@@ -45,6 +46,25 @@ def engine_name(con) -> str:
     """'duckdb' or 'spark' (or the ibis backend name of another engine)."""
     name = getattr(con, "name", "")
     return "spark" if name == "pyspark" else name
+
+
+def write_result_file(con, expr, out: Path, kind: str) -> None:
+    """Write a result table (a screen, not raw rows) to ONE local .csv or .parquet file.
+
+    DuckDB streams it to the file; on Spark the result is collected to the driver as Arrow and
+    written there (ibis' Spark writer would make a folder of part files instead of a file).
+    """
+    if engine_name(con) == "duckdb":
+        (expr.to_csv if kind == "csv" else expr.to_parquet)(out)
+        return
+    import pyarrow.csv as pa_csv
+    import pyarrow.parquet as pq
+
+    table = expr.to_pyarrow()
+    if kind == "csv":
+        pa_csv.write_csv(table, out)
+    else:
+        pq.write_table(table, out)
 
 
 def open_engine(db: str | os.PathLike | None = None, engine: str = "duckdb",

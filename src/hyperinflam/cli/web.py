@@ -1,0 +1,151 @@
+"""``hyperinflam serve`` (the bedside web application), ``hyperinflam users`` (its accounts) and
+``hyperinflam audit`` (its audit trail); web/, docs/web.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from hyperinflam.cli.common import DB_HELP, console, err_console, fail, parse_at
+
+users_app = typer.Typer(help="Accounts of the web application (stored in the state database).",
+                        no_args_is_help=True)
+
+STATE_HELP = ("State database of the web application (users, audit). Default: "
+              "<db>.web.sqlite next to --db.")
+
+
+def _state_store(db: Optional[Path], state: Optional[Path]):
+    from hyperinflam.engine import resolve_db_path
+    from hyperinflam.web.state import StateStore, default_state_path
+
+    return StateStore(state or default_state_path(resolve_db_path(db)))
+
+
+def serve(
+    db: Optional[Path] = typer.Option(None, "--db", help=DB_HELP),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(8000, "--port", help="Port to listen on."),
+    state: Optional[Path] = typer.Option(None, "--state", help=STATE_HELP),
+    https: bool = typer.Option(False, "--https", help="Mark the session cookie Secure (set when "
+                               "a TLS proxy serves the app over https)."),
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="Pin 'now' to this time (ISO 8601, "
+                                        "UTC), e.g. to show the demo data as a live census."),
+    refresh: float = typer.Option(60.0, "--refresh", min=1, help="Seconds between live census "
+                                  "recomputations."),
+):
+    """Serve the bedside web application: census, patient timeline, anakinra course.
+
+    Create an account first: 'hyperinflam users add NAME --role clinician'. Then open
+    http://HOST:PORT/ and sign in. The access log records route templates only, never a patient
+    identifier; every patient view is written to the audit table ('hyperinflam audit').
+    """
+    import logging
+
+    import uvicorn
+
+    from hyperinflam.engine import resolve_db_path
+    from hyperinflam.web import WebSettings, create_app
+
+    pinned = parse_at(as_of, "UTC") if as_of else None
+    try:
+        application = create_app(WebSettings(db=resolve_db_path(db), state=state, https=https,
+                                             pinned_now=pinned, census_refresh_seconds=refresh))
+    except FileNotFoundError as exc:
+        fail(str(exc))
+    if not application.state.store.list_users():
+        err_console.print("[yellow]No account yet:[/] create one with 'hyperinflam users add NAME "
+                          "--role clinician'.")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    console.print(f"Serving on http://{host}:{port}/ (Ctrl+C to stop)")
+    uvicorn.run(application, host=host, port=port, access_log=False, log_level="warning")
+
+
+@users_app.command("add")
+def users_add(
+    name: str = typer.Argument(..., help="User name (no spaces)."),
+    role: str = typer.Option(..., "--role", help="clinician (identified patients) or researcher "
+                             "(pseudonymous ids, shifted dates)."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from "
+                                        "standard input instead of prompting."),
+    replace: bool = typer.Option(False, "--replace", help="Replace an existing user's password "
+                                 "and role."),
+    db: Optional[Path] = typer.Option(None, "--db", help=DB_HELP),
+    state: Optional[Path] = typer.Option(None, "--state", help=STATE_HELP),
+):
+    """Create a local account (password hashed with argon2id)."""
+    import sys
+
+    from hyperinflam.errors import StateError
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        user = _state_store(db, state).add_user(name, role, password, replace=replace)
+    except StateError as exc:
+        fail(str(exc))
+    console.print(f"User [bold]{user.name}[/] ({user.role}) saved.")
+
+
+@users_app.command("list")
+def users_list(db: Optional[Path] = typer.Option(None, "--db", help=DB_HELP),
+               state: Optional[Path] = typer.Option(None, "--state", help=STATE_HELP)):
+    """List the accounts."""
+    from rich.table import Table
+
+    table = Table("name", "role", "created (UTC)", "disabled")
+    for u in _state_store(db, state).list_users():
+        table.add_row(u["name"], u["role"], u["created_at"], "yes" if u["disabled"] else "")
+    console.print(table)
+
+
+@users_app.command("remove")
+def users_remove(name: str = typer.Argument(...),
+                 db: Optional[Path] = typer.Option(None, "--db", help=DB_HELP),
+                 state: Optional[Path] = typer.Option(None, "--state", help=STATE_HELP)):
+    """Remove an account and its API tokens."""
+    from hyperinflam.errors import StateError
+
+    try:
+        _state_store(db, state).remove_user(name)
+    except StateError as exc:
+        fail(str(exc))
+    console.print(f"User [bold]{name}[/] removed.")
+
+
+@users_app.command("token")
+def users_token(name: str = typer.Argument(...), label: str = typer.Option("", "--label"),
+                db: Optional[Path] = typer.Option(None, "--db", help=DB_HELP),
+                state: Optional[Path] = typer.Option(None, "--state", help=STATE_HELP)):
+    """Create an API token for scripts ('Authorization: Bearer TOKEN'); shown once."""
+    from hyperinflam.errors import StateError
+
+    try:
+        token = _state_store(db, state).create_token(name, label)
+    except StateError as exc:
+        fail(str(exc))
+    console.print(token, highlight=False)
+
+
+def audit_command(
+    limit: int = typer.Option(50, "--limit", min=1, help="Rows to show, newest first."),
+    user: Optional[str] = typer.Option(None, "--user", help="Only this user."),
+    action: Optional[str] = typer.Option(None, "--action", help="Only this action, e.g. "
+                                         "view_patient."),
+    db: Optional[Path] = typer.Option(None, "--db", help=DB_HELP),
+    state: Optional[Path] = typer.Option(None, "--state", help=STATE_HELP),
+):
+    """List the audit trail of the web application: who viewed which patient, when, from where."""
+    from rich.table import Table
+
+    rows = _state_store(db, state).audit_rows(limit=limit, user=user, action=action)
+    table = Table("time (UTC)", "user", "role", "action", "stay", "person", "address", "detail",
+                  title=f"audit ({len(rows)} rows, newest first)")
+    for r in rows:
+        table.add_row(*(str(r[k] or "") for k in ("time", "user", "role", "action", "stay_id",
+                                                  "person_id", "address", "detail")))
+    console.print(table)
