@@ -171,7 +171,7 @@ def test_same_patient_in_other_units(con):
     assert list(a.phoenix8_score) == [2 + 1 + 1 + 1, 0]
 
 
-# --- (a) the package's bundled example data, through derived.py ----------------------------------
+# --- (a) the package's bundled example data, through features/derived.py ----------------------------------
 
 #: Clinical reference §5.5 table (pid: resp, cardio, coag, neuro, phoenix, endo, immuno, renal,
 #: hepatic, phoenix8), hand-checked output of the reference code.

@@ -68,7 +68,7 @@ def export_parquet_command(
 
 
 # --- export omop ----------------------------------------------------------------------------
-# (sources/export_omop.py; docs/sources-omop.md)
+# (exports/omop.py; docs/sources-omop.md)
 @export_app.command("omop")
 def export_omop_command(
     target: str = typer.Argument(..., help="DuckDB file (created) or postgresql://user@host:5432/db "

@@ -69,7 +69,7 @@ def load_csv_command(
 
 
 # --- load omop ------------------------------------------------------------------------------
-# (sources/omop.py)
+# (sources/omop/)
 @load_app.command(
     "omop",
     help=(
@@ -138,7 +138,7 @@ def load_omop_command(
 def _load_omop_spark(source: str, db, *, schema, codes, units, tz, options, spark_master,
                      spark_conf) -> None:
     """``load omop --engine spark``: checks that need no Spark first (one message each), then
-    the load on Spark (sources/omop_spark.py) and the same reconciliation printout."""
+    the load on Spark (sources/omop/spark.py) and the same reconciliation printout."""
     from hyperinflam.engine import parse_spark_conf, spark_session
     from hyperinflam.errors import EngineError, SourceError, VocabularyError
     from hyperinflam.sources.omop.spark import check_output, check_source, load_omop_spark
@@ -169,7 +169,7 @@ def _load_omop_spark(source: str, db, *, schema, codes, units, tz, options, spar
 
 
 # --- load fhir ------------------------------------------------------------------------------
-# (sources/fhir.py; docs/sources-fhir.md)
+# (sources/fhir/; docs/sources-fhir.md)
 @load_app.command(
     "fhir",
     help=(

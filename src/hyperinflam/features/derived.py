@@ -39,7 +39,7 @@ SF_MAX_SPO2_PCT: float = 97.0
 #: Smallest pulse pressure (SBP - DBP, mmHg) for which a MAP is estimated (clinical reference §5.4).
 MIN_PULSE_PRESSURE_MMHG: float = 1.0
 
-#: The variables this module derives (features.py routes specs on these names here).
+#: The variables this module derives (hyperinflam.features routes specs on these names here).
 DERIVED_VARIABLES: set[str] = {"pf_ratio", "sf_ratio", "map_any"}
 
 _LONG_COLUMNS = ("person_id", "time", "variable", "value")
