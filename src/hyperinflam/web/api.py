@@ -37,6 +37,13 @@ def api_census(request: Request, at: Optional[dt.datetime] = Query(
     return Response(body, media_type="application/json")
 
 
+def _patient_view(request: Request, user: User, key: str, at, part: str):
+    """One of a stay's views (timeline, criteria, anakinra), audited as api_patient_<part>."""
+    stay, views = patient_views(context(request), user, key, at)
+    audit(user, request, f"api_patient_{part}", stay=stay)
+    return views[part]
+
+
 responses = {401: {"description": "not signed in"}, 404: {"description": "unknown stay"},
              422: {"description": "bad parameter"}}
 
@@ -45,24 +52,18 @@ responses = {401: {"description": "not signed in"}, 404: {"description": "unknow
             responses=responses)
 def api_timeline(request: Request, key: str, at: Optional[dt.datetime] = None,
                  user: User = Depends(api_user)):
-    stay, views = patient_views(context(request), user, key, at)
-    audit(user, request, "api_patient_timeline", stay=stay)
-    return views["timeline"]
+    return _patient_view(request, user, key, at, "timeline")
 
 
 @router.get("/api/patients/{key}/criteria", response_model=Criteria, tags=["patient"],
             responses=responses)
 def api_criteria(request: Request, key: str, at: Optional[dt.datetime] = None,
                  user: User = Depends(api_user)):
-    stay, views = patient_views(context(request), user, key, at)
-    audit(user, request, "api_patient_criteria", stay=stay)
-    return views["criteria"]
+    return _patient_view(request, user, key, at, "criteria")
 
 
 @router.get("/api/patients/{key}/anakinra", response_model=AnakinraCourse, tags=["patient"],
             responses=responses)
 def api_anakinra(request: Request, key: str, at: Optional[dt.datetime] = None,
                  user: User = Depends(api_user)):
-    stay, views = patient_views(context(request), user, key, at)
-    audit(user, request, "api_patient_anakinra", stay=stay)
-    return views["anakinra"]
+    return _patient_view(request, user, key, at, "anakinra")
