@@ -207,7 +207,7 @@ def _flag(rows: _Rows, section, variable, label, flags: pd.Series, total: int, *
 
 
 def _numeric(rows: _Rows, section, variable, label, values: pd.Series, unit, method=None,
-             statistics=("n", "median", "q1", "q3", "min", "max")):
+             statistics=("n", "mean", "sd", "median", "q1", "q3", "min", "max")):
     summary = describe(values.dropna().to_numpy(dtype="float64"))
     for statistic in statistics:
         if statistic in summary:

@@ -292,10 +292,12 @@ class StudyDefinition(_Section):
     analysis: AnalysisSection = Field(default_factory=AnalysisSection)
 
     source: str | None = Field(default=None, exclude=True)
+    #: The study file's text as read (newlines as LF), for the network package's study hash.
+    text: str | None = Field(default=None, exclude=True)
 
 
 def _section_keys(model: type[BaseModel]) -> list[str]:
-    return [k for k in model.model_fields if k != "source"]
+    return [k for k in model.model_fields if k not in ("source", "text")]
 
 
 _SECTIONS: dict[str, type[BaseModel]] = {
@@ -338,10 +340,11 @@ def _format_error(source: str, err: dict) -> str:
     return f"{where}: {message}"
 
 
-def parse_study(data: dict, *, source: str = "<study>") -> StudyDefinition:
-    """Validate a study given as plain data (the parsed TOML)."""
+def parse_study(data: dict, *, source: str = "<study>", text: str | None = None
+                ) -> StudyDefinition:
+    """Validate a study given as plain data (the parsed TOML; ``text``: the file it came from)."""
     try:
-        return StudyDefinition.model_validate({**data, "source": source})
+        return StudyDefinition.model_validate({**data, "source": source, "text": text})
     except ValidationError as exc:
         errors = exc.errors()
         lines = [_format_error(source, e) for e in errors]
@@ -382,4 +385,4 @@ def load_study(path_or_name: str | os.PathLike | StudyDefinition) -> StudyDefini
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise StudyDefinitionError(f"{source}: not valid TOML: {exc}.") from None
-    return parse_study(data, source=source)
+    return parse_study(data, source=source, text=text)
