@@ -83,6 +83,24 @@ def engine(request, cohort):
     con.disconnect()
 
 
+@pytest.fixture(scope="session")
+def study_runs():
+    """run_study of the founding study per engine on the Parquet export, computed once: the
+    study comparison and the network-package comparison share it (a Spark run costs tens of
+    seconds)."""
+    return {}
+
+
+def study_on(con, runs: dict):
+    from hyperinflam.engine import engine_name
+    from hyperinflam.study.run import run_study
+
+    name = engine_name(con)
+    if name not in runs:
+        runs[name] = run_study(con, "rajasekaran2014")
+    return runs[name]
+
+
 # ---------------------------------------------------------------------------------------------
 # Comparison helpers
 # ---------------------------------------------------------------------------------------------
@@ -159,11 +177,9 @@ def test_screen_is_identical(engine, cohort):
     assert_same_rows(actual, cohort.screen, "screen")
 
 
-def test_study_is_identical(engine, cohort):
+def test_study_is_identical(engine, cohort, study_runs):
     """run_study gives the same results and observations (every column, same rows)."""
-    from hyperinflam.study.run import run_study
-
-    actual = run_study(engine, "rajasekaran2014")
+    actual = study_on(engine, study_runs)
     expected = cohort.study
     assert actual.stat("flow", "stays", "count") == N_STAYS  # independent: the generator's size
     assert actual.stat("flow", "cohort", "count") >= 2  # a cohort to compare statistics on
@@ -171,6 +187,39 @@ def test_study_is_identical(engine, cohort):
     assert_same_rows(actual.observations, expected.observations, "observations")
     assert actual.provenance["data_source"] == expected.provenance["data_source"]
     assert expected.provenance["data_source"]["stay"] == N_STAYS
+
+
+def test_network_package_is_identical_on_both_engines(cohort, study_runs, spark, tmp_path):
+    """A site on DuckDB and a site on Spark share the same package from the same data: every
+    file byte for byte, except the manifest's engine and run date (and the preview's copy of
+    them); every aggregate behind it (counts, paired values, sums) exactly equal, whatever the
+    suppression hides. The Spark study run is the one of test_study_is_identical."""
+    from hyperinflam.report.files import write_results
+    from hyperinflam.report.network import share_site
+    from hyperinflam.study.network import read_site_run
+    from test_network_sites import package_files, without_run_fields
+
+    runs, packages = {}, {}
+    for name in ("duckdb", "spark"):
+        con = open_engine(cohort.parquet, name, "local[2]" if name == "spark" else None)
+        out = tmp_path / f"{name}-run"
+        write_results(study_on(con, study_runs), out)
+        if name == "duckdb":
+            con.disconnect()
+        runs[name] = read_site_run(out)
+        packages[name] = package_files(share_site(out, "Site", tmp_path / f"{name}.zip",
+                                                  min_cell=5).path)
+    duck, spk = runs["duckdb"], runs["spark"]
+    assert (duck.engine, spk.engine) == ("duckdb", "spark")
+    assert duck.cohort == spk.cohort >= 2
+    assert (duck.flow, duck.flags, duck.categories) == (spk.flow, spk.flags, spk.categories)
+    assert duck.continuous == spk.continuous  # sums as exact floats
+    assert len(duck.pairs) > 0
+    pd.testing.assert_frame_equal(duck.pairs, spk.pairs, check_exact=True)
+    a, b = without_run_fields(packages["duckdb"]), without_run_fields(packages["spark"])
+    assert sorted(a) == sorted(b)
+    for file in sorted(a):
+        assert a[file] == b[file], f"{file} differs between DuckDB and Spark"
 
 
 # ---------------------------------------------------------------------------------------------

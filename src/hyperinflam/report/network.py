@@ -62,7 +62,8 @@ from hyperinflam.study.results import StudyResults
 REPORT_HTML = "report.html"
 SECTION_TITLES = {"flow": "Patient flow", "baseline": "Baseline characteristics",
                   "cotherapy": "Co-therapy", "safety": "Safety after the index dose",
-                  "phenotype": "Phenotype at the index time", "marker": "Marker n"}
+                  "phenotype": "Phenotype at the index time",
+                  "marker": "Markers: patients with both values"}
 COLOR_SITE = "#1f5fa8"
 COLOR_POOLED = "#111111"
 
@@ -240,7 +241,8 @@ class _Table:
     lines: list[_Line] = field(default_factory=list)
 
 
-def _count_text(idx: _Index, section: str, group: str, variable: str, level) -> str:
+def _count_text(idx: _Index, section: str, group: str, variable: str, level,
+                n_sites: int | None = None) -> str:
     rec = idx.get(section, group, variable, "count", level=level)
     if rec is None:
         return "–"
@@ -248,7 +250,11 @@ def _count_text(idx: _Index, section: str, group: str, variable: str, level) -> 
     if count is None:
         return _shown_suppressed(rec.get("warning")) if group != POOLED else "–"
     pct = idx.value(section, group, variable, "percent", level=level)
-    return f"{fmt_count(count)} ({fmt_pct(pct)})" if pct is not None else fmt_count(count)
+    shown = f"{fmt_count(count)} ({fmt_pct(pct)})" if pct is not None else fmt_count(count)
+    if group == POOLED and rec.get("warning"):  # not every site's count is in the sum
+        k = idx.value(section, POOLED, variable, "sites", level=level)
+        shown += f" [{fmt_count(k)}/{n_sites}]" if k is not None and n_sites else " *"
+    return shown
 
 
 def _note(rec: dict | None) -> str | None:
@@ -257,6 +263,7 @@ def _note(rec: dict | None) -> str | None:
 
 
 def _count_tables(idx: _Index, groups: list[str]) -> list[_Table]:
+    n_sites = len(groups) - 1
     res = idx.frame
     pooled = res[(res["group"] == POOLED)]
     tables = []
@@ -274,7 +281,8 @@ def _count_tables(idx: _Index, groups: list[str]) -> list[_Table]:
                 if levels == [None]:
                     rec = idx.get(section, POOLED, variable, "count")
                     table.lines.append(_Line(
-                        label, [_count_text(idx, section, g, variable, None) for g in groups],
+                        label, [_count_text(idx, section, g, variable, None, n_sites)
+                                for g in groups],
                         indent=section == "flow" and variable.startswith("excluded_"),
                         note=_note(rec)))
                     continue
@@ -282,7 +290,8 @@ def _count_tables(idx: _Index, groups: list[str]) -> list[_Table]:
                 for level in levels:
                     rec = idx.get(section, POOLED, variable, "count", level=level)
                     table.lines.append(_Line(
-                        level, [_count_text(idx, section, g, variable, level) for g in groups],
+                        level, [_count_text(idx, section, g, variable, level, n_sites)
+                                for g in groups],
                         indent=True, note=_note(rec)))
             elif "n" in stats:  # a continuous characteristic
                 unit = next(iter(vrows["unit"].dropna()), None)
@@ -295,12 +304,17 @@ def _count_tables(idx: _Index, groups: list[str]) -> list[_Table]:
                         rec = idx.get(section, g, variable, "n")
                         cells.append(_shown_suppressed((rec or {}).get("warning"))
                                      if g != POOLED else "–")
-                    elif mean is None:
-                        cells.append(f"n = {fmt_count(n)}")
+                        continue
+                    star = " *" if g == POOLED and _note(idx.get(section, POOLED, variable,
+                                                                 "n")) else ""
+                    if mean is None:
+                        cells.append(f"n = {fmt_count(n)}{star}")
                     else:
-                        u = f" {display_unit(unit)}" if unit else ""
-                        cells.append(f"{fmt_num(mean)} ± {fmt_num(sd)}{u} (n = {fmt_count(n)})")
-                table.lines.append(_Line(f"{label}, mean ± SD", cells,
+                        cells.append(f"{fmt_num(mean)} ± {fmt_num(sd)}{star}\n"
+                                     f"n = {fmt_count(n)}")
+                u = f", {display_unit(unit)}" if unit else ""
+                shape = ", mean ± SD" if any("±" in c for c in cells) else ", n"
+                table.lines.append(_Line(f"{label}{u}{shape}", cells,
                                          note=_note(idx.get(section, POOLED, variable, "n"))))
         tables.append(table)
     return tables

@@ -408,7 +408,10 @@ def _count_rows(rows: _Rows, packages: list[SitePackageData]) -> None:
             continue
         ref = first[(first["section"] == section) & (first["variable"] == variable)
                     & (first["timepoint"] == timepoint) & (first["level"] == level)].iloc[0]
-        if ref["derived"] == "true" and section != "flow":
+        if ref["level"] == "n":
+            continue  # the n of a continuous characteristic: with its mean and SD below
+        if ref["derived"] == "true" and not (section == "flow"
+                                             and variable.startswith("excluded_")):
             continue  # complements (patients without) are implied by the shown counts
         label = ref["label"]
         per_site, left_out = [], []
@@ -443,6 +446,8 @@ def _count_rows(rows: _Rows, packages: list[SitePackageData]) -> None:
         rows.add(section, POOLED, variable, label, "count", total if per_site else None,
                  level=level, method=f"sum over {len(per_site)} of {len(packages)} sites",
                  warning=note)
+        rows.add(section, POOLED, variable, label, "sites", len(per_site), level=level,
+                 method="sites whose count is pooled", warning=note)
         if section != "flow" and per_site:
             denominator = sum(d for _, d in per_site)
             rows.add(section, POOLED, variable, label, "percent",
@@ -455,7 +460,7 @@ def _continuous_rows(rows: _Rows, packages: list[SitePackageData]) -> None:
     for section, variable in dict.fromkeys(zip(first["section"], first["variable"])):
         ref = first[(first["section"] == section) & (first["variable"] == variable)].iloc[0]
         label, unit = ref["label"], ref["unit"] or None
-        parts, left_out = [], []
+        parts, left_out, n_published = [], [], []
         for pkg in packages:
             c = pkg.continuous
             sel = c[(c["section"] == section) & (c["variable"] == variable)]
@@ -469,6 +474,7 @@ def _continuous_rows(rows: _Rows, packages: list[SitePackageData]) -> None:
                 left_out.append(f"{pkg.site} ({row['shown']})")
                 continue
             rows.add(section, pkg.site, variable, label, "n", int(row["n"]))
+            n_published.append(int(row["n"]))
             if row["sum"] == "":
                 left_out.append(f"{pkg.site} (n only)")
                 continue
@@ -478,16 +484,24 @@ def _continuous_rows(rows: _Rows, packages: list[SitePackageData]) -> None:
             rows.add(section, pkg.site, variable, label, "mean", m.mean, unit=unit)
             rows.add(section, pkg.site, variable, label, "sd", m.sd, unit=unit,
                      method="ddof = 1")
+        n_only = [n for n in n_published if n is not None]
+        if not parts and n_only:  # no site gave sums: the pooled n only
+            left_out = [x for x in left_out if not x.endswith("(n only)")]
         note = ("not included: " + "; ".join(left_out)) if left_out else None
         pooled = Moments.combine(parts)
-        rows.add(section, POOLED, variable, label, "n", pooled.n if parts else None,
-                 warning=note)
         if parts:
+            rows.add(section, POOLED, variable, label, "n", pooled.n, warning=note)
             rows.add(section, POOLED, variable, label, "mean", pooled.mean, unit=unit,
                      method="from the sites' sums", warning=note)
             rows.add(section, POOLED, variable, label, "sd", pooled.sd, unit=unit,
                      method="from the sites' sums and centred sums of squares (ddof = 1)",
                      warning=note)
+        else:
+            rows.add(section, POOLED, variable, label, "n", sum(n_only) if n_only else None,
+                     warning=note)
+            rows.add(section, POOLED, variable, label, "mean", None,
+                     warning="not computed: the study runs give n only for this "
+                             "characteristic (no mean and SD to pool)")
         rows.add(section, POOLED, variable, label, "median", None,
                  method=NOT_POOLABLE["median"][0], warning=NOT_POOLABLE["median"][1])
 

@@ -283,7 +283,8 @@ def read_site_run(results_dir: str | Path) -> SiteRun:
     for column in ("section", "variable", "label", "level", "timepoint", "statistic", "unit"):
         if column not in results.columns:
             results[column] = None
-        results[column] = results[column].map(_text)
+        results[column] = pd.Series([_text(v) for v in results[column]], dtype=object,
+                                    index=results.index)
     observations = pd.DataFrame(doc.get("observations") or [],
                                 columns=["patient", "variable", "value", "role"])
     observations["value"] = pd.to_numeric(observations["value"], errors="coerce")
