@@ -44,7 +44,8 @@ from hyperinflam.engine import connect
 from hyperinflam.report.files import write_results
 from hyperinflam.report.network import pool_sites, share_site
 from hyperinflam.schema import CANONICAL_TABLES
-from hyperinflam.study.network import NetworkError, read_packages
+from hyperinflam.errors import NetworkError
+from hyperinflam.study.network import read_packages
 from hyperinflam.study.run import run_study
 
 MIN_CELL = 10
@@ -72,7 +73,7 @@ def _copy_site(src: Path, dst: Path, persons: list[str]) -> None:
 def network(tmp_path_factory):
     """Seven site databases, their study runs, their packages and the pooled outputs."""
     from hyperinflam.sources.csv import load_csv_folder
-    from hyperinflam.synth import SynthParams, synthesize
+    from hyperinflam.synth.generator import SynthParams, synthesize
 
     root = tmp_path_factory.mktemp("network")
     synthesize(root / "csv", 215, SEED, params=SynthParams(mix=(0.8, 0.05, 0.1, 0.05)))

@@ -38,3 +38,8 @@ class StudyDefinitionError(ValueError):
 
 class StateError(ValueError):
     """A user-facing problem with the state database (unknown user, weak password...)."""
+
+
+class NetworkError(ValueError):
+    """A study run or a network site package that cannot be used (hyperinflam.study.network):
+    the message names the site or the folder, the file, what is wrong and the fix."""

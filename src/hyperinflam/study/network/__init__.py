@@ -12,7 +12,8 @@ command line live in the report layer: :mod:`hyperinflam.report.network`.
 
 from hyperinflam.study.network.package import SitePackage, build_site_package, write_package_zip
 from hyperinflam.study.network.pool import pool_packages, read_package, read_packages
-from hyperinflam.study.network.siterun import NetworkError, SiteRun, read_site_run
+from hyperinflam.errors import NetworkError
+from hyperinflam.study.network.siterun import SiteRun, read_site_run
 from hyperinflam.study.network.suppression import DEFAULT_MIN_CELL
 
 __all__ = ["DEFAULT_MIN_CELL", "NetworkError", "SitePackage", "SiteRun", "build_site_package",

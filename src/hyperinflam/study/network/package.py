@@ -36,7 +36,8 @@ from pathlib import Path
 
 from hyperinflam import __version__
 from hyperinflam.study.network.paired import PairedSummary
-from hyperinflam.study.network.siterun import NetworkError, SiteRun
+from hyperinflam.errors import NetworkError
+from hyperinflam.study.network.siterun import SiteRun
 from hyperinflam.study.network.suppression import (
     COMPLEMENTARY,
     DEFAULT_MIN_CELL,

@@ -52,7 +52,7 @@ from hyperinflam.study.network.package import (
     sha256,
 )
 from hyperinflam.study.network.paired import Moments, PairedSummary
-from hyperinflam.study.network.siterun import NetworkError
+from hyperinflam.errors import NetworkError
 from hyperinflam.study.network.suppression import PUBLISHED, SMALL
 from hyperinflam.study.results import RESULTS_COLUMNS, StudyResults
 
@@ -266,6 +266,27 @@ def timepoint_names(followup: str, several: bool) -> tuple[str, str]:
     return f"baseline:{followup}", f"change:{followup}"
 
 
+def _published_row(rows: _Rows, pkg: SitePackageData, table: pd.DataFrame, where: dict,
+                   left_out: list[str], *, section: str, variable: str, label: str,
+                   statistic: str, **keys) -> pd.Series | None:
+    """The site's row of ``table`` matching ``where`` when the site published it; otherwise
+    None, with the reason added to ``left_out`` and a suppressed row to the results."""
+    mask = pd.Series(True, index=table.index)
+    for column, value in where.items():
+        mask &= table[column] == value
+    sel = table[mask]
+    if sel.empty:
+        left_out.append(f"{pkg.site}: not in its package")
+        return None
+    row = sel.iloc[0]
+    if row["status"] != PUBLISHED:
+        rows.add(section, pkg.site, variable, label, statistic, None,
+                 warning=suppressed_warning(row["status"], pkg.min_cell), **keys)
+        left_out.append(f"{pkg.site} ({row['shown']})")
+        return None
+    return row
+
+
 def _moments(row: pd.Series, part: str) -> Moments:
     return Moments(int(row["n"]), float(row[f"sum_{part}"]), float(row[f"sum_sq_{part}"]),
                    float(row[f"sum_sq_dev_{part}"]))
@@ -281,17 +302,10 @@ def _marker_rows(rows: _Rows, packages: list[SitePackageData], alternative: str)
         base_tp, change_tp = timepoint_names(tp, several)
         summaries, left_out = [], []
         for pkg in packages:
-            m = pkg.markers
-            sel = m[(m["marker"] == marker) & (m["timepoint"] == tp)]
-            if sel.empty:
-                left_out.append(f"{pkg.site}: not in its package")
-                continue
-            row = sel.iloc[0]
-            if row["status"] != PUBLISHED:
-                warning = suppressed_warning(row["status"], pkg.min_cell)
-                rows.add("marker", pkg.site, marker, label, "n", None, timepoint=change_tp,
-                         warning=warning)
-                left_out.append(f"{pkg.site} ({row['shown']})")
+            row = _published_row(rows, pkg, pkg.markers, {"marker": marker, "timepoint": tp},
+                                 left_out, section="marker", variable=marker, label=label,
+                                 statistic="n", timepoint=change_tp)
+            if row is None:
                 continue
             summary = PairedSummary(*(_moments(row, part) for part in MOMENT_PARTS))
             summaries.append((pkg.site, summary))
@@ -416,17 +430,12 @@ def _count_rows(rows: _Rows, packages: list[SitePackageData]) -> None:
         label = ref["label"]
         per_site, left_out = [], []
         for pkg in packages:
-            c = pkg.counts
-            sel = c[(c["section"] == section) & (c["variable"] == variable)
-                    & (c["timepoint"] == timepoint) & (c["level"] == level)]
-            if sel.empty:
-                left_out.append(f"{pkg.site}: not in its package")
-                continue
-            row = sel.iloc[0]
-            if row["status"] != PUBLISHED:
-                rows.add(section, pkg.site, variable, label, "count", None, level=level,
-                         warning=suppressed_warning(row["status"], pkg.min_cell))
-                left_out.append(f"{pkg.site} ({row['shown']})")
+            row = _published_row(rows, pkg, pkg.counts,
+                                 {"section": section, "variable": variable,
+                                  "timepoint": timepoint, "level": level}, left_out,
+                                 section=section, variable=variable, label=label,
+                                 statistic="count", level=level)
+            if row is None:
                 continue
             count = int(row["count"])
             rows.add(section, pkg.site, variable, label, "count", count, level=level)
@@ -462,16 +471,11 @@ def _continuous_rows(rows: _Rows, packages: list[SitePackageData]) -> None:
         label, unit = ref["label"], ref["unit"] or None
         parts, left_out, n_published = [], [], []
         for pkg in packages:
-            c = pkg.continuous
-            sel = c[(c["section"] == section) & (c["variable"] == variable)]
-            if sel.empty:
-                left_out.append(f"{pkg.site}: not in its package")
-                continue
-            row = sel.iloc[0]
-            if row["status"] != PUBLISHED:
-                rows.add(section, pkg.site, variable, label, "n", None,
-                         warning=suppressed_warning(row["status"], pkg.min_cell))
-                left_out.append(f"{pkg.site} ({row['shown']})")
+            row = _published_row(rows, pkg, pkg.continuous,
+                                 {"section": section, "variable": variable}, left_out,
+                                 section=section, variable=variable, label=label,
+                                 statistic="n")
+            if row is None:
                 continue
             rows.add(section, pkg.site, variable, label, "n", int(row["n"]))
             n_published.append(int(row["n"]))

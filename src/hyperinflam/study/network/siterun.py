@@ -31,6 +31,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hyperinflam.errors import NetworkError
+
 RESULTS_JSON = "results.json"
 
 #: The flow steps in their nested order (each a subset of the one before); the difference of
@@ -65,11 +67,6 @@ PHENOTYPE_LEVELS: tuple[str, ...] = ("met", "not met", "indeterminate", "unknown
 #: recorded / not recorded (the level the analysis gives to an empty value).
 FREE_TEXT_LEVELS: dict[str, str] = {"admission_reason": "not recorded"}
 RECORDED, NOT_RECORDED = "recorded", "not recorded"
-
-
-class NetworkError(ValueError):
-    """A study run or a site package cannot be used; the message names the site or the file,
-    what is wrong and the fix. The command line prints it as one message."""
 
 
 @dataclass(frozen=True)

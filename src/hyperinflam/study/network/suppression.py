@@ -15,8 +15,12 @@ The rule (docs/network.md):
    PCORnet and OMOP's ``omopgenerics`` publish zeros too (cumulus drops empty bins).
 2. **Complementary suppression**: while some suppressed cell can be recovered, one more published
    cell is suppressed (published as "suppressed"): the cheapest cell whose suppression protects
-   it (cheap = a derived or small cell; the cohort, the flow and the marker n last). Zeros are
-   never suppressed, so every suppressed cell is known to be >= 1.
+   it (cheap = a derived or small cell; the cohort, the flow and the marker n last), or, when no
+   single cell does, the cheapest cell next to it. Then every complementary cell that the others
+   make unnecessary is published again, the most valuable first (with any complementary cell
+   that this publication determines). Zeros are never suppressed, so
+   every suppressed cell is known to be >= 1. (A greedy heuristic: always safe, not always the
+   fewest cells; optimal cell suppression is an integer programme.)
 3. A suppressed cell ``h`` is **recoverable** when
    * (linear) its unit vector lies in the row space of the relations restricted to the suppressed
      cells, i.e. the published cells and the relations determine it: with ``A_S`` the relation
@@ -200,6 +204,23 @@ def protect(cells: Sequence[Cell], relations: Sequence[Relation], min_cell: int
             chosen = near[0]
         status[chosen] = COMPLEMENTARY
         order.append(chosen)
+    # clean-up: publish again every complementary cell the others make unnecessary, the most
+    # valuable first (the greedy steps may have taken more than the protection needs)
+    # (a complementary cell that the published ones then determine is published with it: it
+    # tells nothing more)
+    for c in sorted(order, key=cost, reverse=True):
+        if c not in status:
+            continue
+        trial = {k: v for k, v in status.items() if k != c}
+        while True:
+            exposed = model.exposed(trial, min_cell)
+            if not exposed:
+                status = trial
+                break
+            if any(trial[e] == SMALL for e in exposed):
+                break
+            trial = {k: v for k, v in trial.items() if k not in exposed}
+    order = [c for c in order if c in status]
     return Protection(
         min_cell=min_cell,
         status={c.key: status.get(i, PUBLISHED) for i, c in enumerate(model.cells)},
