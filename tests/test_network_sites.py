@@ -73,7 +73,8 @@ def _copy_site(src: Path, dst: Path, persons: list[str]) -> None:
 def network(tmp_path_factory):
     """Seven site databases, their study runs, their packages and the pooled outputs."""
     from hyperinflam.sources.csv import load_csv_folder
-    from hyperinflam.synth.generator import SynthParams, synthesize
+    from hyperinflam.synth.parameters import SynthParams
+    from hyperinflam.synth.writer import synthesize
 
     root = tmp_path_factory.mktemp("network")
     synthesize(root / "csv", 215, SEED, params=SynthParams(mix=(0.8, 0.05, 0.1, 0.05)))
