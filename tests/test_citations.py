@@ -18,13 +18,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "docs" / "clinical-reference.md"
 
-#: Where citations are checked: the docs and the README. (The package's code, vocabulary CSVs,
-#: templates, CLI help and study files still use the older forms; they join this scope when
-#: those are rewritten.)
-CITATION_SCOPE = ("docs", "README.md")
-#: Where a reference to the outside folder is looked for (the package and the benchmarks join
-#: when their docstrings and data paths are rewritten).
-STANDALONE_SCOPE = ("tests", "docs", "scripts", ".ci", "README.md", "pyproject.toml")
+#: Where citations are checked: the package (code, vocabulary CSVs, templates, the CLI help, the
+#: shipped study), the docs, the README and the study files beside the package.
+CITATION_SCOPE = ("src", "docs", "studies", "README.md")
+#: Where a reference to the outside folder is looked for.
+STANDALONE_SCOPE = ("src", "tests", "docs", "scripts", "benchmarks", "studies", ".ci",
+                    "README.md", "pyproject.toml")
 TEXT_SUFFIXES = {".py", ".md", ".csv", ".toml", ".j2", ".html", ".js", ".css", ".txt", ".sh",
                  ".properties", ".json", ".ndjson", ".sql", ""}
 
@@ -80,7 +79,7 @@ def citation_problems(scope: tuple[str, ...] = CITATION_SCOPE, root: Path = ROOT
                 section, row = m.group(1), m.group(2)
                 if row:
                     k = re.search(r"\d+", row).group()
-                    fix = f"§12.{k}" if section == "12" else f"§{section} (criterion {k})"
+                    fix = f"§12.{k}" if section == "12" else f"§{section} criterion {k}"
                     problems.append(f"{name}:{number}: '{m.group(0).strip()}' -> write {fix}")
                 elif section not in known:
                     problems.append(f"{name}:{number}: '§{section}' is not a heading of "
@@ -116,7 +115,7 @@ def test_the_checker_reports_each_kind_of_bad_citation(tmp_path):
     assert [p.split(":")[1] for p in problems] == ["1", "2", "3", "4", "4", "5", "6"], problems
     assert "write §12.11" in problems[0] and "write 'clinical reference §11.1'" in problems[1]
     assert "'§99.9' is not a heading" in problems[2]
-    assert "write §12.1" in problems[5] and "write §1.2 (criterion 4)" in problems[6]
+    assert "write §12.1" in problems[5] and "write §1.2 criterion 4" in problems[6]
 
 
 def test_nothing_refers_to_the_folder_beside_the_repository():

@@ -88,7 +88,8 @@ MEASUREMENT = Table(
         C("unit", "VARCHAR", True, "The canonical unit (UCUM), e.g. 'ng/mL'."),
         C("value_original", "VARCHAR", True, "The value as received."),
         C("unit_original", "VARCHAR", True, "The unit as received."),
-        C("flag", "VARCHAR", False, "'extreme' when plausible but extreme (clinical reference 11.2)."),
+        C("flag", "VARCHAR", False,
+          "'extreme' when plausible but extreme (clinical reference §11.2)."),
     ),
     key=("person_id", "time", "variable", "value_original", "unit_original"),
 )
@@ -106,7 +107,8 @@ DRUG_ADMINISTRATION = Table(
         C("route", "VARCHAR", False, "'iv', 'sc', 'po', ..."),
         C("start_time", "TIMESTAMP", True, "Start, UTC."),
         C("end_time", "TIMESTAMP", False, "End of an infusion, UTC; empty for a bolus or injection."),
-        C("weight_kg", "DOUBLE", False, "Dosing weight recorded with the administration (clinical reference 12, row 34)."),
+        C("weight_kg", "DOUBLE", False,
+          "Dosing weight recorded with the administration (clinical reference §12.34)."),
     ),
     key=("person_id", "drug", "start_time", "dose", "dose_unit", "route"),
 )

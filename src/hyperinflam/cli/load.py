@@ -239,7 +239,7 @@ def load_meds_command(
                                                   "pediatric, paediatric."),
     all_icu: bool = typer.Option(False, "--all-icu", help="Every ICU unit counts as a PICU."),
     max_age: float = typer.Option(21, "--max-age", help="Oldest age at admission, in completed "
-                                  "years (clinical reference 11.2 project scope: 0-21)."),
+                                  "years (clinical reference §11.2 project scope: 0-21)."),
     any_age: bool = typer.Option(False, "--any-age", help="No age limit (e.g. the adult MIMIC-IV "
                                  "demo)."),
     shift_years: Optional[int] = typer.Option(None, "--shift-years", help="Move every time back by "

@@ -1,7 +1,7 @@
 """Tri-state logic and native-unit helpers shared by the hyperinflammation criteria.
 
-Clinical reference §0 ("Tri-state results"), §1.4 (count rules with unknown inputs) and §12 rows
-9, 11 and 12 (missing inputs, native-unit evaluation with rounding, inclusive/exclusive edges).
+Clinical reference §0 ("Tri-state results"), §1.4 (count rules with unknown inputs) and §12.9,
+§12.11, §12.12 (missing inputs, native-unit evaluation with rounding, inclusive/exclusive edges).
 
 Conventions (all ibis expressions, backend-neutral):
 
@@ -10,7 +10,7 @@ Conventions (all ibis expressions, backend-neutral):
   the reference's rules: "A and B" is FALSE as soon as one part is FALSE, "A or B" is TRUE as soon
   as one part is TRUE, otherwise NULL (unknown). Both DuckDB and Spark implement Kleene logic.
 * :func:`tristate` turns a condition into the text result 'met' / 'not_met' / 'unknown'.
-* Boundary decisions are taken in each criterion's native unit (§12 row 11): a canonical value is
+* Boundary decisions are taken in each criterion's native unit (§12.11): a canonical value is
   converted and rounded to the native reporting precision before it is compared.
 """
 
@@ -27,7 +27,7 @@ UNKNOWN = "unknown"
 INDETERMINATE = "indeterminate"
 
 #: Decimal places kept when a canonical value is compared in a native unit that has no reporting
-#: precision in §12 row 11. It removes binary floating-point noise from unit conversion
+#: precision in §12.11. It removes binary floating-point noise from unit conversion
 #: (110000 /uL x 1/1000 = 110.00000000000001, which would otherwise fail "<= 110") without
 #: changing any clinically reported digit.
 NOISE_GUARD_DIGITS = 6
@@ -35,7 +35,7 @@ NOISE_GUARD_DIGITS = 6
 
 def native(value: NumericValue, divide_by: float = 1.0,
            digits: int = NOISE_GUARD_DIGITS) -> NumericValue:
-    """Canonical value -> native unit, rounded to the native reporting precision (§12 row 11).
+    """Canonical value -> native unit, rounded to the native reporting precision (§12.11).
 
     ``divide_by`` is the §11.1 factor from the native unit to the canonical unit (for example
     88.57 for triglycerides mmol/L -> mg/dL, 100 for fibrinogen g/L -> mg/dL); ``digits`` the
@@ -49,7 +49,7 @@ def native(value: NumericValue, divide_by: float = 1.0,
 
 
 def tristate(condition: BooleanValue) -> StringValue:
-    """'met' when TRUE, 'not_met' when FALSE, 'unknown' when NULL (§0, §12 row 9)."""
+    """'met' when TRUE, 'not_met' when FALSE, 'unknown' when NULL (§0, §12.9)."""
     return ibis.cases((condition, MET), (~condition, NOT_MET), else_=UNKNOWN)
 
 

@@ -1,4 +1,5 @@
-"""HLH-2004 diagnostic criteria (clinical reference §1, §12 rows 10, 11, 12, 15, 16, 19, 21, 38).
+"""HLH-2004 diagnostic criteria (clinical reference §1; §12.10-§12.12, §12.15, §12.16, §12.19,
+§12.21, §12.38).
 
 Primary publication: Henter JI, Horne A, Aricó M, et al. *HLH-2004: Diagnostic and therapeutic
 guidelines for hemophagocytic lymphohistiocytosis.* Pediatr Blood Cancer 2007;48(2):124-131.
@@ -12,13 +13,13 @@ Tri-state (§1.4): each criterion is 'met' / 'not_met' / 'unknown'; the 5-of-8 r
 ``met_count >= 5``, 'not_met' when ``met_count + unknown_count < 5``, otherwise 'indeterminate'.
 An unperformed test is never "not met".
 
-Native units (§12 row 11): triglycerides in mmol/L rounded to 2 dp, fibrinogen in g/L rounded to
+Native units (§12.11): triglycerides in mmol/L rounded to 2 dp, fibrinogen in g/L rounded to
 2 dp, haemoglobin in g/L rounded to 0 dp, then compared with the Henter 2007 edges (>=, <=, >=, >=;
-§1.2 notes and §12 row 12).
+§1.2 notes and §12.12).
 
 Not implemented here (reported elsewhere or needing inputs the engine lacks): the "fasting" TG
-co-exposure warning (propofol / parenteral lipid, §12 row 19) needs those drugs in
-vocabulary/drugs.csv; ANC derived from WBC x differential (§11.1, §12 row 17) belongs to derived
+co-exposure warning (propofol / parenteral lipid, §12.19) needs those drugs in
+vocabulary/drugs.csv; ANC derived from WBC x differential (§11.1, §12.17) belongs to derived
 measurements.
 """
 
@@ -41,37 +42,37 @@ REFERENCE = ("clinical reference §1; Henter JI et al. Pediatr Blood Cancer 2007
              "doi:10.1002/pbc.21039")
 
 # -- named settings (clinical reference §1.2, §1.3, §12) -----------------------------------------
-#: Worst lab value in the preceding 72 h (§1.3, §12 row 10).
+#: Worst lab value in the preceding 72 h (§1.3, §12.10).
 LAB_LOOKBACK_HOURS: float | None = 72
 #: Clinical findings (fever, splenomegaly, haemophagocytosis, NK, molecular) count if documented in
 #: the stay up to the evaluation time (§1.3): lookback None = from PICU admission.
 CLINICAL_LOOKBACK_HOURS: float | None = None
 #: Criterion 1: Henter 2007 prints "fever" without a number; Jordan 2011 and implementations use
-#: >= 38.5 °C (§1.2 row 1, §12 row 15; VERIFY). Compared with the maximum temperature.
+#: >= 38.5 °C (§1.2 criterion 1, §12.15; VERIFY). Compared with the maximum temperature.
 FEVER_THRESHOLD_CEL = 38.5
-#: Criterion 3 (§1.2 row 3): Hb < 90 g/L; infants younger than 4 weeks Hb < 100 g/L.
+#: Criterion 3 (§1.2): Hb < 90 g/L; infants younger than 4 weeks Hb < 100 g/L.
 HEMOGLOBIN_BELOW_G_L = 90.0
 HEMOGLOBIN_BELOW_G_L_UNDER_4_WEEKS = 100.0
-#: "< 4 weeks" read as age in completed days < 28 at the evaluation time (§12 row 14).
+#: "< 4 weeks" read as age in completed days < 28 at the evaluation time (§12.14).
 NEONATE_AGE_DAYS_BELOW = 28
 PLATELETS_BELOW_10_9_L = 100.0
 ANC_BELOW_10_9_L = 1.0
 CYTOPENIA_LINEAGES_REQUIRED = 2
-#: Criterion 4 (§1.2 row 4): TG >= 3.0 mmol/L and/or fibrinogen <= 1.5 g/L.
+#: Criterion 4 (§1.2): TG >= 3.0 mmol/L and/or fibrinogen <= 1.5 g/L.
 TRIGLYCERIDES_AT_LEAST_MMOL_L = 3.0
 FIBRINOGEN_AT_MOST_G_L = 1.5
 #: Criterion 7: ferritin >= 500 ng/mL; criterion 8: sCD25 >= 2400 U/mL.
 FERRITIN_AT_LEAST_NG_ML = 500.0
 SCD25_AT_LEAST_U_ML = 2400.0
 CRITERIA_REQUIRED = 5
-#: §11.1 factors native -> canonical and §12 row 11 native reporting precision.
+#: §11.1 factors native -> canonical and §12.11 native reporting precision.
 TG_MG_DL_PER_MMOL_L = 88.57
 TG_MMOL_L_DIGITS = 2
 FIBRINOGEN_MG_DL_PER_G_L = 100.0
 FIBRINOGEN_G_L_DIGITS = 2
 HEMOGLOBIN_G_DL_PER_G_L = 0.1
 HEMOGLOBIN_G_L_DIGITS = 0
-#: Criterion 5 sites (§12 row 38): bone marrow, spleen, lymph nodes (Henter 2007). Some later
+#: Criterion 5 sites (§12.38): bone marrow, spleen, lymph nodes (Henter 2007). Some later
 #: reproductions add liver; add "hemophagocytosis_liver" here only if a site configures it.
 HEMOPHAGOCYTOSIS_CONCEPTS: tuple[str, ...] = (
     "hemophagocytosis_bone_marrow", "hemophagocytosis_spleen", "hemophagocytosis_lymph_node")
@@ -98,23 +99,23 @@ INPUTS: list[FeatureSpec] = [
 
 
 def hemoglobin_g_l(t: ibis.Table) -> ibis.Value:
-    """Worst Hb in g/L (native unit of HLH-2004), rounded to 0 dp (§12 row 11)."""
+    """Worst Hb in g/L (native unit of HLH-2004), rounded to 0 dp (§12.11)."""
     return native(t[HEMOGLOBIN.column], HEMOGLOBIN_G_DL_PER_G_L, HEMOGLOBIN_G_L_DIGITS)
 
 
 def triglycerides_mmol_l(t: ibis.Table) -> ibis.Value:
-    """Worst (highest) TG in mmol/L rounded to 2 dp (§1.2 row 4, §12 row 11)."""
+    """Worst (highest) TG in mmol/L rounded to 2 dp (§1.2 criterion 4, §12.11)."""
     return native(t[TRIGLYCERIDES.column], TG_MG_DL_PER_MMOL_L, TG_MMOL_L_DIGITS)
 
 
 def fibrinogen_g_l(t: ibis.Table) -> ibis.Value:
-    """Worst (lowest) fibrinogen in g/L rounded to 2 dp (§1.2 row 4, §12 row 11)."""
+    """Worst (lowest) fibrinogen in g/L rounded to 2 dp (§1.2 criterion 4, §12.11)."""
     return native(t[FIBRINOGEN.column], FIBRINOGEN_MG_DL_PER_G_L, FIBRINOGEN_G_L_DIGITS)
 
 
 def criteria_conditions(t: ibis.Table) -> tuple[dict[str, ibis.Value], list[ibis.Value]]:
     """The eight criteria of §1.2 as nullable booleans (TRUE met, FALSE not met, NULL unknown),
-    and the three cytopenia lineages of criterion 3 (Hb, platelets, ANC; §12 row 16)."""
+    and the three cytopenia lineages of criterion 3 (Hb, platelets, ANC; §12.16)."""
     hb_threshold = (t.age_days < NEONATE_AGE_DAYS_BELOW).ifelse(
         HEMOGLOBIN_BELOW_G_L_UNDER_4_WEEKS, HEMOGLOBIN_BELOW_G_L)
     lineages = [
@@ -144,7 +145,7 @@ def evaluate(t: ibis.Table) -> dict[str, ibis.Value]:
     * ``hlh2004_<criterion>`` for the eight criteria: 'met' / 'not_met' / 'unknown';
     * ``hlh2004_cytopenia_lineages_met`` / ``..._unknown``: lineage counts of criterion 3;
     * ``hlh2004_tg_mmol_l``, ``hlh2004_fibrinogen_g_l``, ``hlh2004_hemoglobin_g_l``: the native
-      values compared (rounded as in §12 row 11);
+      values compared (rounded as in §12.11);
     * ``hlh2004_met_count``, ``hlh2004_unknown_count``;
     * ``hlh2004_result``: 5-of-8 rule (B), 'met' / 'not_met' / 'indeterminate';
     * ``hlh2004_molecular``: criterion (A), 'met' when an HLH gene variant is documented,

@@ -1,4 +1,5 @@
-"""HScore for reactive haemophagocytic syndrome (clinical reference §2; §12 rows 9-13, 16, 20, 30).
+"""HScore for reactive haemophagocytic syndrome (clinical reference §2; §12.9-§12.13, §12.16,
+§12.20, §12.30).
 
 Primary publication: Fardet L, Galicier L, Lambotte O, et al. *Development and validation of the
 HScore, a score for the diagnosis of reactive hemophagocytic syndrome.* Arthritis Rheumatol
@@ -12,12 +13,12 @@ it at its maximum, and ``hscore_missing`` / ``hscore_n_missing`` name and count 
 'unknown' (§2.4 calls this state "indeterminate"; the engine contract reserves that word for count
 rules).
 
-Native units (§2.2 notes, §12 row 11): triglycerides in mmol/L rounded to 2 dp, fibrinogen in g/L
+Native units (§2.2 notes, §12.11): triglycerides in mmol/L rounded to 2 dp, fibrinogen in g/L
 rounded to 2 dp; Hb in g/dL, temperature in °C, ferritin ng/mL, AST IU/L, WBC and platelets
 10⁹/L (floating-point noise removed, :data:`~hyperinflam.criteria._tristate.NOISE_GUARD_DIGITS`).
 Band edges are as printed in §2.2 (temperature 38.4 and 39.4 both in the 33-point band).
 
-Probability (§2.3, §12 row 30): the published table band is the result
+Probability (§2.3, §12.30): the published table band is the result
 (``hscore_probability_band``); the project's logistic fit to that table is only a labelled
 approximation (``hscore_probability_fit_approx_pct``). The unsourced calculator formula
 ``1/(1+exp(-(-4.3+0.03·HScore)))`` is deliberately not used.
@@ -40,16 +41,16 @@ REFERENCE = ("clinical reference §2; Fardet L et al. Arthritis Rheumatol 2014;6
              "doi:10.1002/art.38690")
 
 # -- named settings ---------------------------------------------------------------------------
-#: Worst lab value in the preceding 72 h (§12 row 10).
+#: Worst lab value in the preceding 72 h (§12.10).
 LAB_LOOKBACK_HOURS: float | None = 72
 #: Clinical findings (temperature maximum, organomegaly, immunosuppression, marrow) over the stay
-#: up to the evaluation time (§12 rows 10 and 15).
+#: up to the evaluation time (§12.10, §12.15).
 CLINICAL_LOOKBACK_HOURS: float | None = None
 #: "Positive" HScore cutoff (§2.2: sensitivity 93 %, specificity 86 %).
 CUTOFF = 169
 #: Short name of the criterion (of its RESULT where it has one) for tables and the census.
 LABEL = f"HScore >= {CUTOFF}"
-#: §11.1 factors native -> canonical and §12 row 11 native reporting precision.
+#: §11.1 factors native -> canonical and §12.11 native reporting precision.
 TG_MG_DL_PER_MMOL_L = 88.57
 TG_MMOL_L_DIGITS = 2
 FIBRINOGEN_MG_DL_PER_G_L = 100.0
@@ -125,12 +126,12 @@ def _cytopenia_points(lineages: ibis.Value):
 
 
 def triglycerides_mmol_l(t: ibis.Table) -> ibis.Value:
-    """Worst (highest) TG in mmol/L rounded to 2 dp (§2.2 notes, §12 row 11)."""
+    """Worst (highest) TG in mmol/L rounded to 2 dp (§2.2 notes, §12.11)."""
     return native(t[TRIGLYCERIDES.column], TG_MG_DL_PER_MMOL_L, TG_MMOL_L_DIGITS)
 
 
 def fibrinogen_g_l(t: ibis.Table) -> ibis.Value:
-    """Worst (lowest) fibrinogen in g/L rounded to 2 dp (§2.2 notes, §12 row 11)."""
+    """Worst (lowest) fibrinogen in g/L rounded to 2 dp (§2.2 notes, §12.11)."""
     return native(t[FIBRINOGEN.column], FIBRINOGEN_MG_DL_PER_G_L, FIBRINOGEN_G_L_DIGITS)
 
 

@@ -1,5 +1,5 @@
 """Hyperferritinaemic sepsis and MAS-like features in sepsis: phenotype flags (clinical reference
-§4; §12 rows 9, 11, 27).
+§4; §12.9, §12.11, §12.27).
 
 None of these is a validated paediatric diagnostic criterion; they are reported as phenotype
 flags, each tri-state ('met' / 'not_met' / 'unknown', §4.4: unknown when a required input was not
@@ -11,7 +11,7 @@ measured in the window, never "no").
   outputs for a sepsis definition proper.
 * HBD + DIC, "MAS-like features" (Shakoory B et al. Crit Care Med 2016;44(2):275-281,
   doi:10.1097/CCM.0000000000001402; §4.1); also "MAS" in PHENOMS (§4.3). The numeric HBD and DIC
-  definitions are **provisional project defaults, VERIFY** (§4.1, §12 row 27): HBD = total
+  definitions are **provisional project defaults, VERIFY** (§4.1, §12.27): HBD = total
   bilirubin >= 2.0 mg/dL and (ALT or AST) > 2 x ULN; DIC = platelets < 100 x 10⁹/L and INR > 1.5.
 * MALS (Kyriazopoulou E et al. BMC Med 2017;15:172, doi:10.1186/s12916-017-0930-5; §4.2): HScore
   positive and/or HBD + DIC; the HScore cutoff used for "positive" is a setting (169; some report

@@ -1,11 +1,11 @@
 """IPSCC 2005: SIRS, infection, sepsis, severe sepsis, septic shock, organ dysfunctions and MODS.
 
-Clinical reference §8.1-§8.5 and §12 rows 9, 11, 15, 28, 31 and 37; Goldstein B, Giroir B,
-Randolph A; International Consensus Conference on Pediatric Sepsis. *International pediatric sepsis
-consensus conference: definitions for sepsis and organ dysfunction in pediatrics.* Pediatr Crit Care
-Med 2005;6(1):2-8, doi:10.1097/01.PCC.0000149131.72248.E6.
+Clinical reference §8.1-§8.5 and §12.9, §12.11, §12.15, §12.28, §12.31, §12.37; Goldstein B,
+Giroir B, Randolph A; International Consensus Conference on Pediatric Sepsis. *International
+pediatric sepsis consensus conference: definitions for sepsis and organ dysfunction in pediatrics.*
+Pediatr Crit Care Med 2005;6(1):2-8, doi:10.1097/01.PCC.0000149131.72248.E6.
 
-Every result is tri-state (§8.4 "Missing values: IPSCC gives no rule"; §0; §12 row 9): an input
+Every result is tri-state (§8.4 "Missing values: IPSCC gives no rule"; §0; §12.9): an input
 that was not measured makes its criterion 'unknown', never 'not_met'. Conditions are nullable
 booleans combined with SQL three-valued (Kleene) logic (``criteria._tristate``), so "A or B" is met
 as soon as one part is met and not met only when every part is known and not met.
@@ -13,8 +13,8 @@ as soon as one part is met and not met only when every part is known and not met
 * **SIRS** (§8.2): >= 2 of temperature, heart rate, respiratory rate, leukocytes, one of which must
   be temperature or leukocytes; count-based, so 'met' / 'not_met' / 'indeterminate'. Age-specific
   thresholds of Goldstein Table 3 (:data:`SIRS_TABLE`), age groups contiguous in completed age
-  (§12 row 37: ``[0 d, 7 d)``, ``[7 d, 1 mo)``, ``[1 mo, 1 y)``, ``[1 y, 6 y)``, ``[6 y, 13 y)``,
-  ``[13 y, 18 y)``; months = days / 30.4375, §11.1). Temperature > 38.5 or < 36.0 °C (§12 row 15);
+  (§12.37: ``[0 d, 7 d)``, ``[7 d, 1 mo)``, ``[1 mo, 1 y)``, ``[1 y, 6 y)``, ``[6 y, 13 y)``,
+  ``[13 y, 18 y)``; months = days / 30.4375, §11.1). Temperature > 38.5 or < 36.0 °C (§12.15);
   bradycardia counts only below 1 year. The worst value in the :data:`LOOKBACK_HOURS` before the
   evaluation time stands in for the "mean" rate of §8.2. Immature neutrophils (bands > 10 %) are not
   a vocabulary variable: the leukocyte criterion is decided on the count, as the counter-example of
@@ -25,7 +25,7 @@ as soon as one part is met and not met only when every part is known and not met
 * **Sepsis** = SIRS and infection; **severe sepsis** = sepsis and (cardiovascular dysfunction or
   ARDS or >= 2 other organ dysfunctions); **septic shock** = sepsis and cardiovascular dysfunction.
 * **Organ dysfunctions** (§8.4): cardiovascular, respiratory, neurologic, haematologic, renal,
-  hepatic; **MODS** = >= 2 of them (§12 row 31; IPSCC itself defines severe sepsis, the ">= 2
+  hepatic; **MODS** = >= 2 of them (§12.31; IPSCC itself defines severe sepsis, the ">= 2
   organs" rule is the pediatric MODS convention), count-based.
 
 Components the canonical tables cannot carry (the fluid bolus before the cardiovascular criterion,
@@ -39,7 +39,7 @@ baseline" needs no separate rule: an abnormal baseline is <= 14, so the drop rea
 
 Named settings are module constants. :data:`LOOKBACK_HOURS` and :data:`PLATELET_PEAK_HOURS` name the
 input columns and are fixed at import; the others are read at each :func:`evaluate`:
-:data:`HYPOTENSION_TABLE` (§12 row 28, UpToDate values by default), :data:`UNMODELLED_COMPONENTS`,
+:data:`HYPOTENSION_TABLE` (§12.28, UpToDate values by default), :data:`UNMODELLED_COMPONENTS`,
 :data:`CREATININE_ULN_MG_DL`, :data:`ALT_ULN_U_L`, :data:`LACTATE_ULN_MMOL_L` (default upper limits
 of normal, VERIFY against the site laboratory: ``ipscc_default_uln_used`` says when they were used).
 """
@@ -61,16 +61,17 @@ LABEL = "IPSCC MODS"
 #: indeterminate); the screen's "meets any criterion" reads it.
 RESULT = "ipscc_mods"
 REFERENCE = (
-    "clinical reference §8.1-§8.5, §12 rows 9, 11, 15, 28, 31, 37; Goldstein B, Giroir B, "
-    "Randolph A. Pediatr Crit Care Med 2005;6(1):2-8, doi:10.1097/01.PCC.0000149131.72248.E6"
+    "clinical reference §8.1-§8.5, §12.9, §12.11, §12.15, §12.28, §12.31, §12.37; Goldstein B, "
+    "Giroir B, Randolph A. Pediatr Crit Care Med 2005;6(1):2-8, "
+    "doi:10.1097/01.PCC.0000149131.72248.E6"
 )
 
 #: Worst value in this many hours before the evaluation time (project choice: IPSCC gives no
-#: window; §12 row 10). VERIFY.
+#: window; §12.10). VERIFY.
 LOOKBACK_HOURS: float = 24.0
 
 #: Age groups of Goldstein Table 3 as (name, upper edge, unit of the edge), contiguous and
-#: half-open (§8.2, §12 row 37): the first edge in completed days, the others in months.
+#: half-open (§8.2, §12.37): the first edge in completed days, the others in months.
 AGE_GROUPS: tuple[tuple[str, float, str], ...] = (
     ("0d-1wk", 7, "days"), ("1wk-1mo", 1, "months"), ("1mo-1y", 12, "months"),
     ("1y-5y", 72, "months"), ("6y-12y", 156, "months"), ("13y-17y", 216, "months"),
@@ -88,22 +89,22 @@ SIRS_TABLE: dict[str, dict[str, float | None]] = {
     "13y-17y": {"hr_above": 110, "hr_below": None, "rr_above": 14, "wbc_above": 11,
                 "wbc_below": 4.5},
 }
-#: Core temperature (Cel): SIRS if > above or < below (§8.2, §12 row 15).
+#: Core temperature (Cel): SIRS if > above or < below (§8.2, §12.15).
 TEMPERATURE_ABOVE: float = 38.5
 TEMPERATURE_BELOW: float = 36.0
 
-#: Hypotension: SBP (mmHg) below these values (§8.2 note, §12 row 28). Sources disagree: VERIFY.
+#: Hypotension: SBP (mmHg) below these values (§8.2 note, §12.28). Sources disagree: VERIFY.
 HYPOTENSION_TABLES: dict[str, dict[str, float]] = {
     "uptodate": {"0d-1wk": 59, "1wk-1mo": 79, "1mo-1y": 75, "1y-5y": 74, "6y-12y": 83,
                  "13y-17y": 90},
     "goldstein_2005": {"0d-1wk": 65, "1wk-1mo": 75, "1mo-1y": 100, "1y-5y": 94, "6y-12y": 105,
                        "13y-17y": 117},
 }
-#: Which hypotension table is used (§12 row 28 default: the UpToDate reproduction).
+#: Which hypotension table is used (§12.28 default: the UpToDate reproduction).
 HYPOTENSION_TABLE: str = "uptodate"
 
 #: Dopamine counts above this dose (ug/kg/min); dobutamine, epinephrine, norepinephrine at any
-#: dose (§8.4, §12 row 24).
+#: dose (§8.4, §12.24).
 DOPAMINE_ABOVE_UG_KG_MIN: float = 5.0
 #: Lactate upper limit of normal (mmol/L); dysfunction sign if > 2 x ULN (§8.4). Project default:
 #: VERIFY against the site laboratory.
@@ -192,7 +193,7 @@ _NULL_BOOL = ibis.null("boolean")
 
 
 def age_group(t: ir.Table) -> ir.StringValue:
-    """IPSCC age group (§8.2, §12 row 37); NULL from 18 years on or when age is unknown."""
+    """IPSCC age group (§8.2, §12.37); NULL from 18 years on or when age is unknown."""
     return _by_age(t, {name: name for name, _, _ in AGE_GROUPS}, "string")
 
 

@@ -1,5 +1,5 @@
 """2016 EULAR/ACR/PRINTO classification criteria for MAS in systemic JIA (clinical reference §3.1;
-§12 rows 10, 11, 12, 15).
+§12.10, §12.11, §12.12, §12.15).
 
 Primary publication: Ravelli A, Minoia F, Davì S, et al. *2016 Classification Criteria for
 Macrophage Activation Syndrome Complicating Systemic Juvenile Idiopathic Arthritis.* Ann Rheum Dis
@@ -8,7 +8,7 @@ Macrophage Activation Syndrome Complicating Systemic Juvenile Idiopathic Arthrit
 
 Rule: a febrile patient with known or suspected sJIA is classified as MAS if ferritin > 684 ng/mL
 and any 2 or more of platelets <= 181 x 10⁹/L, AST > 48 U/L, triglycerides > 156 mg/dL,
-fibrinogen <= 360 mg/dL. Evaluated in the native units mg/dL (§11.1, §12 row 11).
+fibrinogen <= 360 mg/dL. Evaluated in the native units mg/dL (§11.1, §12.11).
 
 Missing values (engine rule of §3.1; the authors state none, VERIFY):
 
@@ -41,11 +41,11 @@ REFERENCE = ("clinical reference §3.1; Ravelli A et al. Ann Rheum Dis 2016;75(3
              "doi:10.1136/annrheumdis-2015-208982")
 
 # -- named settings -------------------------------------------------------------------------
-#: Worst lab value in the preceding 72 h (§12 row 10).
+#: Worst lab value in the preceding 72 h (§12.10).
 LAB_LOOKBACK_HOURS: float | None = 72
-#: Fever and sJIA status over the stay up to the evaluation time (§12 rows 10, 15).
+#: Fever and sJIA status over the stay up to the evaluation time (§12.10, §12.15).
 CLINICAL_LOOKBACK_HOURS: float | None = None
-#: "Febrile" = maximum temperature >= 38.0 °C (§12 row 15: project choice, VERIFY).
+#: "Febrile" = maximum temperature >= 38.0 °C (§12.15: project choice, VERIFY).
 FEVER_THRESHOLD_CEL = 38.0
 #: §3.1 thresholds in native units.
 FERRITIN_ABOVE_NG_ML = 684.0

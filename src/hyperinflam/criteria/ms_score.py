@@ -14,7 +14,7 @@ Missing values (§3.2; no published rule, VERIFY): all seven inputs are required
 -> ``ms_score_value`` NULL and ``ms_score_ge_cutoff`` 'unknown'. When only binary inputs are
 missing, ``ms_score_min_possible`` / ``ms_score_max_possible`` give the range over 0/1 for them.
 Binary findings are conditions: TRUE documented, FALSE documented absent (negating concept),
-NULL unknown. Worst labs over 72 h (§12 row 10): lowest platelets and fibrinogen, highest LDH and
+NULL unknown. Worst labs over 72 h (§12.10): lowest platelets and fibrinogen, highest LDH and
 ferritin.
 """
 

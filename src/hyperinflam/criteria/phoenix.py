@@ -1,8 +1,9 @@
 """Phoenix Sepsis Score, Phoenix sepsis and Phoenix septic shock.
 
-Clinical reference §5.1-§5.5 and §12 rows 9, 10, 14, 22, 24-26; Schlapbach LJ et al., JAMA
-2024;331(8):665-674 and Sanchez-Pinto LN et al., JAMA 2024;331(8):675-686. Every rule follows the
-authors' reference implementation ``phoenix-sepsis`` 1.1.3, against which it is tested row by row.
+Clinical reference §5.1-§5.5 and §12.9, §12.10, §12.14, §12.22, §12.24-§12.26; Schlapbach LJ et
+al., JAMA 2024;331(8):665-674 and Sanchez-Pinto LN et al., JAMA 2024;331(8):675-686. Every rule
+follows the authors' reference implementation ``phoenix-sepsis`` 1.1.3, against which it is tested
+row by row.
 
 Scoring (§5.2):
 
@@ -26,7 +27,7 @@ Sepsis (§5.1) = score >= 2 **and** suspected infection. The infection feature i
 (score >= 2, infection recorded), 'not_met' (score < 2) or 'unknown' (score >= 2, no infection
 recorded). ``phoenix_score_ge_2`` is the reference code's ``phoenix_sepsis`` (no infection check).
 
-Values are the worst in each variable's look-back window (§12 row 10: worst value within the
+Values are the worst in each variable's look-back window (§12.10: worst value within the
 authors' look-back windows of §5.4, :data:`LOOKBACK_HOURS`).
 """
 

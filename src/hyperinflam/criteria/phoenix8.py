@@ -13,7 +13,7 @@ One point each (§5.3):
   12-<24, 24-<60, 60-<144, 144-216 months (missing creatinine -> 0);
 * hepatic: total bilirubin ``>= 4`` mg/dL or ALT ``> 102`` IU/L (missing -> 0).
 
-Renal missing-age quirk (§5.4, §12 row 35): the reference code replaces a missing age by 0 months
+Renal missing-age quirk (§5.4, §12.35): the reference code replaces a missing age by 0 months
 in the renal subscore only, so a creatinine >= 0.8 mg/dL then scores 1. It is replicated to agree
 with the reference and flagged in ``phoenix8_renal_age_imputed``.
 """

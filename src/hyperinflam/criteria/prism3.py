@@ -1,6 +1,6 @@
 """PRISM III points (Pediatric Risk of Mortality III), per item and total.
 
-Clinical reference §7.1-§7.4 and §12 rows 9-14 and 29; Pollack MM, Patel KM, Ruttimann UE.
+Clinical reference §7.1-§7.4 and §12.9-§12.14, §12.29; Pollack MM, Patel KM, Ruttimann UE.
 *PRISM III: an updated Pediatric Risk of Mortality score.* Crit Care Med 1996;24(5):743-752,
 doi:10.1097/00003246-199605000-00004. Point table as cross-checked against the validated Stata
 implementation of Azamfirei R et al., Pediatr Crit Care Med 2023;24(3):e162-e163 (§7.1, [S]).
@@ -14,23 +14,23 @@ Scoring (§7.2), the most abnormal value of each variable in the observation win
   pupils (> 3 mm and fixed: one 7, both 11), acidosis (lowest pH **or** lowest total CO2: the worse
   of 2 / 6, counted once), pH alkalosis (highest pH), PCO2, total CO2 > 34, PaO2, glucose,
   potassium, creatinine, urea nitrogen, WBC, PT/PTT (one item), platelets.
-* Age groups by completed days at the evaluation time (§7.1, §12 row 14): neonate 0-30, infant
+* Age groups by completed days at the evaluation time (§7.1, §12.14): neonate 0-30, infant
   31-365, child 366-4380, adolescent >= 4381 days.
-* Printed bands are half-open on the upper side for continuous values (§12 row 13): "40-55" is
+* Printed bands are half-open on the upper side for continuous values (§12.13): "40-55" is
   ``40 <= x < 56``, "42.0-49.9" is ``42 <= x < 50``, "7.0-7.28" is ``7.0 <= x < 7.29``; when two bands
   overlap at such an edge the worse points win (e.g. HR > 225 scores 4, not 3). The outer edge of the
   platelet band "100 000-200 000" is inclusive (``<= 200 000``), as printed.
-* Boundaries are decided in the PRISM III native unit (§12 row 11): canonical values are converted
+* Boundaries are decided in the PRISM III native unit (§12.11): canonical values are converted
   (platelets and WBC x 1000 to /mm3, §11.1) and rounded to the reporting precision of
   :data:`NATIVE_DIGITS` before comparison; SI inputs were already converted to mg/dL at load with the
   exact §11.1 factors, as §7.2 requires.
 * Neurologic points = mental status + pupils; non-neurologic = all other items; total = both (§7.2).
 
-Missing (§7.3, §12 row 9): an unmeasured item scores 0 (assumed normal), as the authors and the
+Missing (§7.3, §12.9): an unmeasured item scores 0 (assumed normal), as the authors and the
 cross-checked implementation do. ``prism3_n_assumed_normal`` counts the items (of 17) with no input
 at all; ``prism3_missing`` names every missing input variable.
 
-Observation window (§7.3, §12 row 29: PRISM III-24): every measured input is the worst value from
+Observation window (§7.3, §12.29: PRISM III-24): every measured input is the worst value from
 PICU admission to min(evaluation time, admission + :data:`WINDOW_HOURS`) (FeatureSpec
 ``first_hours``), so an evaluation later in the stay still reports the PRISM III-24 points.
 ``prism3_window_complete`` is FALSE while fewer than 24 h have passed (the points may still rise).
@@ -51,12 +51,12 @@ TITLE = "PRISM III points (Pollack 1996)"
 #: Short name of the criterion (of its RESULT where it has one) for tables and the census.
 LABEL = "PRISM III"
 REFERENCE = (
-    "clinical reference §7.1-§7.4, §12 rows 9-14, 29; Pollack MM, Patel KM, Ruttimann UE. "
+    "clinical reference §7.1-§7.4, §12.9-§12.14, §12.29; Pollack MM, Patel KM, Ruttimann UE. "
     "Crit Care Med 1996;24(5):743-752; points cross-checked with Azamfirei R et al. "
     "Pediatr Crit Care Med 2023;24(3):e162-e163. Points only: the probability equation is licensed."
 )
 
-#: PRISM III-24 observation period in hours after PICU admission (§7.3, §12 row 29).
+#: PRISM III-24 observation period in hours after PICU admission (§7.3, §12.29).
 WINDOW_HOURS: float = 24.0
 
 #: Upper age edge of each age group in completed days (§7.1): neonate <= 30, infant <= 365,
@@ -64,7 +64,7 @@ WINDOW_HOURS: float = 24.0
 AGE_GROUP_MAX_DAYS: dict[str, int] = {"neonate": 30, "infant": 365, "child": 4380}
 
 #: Reporting precision (decimal places) of each variable in the PRISM III native unit; canonical
-#: values are rounded to it before any boundary decision (§12 rows 11 and 13: integer vitals are
+#: values are rounded to it before any boundary decision (§12.11, §12.13: integer vitals are
 #: compared as integers). Project choice where §7 is silent; it only removes conversion noise
 #: (e.g. creatinine 115 umol/L / 88.40 = 1.3009 mg/dL -> 1.30, not > 1.30, as "> 115 umol/L").
 NATIVE_DIGITS: dict[str, int] = {
@@ -160,7 +160,7 @@ def _by_age(t: ir.Table, values: dict[str, object], dtype: str = "float64") -> i
 
 
 def age_group(t: ir.Table) -> ir.StringValue:
-    """PRISM III age group from completed days at the evaluation time (§7.1, §12 row 14)."""
+    """PRISM III age group from completed days at the evaluation time (§7.1, §12.14)."""
     return _by_age(t, {g: g for g in ("neonate", "infant", "child", "adolescent")}, "string")
 
 

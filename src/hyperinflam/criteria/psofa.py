@@ -1,21 +1,21 @@
 """pSOFA, the pediatric Sequential Organ Failure Assessment.
 
-Clinical reference §6.1-§6.4 and §12 rows 9, 10, 13, 14, 22, 24, 36; Matics TJ, Sanchez-Pinto LN,
-JAMA Pediatr 2017;171(10):e172352 (tables [S], cross-checked with the open-source implementation
-ljwoodley/psofa; primary table not re-read: VERIFY before publication).
+Clinical reference §6.1-§6.4 and §12.9, §12.10, §12.13, §12.14, §12.22, §12.24, §12.36; Matics TJ,
+Sanchez-Pinto LN, JAMA Pediatr 2017;171(10):e172352 (tables [S], cross-checked with the open-source
+implementation ljwoodley/psofa; primary table not re-read: VERIFY before publication).
 
 Six systems, 0-4 points each, from the worst value in the last :data:`LOOKBACK_HOURS` hours
-(§6.1 "worst value in each 24-h period"). Bands are half-open on the upper side (§12 row 13):
+(§6.1 "worst value in each 24-h period"). Bands are half-open on the upper side (§12.13):
 
-* respiratory: P/F preferred, S/F when no P/F in the window (S/F only where SpO2 <= 97 %, §12
-  row 22, applied in hyperinflam.features.derived). P/F ``>= 400`` 0, ``[300,400)`` 1, ``[200,300)`` 2,
+* respiratory: P/F preferred, S/F when no P/F in the window (S/F only where SpO2 <= 97 %, §12.22,
+  applied in hyperinflam.features.derived). P/F ``>= 400`` 0, ``[300,400)`` 1, ``[200,300)`` 2,
   ``[100,200)`` with support 3, ``< 100`` with support 4; S/F ``>= 292`` 0, ``[264,292)`` 1
-  (264 -> 1, §12 row 36), ``[221,264)`` 2, ``[148,221)`` + support 3, ``< 148`` + support 4.
+  (264 -> 1, §12.36), ``[221,264)`` 2, ``[148,221)`` + support 3, ``< 148`` + support 4.
   Without support, ratios below 200 (P/F) / 221 (S/F) score 2 (adult SOFA convention; VERIFY).
 * coagulation: platelets (10^3/uL) ``>= 150`` 0, ``[100,150)`` 1, ``[50,100)`` 2, ``[20,50)`` 3,
   ``< 20`` 4.
 * hepatic: bilirubin (mg/dL) ``< 1.2`` 0, ``[1.2,2)`` 1, ``[2,6)`` 2, ``[6,12)`` 3, ``>= 12`` 4.
-* cardiovascular, highest applicable row (doses in ug/kg/min, §12 row 24): 4 dopamine ``> 15`` or
+* cardiovascular, highest applicable row (doses in ug/kg/min, §12.24): 4 dopamine ``> 15`` or
   epinephrine ``> 0.1`` or norepinephrine ``> 0.1``; 3 dopamine ``> 5`` or any epinephrine or
   norepinephrine; 2 any dopamine or dobutamine; 1 MAP below the age threshold; else 0. Milrinone
   and vasopressin do not score. An agent given with no recorded dose scores its lowest row (epi /

@@ -9,7 +9,7 @@ canonical tables from such a Parquet folder or from a Spark catalog database.
 Features, criteria and study extraction are written once, as ibis expressions, against the
 backend returned here; the same code runs on both engines (``docs/scale.md``). Every timestamp in
 the canonical tables is naive UTC, and both engines run with their session time zone set to UTC
-(``hyperinflam.schema``; ``shared/stack-notes.md``, "Time zones").
+(``hyperinflam.schema``; docs/stack.md, "Time zones").
 """
 
 from __future__ import annotations

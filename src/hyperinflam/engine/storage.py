@@ -10,7 +10,7 @@ Layout (``hyperinflam export parquet --db PATH --out DIR``)::
 Columns and types are those of :mod:`hyperinflam.schema`. Timestamps are Parquet ``TIMESTAMP``
 (microseconds) *not* adjusted to UTC, holding naive UTC; Spark reads them as ``timestamp_ntz``
 and DuckDB as ``TIMESTAMP``, so no engine shifts them by a session time zone
-(``shared/stack-notes.md``, "Time zones"). Measurements are partitioned by ``variable`` because
+(docs/stack.md, "Time zones"). Measurements are partitioned by ``variable`` because
 every feature and study reads a few variables: both engines then read only those folders.
 
 Registering such a folder (:func:`register_parquet`) on a connection creates one view per table,

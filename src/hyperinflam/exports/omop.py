@@ -1,7 +1,7 @@
 """Write the canonical tables as an OMOP CDM 5.4 schema (issue 5 items 2 and 6).
 
 ``export_omop(con, target, schema="cdm")`` creates a fresh CDM 5.4 schema from the official DDL
-(OHDSI/CommonDataModel v5.4.2, ``shared/data/omop_cdm54_spec/ddl``; ``@cdmDatabaseSchema``
+(OHDSI/CommonDataModel v5.4.2, shipped as ``hyperinflam/omop_cdm54/ddl``; ``@cdmDatabaseSchema``
 replaced) in a DuckDB file or in PostgreSQL (a ``postgresql://`` URL, through DuckDB's postgres
 extension loaded from the wheel), and fills it set-based: one ``INSERT ... SELECT`` per OMOP
 table, run by DuckDB over the canonical tables; no row passes through Python. Reading the
@@ -9,7 +9,7 @@ schema back with :func:`hyperinflam.sources.omop.load_omop` (``ids='source_value
 identical canonical tables (tests/test_roundtrip_omop.py).
 
 The encoding (documented in docs/sources-omop.md; codes are data in vocabulary/codes_omop.csv,
-clinical reference 11.3-11.5):
+clinical reference §11.3-§11.5):
 
 * ids: OMOP integer ids are dense ranks of the canonical ids; the canonical ids are kept in
   ``person_source_value`` and ``visit_source_value`` / ``visit_detail_source_value``.

@@ -9,10 +9,10 @@ Everything here is an ibis expression (backend-neutral: no engine SQL strings, n
 "last value at or before t" is ``row_number()`` over a window), so the same code runs on DuckDB and
 on Spark. ``docs/time-model.md`` explains the grid and the windows for people.
 
-Clinical reference: §12 row 10 (worst value per window: score-specific look-backs; HLH/HScore/MAS
-labs 72 h, clinical findings the whole stay up to the evaluation time), §12 row 14 and §11.1 (age in
-months = days / 30.4375 at the evaluation time), §12 row 21 (conditions unknown when absent, never
-"no"), §12 row 24 (vasoactive counting and doses in ug/kg/min, vasopressin in U/kg/min), §5.4
+Clinical reference: §12.10 (worst value per window: score-specific look-backs; HLH/HScore/MAS
+labs 72 h, clinical findings the whole stay up to the evaluation time), §12.14 and §11.1 (age in
+months = days / 30.4375 at the evaluation time), §12.21 (conditions unknown when absent, never
+"no"), §12.24 (vasoactive counting and doses in ug/kg/min, vasopressin in U/kg/min), §5.4
 (Phoenix look-back windows).
 """
 
@@ -109,12 +109,12 @@ def build_features(con, grid: ir.Table, specs: Iterable[FeatureSpec], *,
       when present; without that module they are NULL columns.
     * condition (any): TRUE if a matching concept (vocabulary/concepts.csv) with onset at or before
       t (or no onset) exists for the person, FALSE if only a negating concept does, NULL
-      otherwise (§12 row 21: unknown when absent, never "no").
+      otherwise (§12.21: unknown when absent, never "no").
     * drug: any (BOOLEAN, absence = FALSE) / count (distinct drugs) of administrations started
       in the window.
     * organ_support: intervals overlapping the window (start <= t and end NULL or after the
       window start): any, count (distinct agents), max (highest dose of one agent in ug/kg/min,
-      vasopressin U/kg/min, §12 row 24; 0 when the agent is not running, NULL when it runs with
+      vasopressin U/kg/min, §12.24; 0 when the agent is not running, NULL when it runs with
       no convertible dose).
     * event (any): TRUE if an event of that type lies in the window (lookback None: from
       admit_time - 48 h), else NULL (unknown).

@@ -1,7 +1,7 @@
 """The conditions vocabulary (``vocabulary/concepts.csv``): concepts, their aliases and codes, and
 condition rows matched to them (by folded name, SNOMED code or ICD-10 code prefix).
 
-Clinical reference §12 row 21: a condition is unknown when absent, never "no".
+Clinical reference §12.21: a condition is unknown when absent, never "no".
 """
 
 from __future__ import annotations

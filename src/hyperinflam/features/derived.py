@@ -9,11 +9,11 @@ can union it with the canonical measurements and aggregate it like any other var
   if the FiO2 observation is at the same time as or before the PaO2 observation") and §5.4 (FiO2
   look-back 6 h); Sanchez-Pinto et al., JAMA 2024;331(8):675-686, EHR implementation notes.
 * ``sf_ratio`` = SpO2 (%) / FiO2, same FiO2 rule, computed **only when SpO2 <= 97 %**
-  (:data:`SF_MAX_SPO2_PCT`; clinical reference §5.2 and §12 row 22). The Phoenix reference
+  (:data:`SF_MAX_SPO2_PCT`; clinical reference §5.2 and §12.22). The Phoenix reference
   package does not check this; the check belongs here.
 * ``map_any`` = the measured MAP when one was recorded at that time, else the MAP estimated from a
   systolic and a diastolic pressure recorded at the same time, ``DBP + (SBP - DBP)/3``
-  (clinical reference §5.2 and §12 row 26). The estimate requires ``SBP - DBP >= 1``
+  (clinical reference §5.2 and §12.26). The estimate requires ``SBP - DBP >= 1``
   (clinical reference §5.4 / §11.2 plausibility rule). The canonical table does not tell arterial
   from cuff pressures, so the four-level Phoenix hierarchy collapses to "measured, else estimated".
 
@@ -34,7 +34,7 @@ import ibis.expr.types as ir
 
 #: Longest gap between the FiO2 and the PaO2/SpO2 it is paired with (clinical reference §5.4).
 FIO2_MATCH_HOURS: float = 6.0
-#: S/F is only valid up to this SpO2 (%), clinical reference §5.2 and §12 row 22.
+#: S/F is only valid up to this SpO2 (%), clinical reference §5.2 and §12.22.
 SF_MAX_SPO2_PCT: float = 97.0
 #: Smallest pulse pressure (SBP - DBP, mmHg) for which a MAP is estimated (clinical reference §5.4).
 MIN_PULSE_PRESSURE_MMHG: float = 1.0

@@ -1,7 +1,7 @@
 """The time model: the evaluation grid (one row per stay x evaluation time, with the stay's base
 columns: age, weight, hours since admission) and evaluation times as naive UTC.
 
-Clinical reference §12 row 14 and §11.1 (age in months = days / 30.4375 at the evaluation time).
+Clinical reference §12.14 and §11.1 (age in months = days / 30.4375 at the evaluation time).
 ``docs/time-model.md`` explains the grid for people.
 """
 
@@ -15,7 +15,7 @@ import pandas as pd
 
 from hyperinflam.errors import FeatureError
 
-#: Days per month used for every age in months (clinical reference §11.1, §12 row 14).
+#: Days per month used for every age in months (clinical reference §11.1, §12.14).
 DAYS_PER_MONTH = 30.4375
 #: Smallest grid step accepted (hours).
 MIN_STEP_HOURS = 1
@@ -70,7 +70,7 @@ def _stays(con) -> ir.Table:
 
 
 def _with_base_columns(grid: ir.Table) -> ir.Table:
-    """Add the age and time-since-admission base columns (clinical reference §11.1, §12 row 14)."""
+    """Add the age and time-since-admission base columns (clinical reference §11.1, §12.14)."""
     birth_s = _seconds(grid.birth_date)
     eval_s = _seconds(grid.eval_time)
     admit_s = _seconds(grid.admit_time)
@@ -102,7 +102,7 @@ def evaluation_grid(con, *, step_hours: float = 24,
 
     Base columns: person_id, stay_id, eval_time, admit_time, discharge_time, birth_date, sex,
     weight_kg, age_days (from birth_date to eval_time), age_months (= age_days / 30.4375, clinical
-    reference §11.1 and §12 row 14), age_months_at_admit, hours_since_admit.
+    reference §11.1 and §12.14), age_months_at_admit, hours_since_admit.
     """
     stays = _stays(con)
     if at is not None:

@@ -34,7 +34,7 @@ class FeatureSpec:
     lookback_hours: window (t - lookback, t]; None means from PICU admission up to t.
     first_hours: only with lookback None (measurements, min/max/count): the window is the first
         hours of the stay, [admission, min(t, admission + first_hours)] -- e.g. PRISM III-24
-        (clinical reference 7.3, 12 row 29).
+        (clinical reference §7.3, §12.29).
     """
 
     variable: str

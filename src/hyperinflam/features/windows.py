@@ -3,8 +3,8 @@ reduced per spec (min / max / first / last / count / any) to one column per stay
 
 Everything is an ibis expression (no engine SQL strings, no ``asof_join``; "last value at or
 before t" is ``row_number()`` over a window), so the same code runs on DuckDB and on Spark.
-Clinical reference: §12 row 10 (worst value per window), §12 row 21 (conditions unknown when
-absent), §12 row 24 (vasoactive doses in ug/kg/min, vasopressin in U/kg/min), §5.4 (Phoenix
+Clinical reference: §12.10 (worst value per window), §12.21 (conditions unknown when
+absent), §12.24 (vasoactive doses in ug/kg/min, vasopressin in U/kg/min), §5.4 (Phoenix
 look-back windows).
 """
 
@@ -23,7 +23,7 @@ from hyperinflam.features.spec import FeatureSpec
 #: Suspected-infection events count from this many hours before PICU admission when a spec has no
 #: look-back (the screening contract: "lookback None: from admit_time - 48 h").
 EVENT_PRE_ADMISSION_HOURS = 48
-#: Canonical dose unit of organ-support doses (clinical reference §12 row 24).
+#: Canonical dose unit of organ-support doses (clinical reference §12.24).
 VASOACTIVE_DOSE_UNIT = "ug/kg/min"
 VASOPRESSIN_DOSE_UNIT = "U/kg/min"
 
@@ -346,7 +346,7 @@ def organ_support_part(con, keys: ir.Table, specs: list[FeatureSpec], vocab) -> 
             aggs[s.column] = j.o_support.count(where=cond) > 0
         elif s.agg == "count":
             aggs[s.column] = j.o_support.nunique(where=cond)
-        else:  # max dose of one agent, in its canonical dose unit (§12 row 24)
+        else:  # max dose of one agent, in its canonical dose unit (§12.24)
             unit = VASOPRESSIN_DOSE_UNIT if s.variable == "vasopressin" else VASOACTIVE_DOSE_UNIT
             aggs[f"{s.column}__n"] = j.o_support.count(where=cond)
             aggs[s.column] = j.o_dose.max(where=cond & (j.o_dose_unit == unit))

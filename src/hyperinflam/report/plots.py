@@ -91,7 +91,7 @@ def trajectory_svg(marker: MarkerRow, observations: pd.DataFrame, definition: di
     """Each patient's measured values from day ``trajectory_from_days`` to ``trajectory_to_days``
     (default −2 … 10) as thin lines with points; the values chosen as baseline and day 7 marked;
     group mean ± SEM at baseline (day 0) and day 7 from the results table; the baseline and day-7
-    windows shaded (clinical reference §10.4, §12 rows 1-2). Log y axis for
+    windows shaded (clinical reference §10.4, §12.1-§12.2). Log y axis for
     :data:`LOG_SCALE_MARKERS`."""
     windows = get_path(definition, "windows", default={}) or {}
     x_from = float(windows.get("trajectory_from_days", -2))

@@ -477,7 +477,7 @@ def methods_used(results: StudyResults) -> list[str]:
 
 def methods_paragraphs(results: StudyResults) -> list[str]:
     """The methods text, sentence by sentence, from the definition, provenance and the
-    ``method`` column (clinical reference §10.4, §12 rows 1-6). Missing keys read "not stated".
+    ``method`` column (clinical reference §10.4, §12.1-§12.6). Missing keys read "not stated".
 
     Keys read: definition ``study.title``, ``study.reference``, ``cohort`` (every key, shown as
     given), ``cohort.index_drug``, ``windows.baseline_from_hours``, ``baseline_to_hours``,
@@ -517,7 +517,8 @@ def methods_paragraphs(results: StudyResults) -> list[str]:
     if tests is None:
         tests = "; ".join(m for m in methods_used(results)
                           if any(w in m.lower() for w in ("test", "wilcoxon"))) or NOT_STATED
-    paras.append(f"Tests (both reported for every marker; clinical reference §12 row 5): {_plain(tests)}.")
+    paras.append(f"Tests (both reported for every marker; clinical reference §12.5): "
+                 f"{_plain(tests)}.")
     analysis = get_path(d, "analysis", default={}) or {}
     if analysis:
         paras.append("Analysis settings: " + "; ".join(

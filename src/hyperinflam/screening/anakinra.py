@@ -1,7 +1,7 @@
 """The anakinra course of each PICU stay, as ibis expressions over the canonical tables.
 
-Clinical reference §9.1 (dose regimens, dose-unit rules, flags), §12 row 7 (index = first anakinra
-in the stay), §12 row 34 (weight for mg/kg) and §12 row 39 (24-h periods anchored at the first
+Clinical reference §9.1 (dose regimens, dose-unit rules, flags), §12.7 (index = first anakinra
+in the stay), §12.34 (weight for mg/kg) and §12.39 (24-h periods anchored at the first
 dose: period k = [index + 24k h, index + 24(k+1) h)).
 
 Everything is set-based and backend-neutral (no engine SQL, no asof_join: "latest weight at or
@@ -39,7 +39,7 @@ IMPLAUSIBLE_ABOVE_MG_KG_DAY = 48.0
 #: §9.1 label start dose 1-2 mg/kg/day (CAPS/NOMID, Still's): below 1 is below every regimen
 #: reported in §9.1 (informational).
 LOWEST_REPORTED_MG_KG_DAY = 1.0
-#: §12 row 39: period length.
+#: §12.39: period length.
 PERIOD_HOURS = 24
 #: Anakinra is "running" at a time t when an infusion covers t or a dose started in the preceding
 #: RUNNING_WINDOW_HOURS (every §9.1 regimen gives at least one dose per 24 h). Project choice.
@@ -79,9 +79,9 @@ def administrations(con, *, as_of: str | dt.datetime | None = None,
     """Every administration of ``drug`` given within a PICU stay, with its index and weight.
 
     Linked to stays by person and time (start within [admit, discharge], open-ended while the
-    stay is open; §12 row 7); administrations after ``as_of`` are left out. Columns: person_id,
+    stay is open; §12.7); administrations after ``as_of`` are left out. Columns: person_id,
     stay_id, index_time (first dose in the stay), start_time, end_time, effective_end (end used
-    for an infusion), dose, dose_unit, route, weight_kg (used, §12 row 34), weight_source
+    for an infusion), dose, dose_unit, route, weight_kg (used, §12.34), weight_source
     ('administration' / 'latest_measurement' / 'admission' / NULL), is_infusion, open_infusion,
     rate_mg_h (infusions; NULL when a per-kg rate has no weight), bolus_mg (single doses).
     """
@@ -103,7 +103,7 @@ def administrations(con, *, as_of: str | dt.datetime | None = None,
     j = j.mutate(row_key=ibis.row_number().over(order_by=[j.s_stay_id, j.start_time, j.dose_unit,
                                                           j.dose, j.route]))
 
-    # Latest weight measurement at or before the dose (§12 row 34), by row_number (no asof_join).
+    # Latest weight measurement at or before the dose (§12.34), by row_number (no asof_join).
     m = con.table("measurement")
     w = m.filter(m.variable == "weight").select(w_person_id="person_id", w_time="time",
                                                  w_kg="value")
@@ -155,7 +155,7 @@ def administrations(con, *, as_of: str | dt.datetime | None = None,
 
 def daily_doses(con, *, as_of: str | dt.datetime | None = None, drug: str = ANAKINRA,
                 stay_id: str | None = None) -> ir.Table:
-    """Dose per 24-h period from the first dose (§12 row 39, §9.1), one row per stay x period.
+    """Dose per 24-h period from the first dose (§12.39, §9.1), one row per stay x period.
 
     Columns: person_id, stay_id, index_time, period (0 = first 24 h), period_start, period_end,
     n_administrations, dose_mg, dose_mg_per_kg (sum of each administration's mg / its weight),

@@ -118,7 +118,7 @@ def missing_input_notes(row: dict, labels: dict[str, str] | None = None) -> list
     """What each missing input could change, for one evaluated row (a dict of screen columns).
 
     Returns dicts with ``criterion``, ``input`` and ``effect``; numbers come from the criteria
-    (HScore §2.2 item maxima, HLH-2004 §1.1 count, Phoenix/pSOFA §12 row 9 assumed normal).
+    (HScore §2.2 item maxima, HLH-2004 §1.1 count, Phoenix/pSOFA §12.9 assumed normal).
     """
     labels = labels or {}
     notes: list[dict] = []

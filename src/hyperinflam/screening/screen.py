@@ -4,7 +4,7 @@
 the wide feature table holding the union of the criteria's INPUTS (``features.build_features``),
 and every criterion's ``evaluate()`` columns. Nothing runs until the caller executes or writes it.
 ``docs/screen-output.md`` lists the columns; ``docs/time-model.md`` explains the time model
-(clinical reference §12 rows 9, 10 and 14).
+(clinical reference §12.9, §12.10, §12.14).
 """
 
 from __future__ import annotations

@@ -51,7 +51,7 @@ TRUE_VALUES = ("true", "t", "yes", "y", "1")
 FALSE_VALUES = ("false", "f", "no", "n", "0")
 EVENT_TYPES = ("infection", "death")
 INVASIVE_VENTILATION = "invasive_ventilation"
-#: Canonical dose units accepted for organ support (clinical reference §12 row 24).
+#: Canonical dose units accepted for organ support (clinical reference §12.24).
 VASOACTIVE_DOSE_UNIT = "ug/kg/min"
 VASOPRESSIN_DOSE_UNIT = "U/kg/min"
 
@@ -184,7 +184,7 @@ def _weight_check(col: str, vocab: Vocabulary) -> tuple[str, str, str]:
     return ("implausible_value",
             f"n_{col} < {w.accept_min!r} OR n_{col} > {w.accept_max!r}",
             f"'{col} ' || v_{col} || ' kg is outside the plausible range {w.accept_min:g}-"
-            f"{w.accept_max:g} kg (clinical reference 11.2); check the value (kg).'")
+            f"{w.accept_max:g} kg (clinical reference §11.2); check the value (kg).'")
 
 
 def _plan_person(vocab: Vocabulary, tz: str) -> _Plan:
@@ -279,7 +279,7 @@ def _plan_measurement(vocab: Vocabulary, tz: str) -> _Plan:
              f"OR {canon} > var_max + {tol} * greatest(1, abs(var_max))",
              f"var_name || ' ' || v_value || ' ' || v_unit || ' = ' || {_fmt(canon)} || ' ' || var_unit "
              f"|| ', outside the plausible range ' || {_fmt('var_min')} || '-' || {_fmt('var_max')} "
-             f"|| ' ' || var_unit || ' (clinical reference 11.2); check the value and its unit.'"),
+             f"|| ' ' || var_unit || ' (clinical reference §11.2); check the value and its unit.'"),
             *_person_checks(), *_stay_checks(),
         ],
         outputs={

@@ -36,7 +36,7 @@ REASONS: dict[str, str] = {
     "unknown_support": "support is not invasive_ventilation or a vasoactive drug",
     "unknown_dose_unit": "the dose unit is not in vocabulary/dose_units.csv (or does not fit the drug)",
     "ambiguous_value": "FiO2 received strictly between 1 and 21: fraction or percent?",
-    "implausible_value": "outside the plausible range after conversion (clinical reference 11.2)",
+    "implausible_value": "outside the plausible range after conversion (clinical reference §11.2)",
     "end_before_start": "an end (or discharge) before its start (or admission)",
     "unknown_person": "no such person_id in the database",
     "unknown_stay": "no such stay_id in the database",

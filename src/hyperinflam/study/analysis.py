@@ -1,7 +1,7 @@
 """Statistics of a case-series study: the ``results`` and ``observations`` tables
 (docs/results-format.md) from the executed cohort frames (hyperinflam.study.cohort).
 
-Conventions (clinical reference 10.3, 10.4 and section 12 rows 3-6):
+Conventions (clinical reference §10.3, §10.4 and §12.3-§12.6):
 
 * Complete cases per marker: a patient without both a baseline and a day-7 value is excluded from
   that marker only and counted in ``n_excluded``.
@@ -76,7 +76,7 @@ class _Rows:
 
 
 def describe(values: np.ndarray, *, ddof: int = 1) -> dict[str, float]:
-    """n, mean, sd, sem, median, q1, q3, min, max (clinical reference 10.4; row 6)."""
+    """n, mean, sd, sem, median, q1, q3, min, max (clinical reference §10.4; row 6)."""
     values = np.asarray(values, dtype="float64")
     n = values.size
     if n == 0:
@@ -89,7 +89,7 @@ def describe(values: np.ndarray, *, ddof: int = 1) -> dict[str, float]:
 
 
 def wilcoxon_options(differences: np.ndarray, analysis: AnalysisSection) -> tuple[str, str]:
-    """The scipy ``method`` for these differences and the reason (clinical reference 10.4):
+    """The scipy ``method`` for these differences and the reason (clinical reference §10.4):
     'exact' when n <= wilcoxon_exact_max_n with no zero and no tied |differences|, else
     'approx' (normal approximation)."""
     d = np.asarray(differences, dtype="float64")
@@ -253,7 +253,7 @@ def analyse(frames: CohortFrames, study: StudyDefinition) -> tuple[pd.DataFrame,
                  f"Analysable for {vocab.variables[marker].label}", "count", n,
                  method="baseline and day-7 value both present")
 
-    # -- baseline characteristics (clinical reference 10.1) ---------------------------------
+    # -- baseline characteristics (clinical reference §10.1) ---------------------------------
     _numeric(rows, "baseline", "age_years", "Age at PICU admission", cohort["age_years"], "years",
              method="(admission - birth date) in days / 365.25")
     _categorical(rows, "baseline", "sex", "Sex", cohort["sex"].fillna("unknown"),
@@ -271,7 +271,7 @@ def analyse(frames: CohortFrames, study: StudyDefinition) -> tuple[pd.DataFrame,
     _flag(rows, "baseline", "vasoactive_infusion", "Vasoactive infusion",
           cohort["vasoactive_infusion"], total, method="any time during the PICU stay")
     _numeric(rows, "baseline", "weight_kg", "Admission weight", cohort["weight_kg"], "kg")
-    # PRISM III "where available" (clinical reference 10.1; section 12 row 29): hook only.
+    # PRISM III "where available" (clinical reference §10.1; §12.29): hook only.
 
     # -- markers -------------------------------------------------------------------------
     for marker in study.markers.variables:
@@ -295,7 +295,7 @@ def analyse(frames: CohortFrames, study: StudyDefinition) -> tuple[pd.DataFrame,
             rows.add("marker", marker, var.label, item["statistic"], item["value"],
                      timepoint="change", unit=item.get("unit"), method=item.get("method"))
 
-    # -- co-therapies (section 12 row 8) -------------------------------------------------
+    # -- co-therapies (§12.8) -------------------------------------------------
     ct = study.cotherapies
     cot = frames.cotherapy[frames.cotherapy["stay_id"].isin(cohort_ids)]
     for drug_class in ct.classes:
@@ -315,7 +315,7 @@ def analyse(frames: CohortFrames, study: StudyDefinition) -> tuple[pd.DataFrame,
                      100.0 * stay / total if total else math.nan, level="any time in stay",
                      unit="%")
 
-    # -- safety (section 12 row 33) ------------------------------------------------------
+    # -- safety (§12.33) ------------------------------------------------------
     o = study.outcomes
     ev = frames.events[frames.events["stay_id"].isin(cohort_ids)]
     followup = f"within {o.followup_days:g} days"

@@ -5,7 +5,7 @@ rows): "closest value in a window" is a ``row_number()`` over a window ordered b
 the target time. Only the small cohort-level frames are executed, at the end, by
 :func:`extract_cohort`.
 
-Rules (clinical reference 10.4 and section 12):
+Rules (clinical reference §10.4 and section 12):
 
 * Index (row 7): the first administration of the index drug (default anakinra) whose start_time
   lies within [admit_time, discharge_time] of the PICU stay (open-ended while discharge_time is
@@ -139,7 +139,7 @@ def stays_with_index(con, study: StudyDefinition) -> ibis.Table:
 def chosen_values(con, members: ibis.Table, variables: list[str], study: StudyDefinition,
                   *, include_trajectory: bool = True) -> ibis.Table:
     """Marker values around each member's index, with ``role`` 'baseline' / 'day7' for the values
-    chosen by the window rules (clinical reference 10.4; section 12 rows 1-2).
+    chosen by the window rules (clinical reference §10.4; §12.1-§12.2).
 
     ``members`` needs stay_id, person_id and index_time. Rows returned: every value in the
     trajectory span (if ``include_trajectory``) and every chosen value.
@@ -246,7 +246,7 @@ def flow_counts(stays: ibis.Table) -> ibis.Table:
 
 def member_characteristics(con, members: ibis.Table) -> ibis.Table:
     """Baseline characteristics per member: underlying disease, invasive ventilation and
-    vasoactive infusion during the stay (clinical reference 10.1)."""
+    vasoactive infusion during the stay (clinical reference §10.1)."""
     cond = con.table("condition")
     underlying = cond.filter(cond.is_underlying == True).select(  # noqa: E712 (ibis expression)
         c_person_id=cond.person_id, onset_time=cond.onset_time)
@@ -280,7 +280,7 @@ def member_characteristics(con, members: ibis.Table) -> ibis.Table:
 
 def cotherapies(con, members: ibis.Table, study: StudyDefinition) -> ibis.Table:
     """Per member and drug class: given within the study window / any time in the stay
-    (clinical reference section 12 row 8)."""
+    (clinical reference §12.8)."""
     ct = study.cotherapies
     drug = con.table("drug_administration")
     d = drug.filter(drug.drug_class.isin(ct.classes)).select(
@@ -297,7 +297,7 @@ def cotherapies(con, members: ibis.Table, study: StudyDefinition) -> ibis.Table:
 
 def outcome_events(con, members: ibis.Table, study: StudyDefinition) -> ibis.Table:
     """Infections strictly after the index and deaths at or after it, with days from index
-    (clinical reference section 12 row 33)."""
+    (clinical reference §12.33)."""
     o = study.outcomes
     types = [name for name, wanted in (("infection", o.infections), ("death", o.deaths)) if wanted]
     ev = con.table("event")

@@ -2,8 +2,8 @@
 
 A study file has the sections ``[study]``, ``[cohort]``, ``[windows]``, ``[markers]``,
 ``[cotherapies]``, ``[outcomes]`` and ``[analysis]``; every key has a default taken from the
-clinical reference (``shared/clinical-reference.md`` section 10.4 and section 12, rows 1-8, 29,
-32-34, 39), so a study file only states what differs. Unknown keys are errors (``extra="forbid"``)
+clinical reference (docs/clinical-reference.md §10.4 and §12.1-§12.8, §12.29, §12.32-§12.34,
+§12.39), so a study file only states what differs. Unknown keys are errors (``extra="forbid"``)
 and every error names the file, the section, the key and the allowed values.
 
 ``load_study("rajasekaran2014")`` loads the study shipped with the package
@@ -106,7 +106,7 @@ def _criterion_of(column: str) -> str | None:
 
 
 class CohortSection(_Section):
-    """[cohort]: who is in the case series (clinical reference 10.4; section 12 rows 7 and 32).
+    """[cohort]: who is in the case series (clinical reference §10.4; §12.7, §12.32).
 
     Age is in completed years at PICU admission, inclusive at both ends. The index event is the
     first administration of ``index_drug`` whose start lies within the PICU stay; the first
@@ -170,7 +170,7 @@ class CohortSection(_Section):
 
 
 class WindowsSection(_Section):
-    """[windows]: hours relative to the index (clinical reference 10.4; section 12 rows 1-2).
+    """[windows]: hours relative to the index (clinical reference §10.4; §12.1-§12.2).
 
     Baseline: the value closest to the index within [baseline_from_hours, baseline_to_hours]
     (edges inclusive); equidistant values -> the earlier (pre-index) one. Day 7: the value
@@ -209,7 +209,7 @@ class WindowsSection(_Section):
 
 
 class MarkersSection(_Section):
-    """[markers]: vocabulary variables compared baseline vs day 7 (clinical reference 10.1)."""
+    """[markers]: vocabulary variables compared baseline vs day 7 (clinical reference §10.1)."""
 
     variables: list[str] = Field(default_factory=lambda: ["crp", "ferritin", "fibrinogen",
                                                           "anc", "alc"], min_length=1)
@@ -228,7 +228,7 @@ class MarkersSection(_Section):
 
 class CotherapiesSection(_Section):
     """[cotherapies]: drug classes reported within a window around the index and any time in
-    the stay (clinical reference section 12 row 8: -24 h ... +7 d and "any time in stay")."""
+    the stay (clinical reference §12.8: -24 h ... +7 d and "any time in stay")."""
 
     classes: list[str] = Field(default_factory=lambda: ["corticosteroid", "ivig"])
     window_from_hours: float = -24.0
@@ -255,7 +255,7 @@ class CotherapiesSection(_Section):
 
 class OutcomesSection(_Section):
     """[outcomes]: infections after the index and deaths, in stay and within ``followup_days``
-    of the index, with days from index (clinical reference section 12 row 33)."""
+    of the index, with days from index (clinical reference §12.33)."""
 
     infections: bool = True
     deaths: bool = True
@@ -263,7 +263,7 @@ class OutcomesSection(_Section):
 
 
 class AnalysisSection(_Section):
-    """[analysis]: tests and summary conventions (clinical reference 10.4; section 12 rows 4-6).
+    """[analysis]: tests and summary conventions (clinical reference §10.4; §12.4-§12.6).
 
     Wilcoxon signed-rank: exact when the number of pairs <= wilcoxon_exact_max_n and there are
     no zero differences and no tied absolute differences, else the normal approximation; the

@@ -3,7 +3,7 @@ member's first anakinra dose, and PRISM III-24 points for the baseline table.
 
 The screen (``hyperinflam.screening.screen``) is evaluated at one time per stay (``times=``): the index time
 for the phenotype section, and admission + 24 h (or discharge, if earlier) for PRISM III-24
-(clinical reference 7.3 and 12 row 29: the founding paper's PRISM version is not stated, so the
+(clinical reference §7.3 and §12.29: the founding paper's PRISM version is not stated, so the
 points are labelled PRISM III-24 and never claimed equivalent). Only the small per-member frame
 is executed; the statistics are plain descriptive summaries (numpy quantiles, counts).
 """
@@ -35,17 +35,17 @@ PHENOTYPE_RESULTS: dict[str, str] = {
     "phoenix_sepsis": "Phoenix sepsis",
     "phoenix_septic_shock": "Phoenix septic shock",
 }
-#: PRISM III-24 (points only; the probability equation is licensed, clinical reference 7.3).
+#: PRISM III-24 (points only; the probability equation is licensed, clinical reference §7.3).
 PRISM_COLUMN = "prism3_points"
 PRISM_LABEL = "PRISM III-24 (first 24 h of the PICU stay)"
 PRISM_WINDOW_HOURS = 24
-PRISM_METHOD = ("PRISM III-24 points (Pollack 1996; clinical reference 7): worst values of the "
+PRISM_METHOD = ("PRISM III-24 points (Pollack 1996; clinical reference §7): worst values of the "
                 "first 24 h of the PICU stay, unmeasured variables scored normal as the authors "
                 "do; points only (the mortality equation is licensed). The founding paper does "
-                "not state its PRISM version (clinical reference 10.2; section 12 row 29).")
+                "not state its PRISM version (clinical reference §10.2; §12.29).")
 PHENOTYPE_METHOD = ("Criteria and scores at the first anakinra dose from the screening engine "
                     "(hyperinflam.screening.screen): labs worst in the 72 h before, clinical findings "
-                    "documented in the stay before (clinical reference section 12 row 10); "
+                    "documented in the stay before (clinical reference §12.10); "
                     "unknown inputs are never counted as normal except by Phoenix and pSOFA, "
                     "whose authors score them 0.")
 

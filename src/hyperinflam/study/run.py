@@ -65,13 +65,13 @@ def data_source_summary(con) -> dict[str, int | None]:
 
 
 def methods_summary(study: StudyDefinition) -> dict:
-    """What the methods paragraph needs (clinical reference 10.4, section 12 rows 1-8, 29, 33)."""
+    """What the methods paragraph needs (clinical reference §10.4, §12.1-§12.8, §12.29, §12.33)."""
     c, w, a, ct, o = (study.cohort, study.windows, study.analysis, study.cotherapies,
                       study.outcomes)
     req = c.required_criterion
     return {
         "index": (f"first administration of {c.index_drug} whose start lies within the PICU stay; "
-                  f"earlier exposure flagged (clinical reference 10.4; section 12 row 7)"),
+                  f"earlier exposure flagged (clinical reference §10.4; §12.7)"),
         "cohort": {
             "age_years": [c.age_min_years, c.age_max_years],
             "age_rule": "completed years at PICU admission, both ends inclusive",
@@ -83,15 +83,15 @@ def methods_summary(study: StudyDefinition) -> dict:
         "windows": {
             "baseline_hours": [w.baseline_from_hours, w.baseline_to_hours],
             "baseline_rule": "closest to the index, edges inclusive; equidistant -> the earlier "
-                             "(pre-index) value (section 12 row 1)",
+                             "(pre-index) value (§12.1)",
             "day7_target_hours": w.day7_target_hours,
             "day7_hours": [w.day7_from_hours, w.day7_to_hours],
             "day7_rule": "closest to the target, edges inclusive; equidistant -> the earlier "
-                         "value (section 12 row 2)",
+                         "value (§12.2)",
             "trajectory_days": [w.trajectory_from_days, w.trajectory_to_days],
         },
         "missing": "complete cases per marker; patients without both values are excluded from "
-                   "that marker only and counted (section 12 row 3)",
+                   "that marker only and counted (§12.3)",
         "summary": {
             "sem": analysis.SEM_METHOD if a.sem_ddof == 1 else "SD (n) / sqrt(n)",
             "quantiles": analysis.QUANTILE_METHOD,

@@ -7,7 +7,7 @@ against ``SELECT DISTINCT`` of the whole target table: the cost of each further 
 the table already loaded.
 
 This module keeps the validating reader as the only path into the canonical tables (unit
-conversion to canonical units per clinical reference section 11.1, quarantine, time parsing) but
+conversion to canonical units per clinical reference §11.1, quarantine, time parsing) but
 runs it on one chunk at a time, into an **empty in-memory** database (so the reload check is
 skipped: the chunk's keys are new by construction, stay and person ids are numbered over the
 whole cohort by :func:`hyperinflam.synth.generator.iter_chunks`), then appends the chunk's canonical rows

@@ -9,10 +9,10 @@ was generated for (the group label is never written into the canonical files; re
 
 * ``treated`` (3 %): the hyperinflammatory phenotype (sHLH / MAS / sepsis-MODS) treated with
   anakinra started on day 0-3 of the stay. Their CRP, ferritin, fibrinogen, ANC and ALC at the
-  start of anakinra and 7 days later follow the founding paper (clinical reference 10.1, 10.3):
+  start of anakinra and 7 days later follow the founding paper (clinical reference §10.1, §10.3):
   see :data:`FOUNDING_MARKERS`.
 * ``untreated_phenotype`` (2 %): the same phenotype without anakinra.
-* ``sepsis`` (20 %): Phoenix-positive sepsis (clinical reference 5.2: lactate, hypotension with
+* ``sepsis`` (20 %): Phoenix-positive sepsis (clinical reference §5.2: lactate, hypotension with
   vasoactive infusions, coagulopathy, respiratory failure) with only modest ferritin.
 * ``other`` (75 %): other PICU admissions (respiratory, post-operative, trauma, neurological, ...).
 
@@ -28,7 +28,7 @@ Design
 * **Units** are chosen per person from a "hospital lab system" (:data:`LAB_SYSTEMS`): US
   conventional, SI, or US with cell counts per microlitre; every spelling is listed in
   ``vocabulary/units.csv`` and every value is rounded to the precision a laboratory reports and
-  lies inside the plausible range of ``vocabulary/variables.csv`` (clinical reference 11.1, 11.2).
+  lies inside the plausible range of ``vocabulary/variables.csv`` (clinical reference §11.1, §11.2).
 * **Weights** follow a simple sex-averaged growth curve (:data:`GROWTH_CURVE_KG`, approximate
   WHO/CDC 50th centiles) with lognormal noise (SD of log 0.14).
 * **Vitals** are charted every 1-4 h (per stay), labs are drawn at admission (and in a quarter of
@@ -40,7 +40,7 @@ Clinical choices (all synthetic, documented here, none used by any score): norma
 illness peaks per variable (:data:`LAB_MODEL`, :data:`LAB_PEAKS`), age-dependent vital norms
 (:data:`VITAL_NORMS`, approximate PALS medians), co-therapy doses (methylprednisolone,
 dexamethasone, IVIG, hydrocortisone) are illustrative, not recommendations. Anakinra regimens follow
-clinical reference 9.1 (2-10 mg/kg/day SC or IV divided q6-12 h, or continuous IV infusion).
+clinical reference §9.1 (2-10 mg/kg/day SC or IV divided q6-12 h, or continuous IV infusion).
 """
 
 from __future__ import annotations
@@ -365,7 +365,7 @@ class _Block:
         rng, n, g = self.rng, self.n, self.group
         rows = _Rows(LAYOUT["drug_administration"])
         wt = np.round(self.weight, 1)
-        # Anakinra (clinical reference 9.1): 2-10 mg/kg/day, SC or IV divided q6-12 h, or
+        # Anakinra (clinical reference §9.1): 2-10 mg/kg/day, SC or IV divided q6-12 h, or
         # continuous IV infusion; 7-28 days (median ~11).
         s = np.flatnonzero(g == TREATED)
         m = len(s)
@@ -719,7 +719,7 @@ def _founding_course(t, index_h, normal, baseline, day7):
     """Value of a founding-paper marker at hours t after admission (treated group).
 
     Plateaus at the baseline value from index - 24 h to index + 12 h and at the day-7 value from
-    index + 156 h to index + 180 h (the study windows, clinical reference 10.4 / 12 rows 1-2);
+    index + 156 h to index + 180 h (the study windows, clinical reference §10.4 / §12.1-§12.2);
     log-linear in between; rising from 60 % of baseline at admission before; back to the child's
     normal over the following week.
     """
@@ -744,7 +744,7 @@ _UNIT_TABLE_CACHE: dict[int, dict[str, np.ndarray]] = {}
 def _unit_table(vocabulary: Vocabulary) -> dict[str, np.ndarray]:
     """Lookup arrays indexed by variable code x lab system: unit text, factor, offset, decimals.
 
-    Factors come from vocabulary/units.csv (clinical reference 11.1): canonical = received x factor
+    Factors come from vocabulary/units.csv (clinical reference §11.1): canonical = received x factor
     + offset, so received = (canonical - offset) / factor.
     """
     key = id(vocabulary)

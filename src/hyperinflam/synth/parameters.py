@@ -1,5 +1,5 @@
 """The synthetic cohort's parameters, as data: the groups and their mix, the CSV layout, the
-founding paper's marker targets (clinical reference 10.1, 10.3) and the clinical choices of the
+founding paper's marker targets (clinical reference §10.1, §10.3) and the clinical choices of the
 generator (normal values, illness peaks, panels, lab systems and their units, therapies,
 infections). Every choice is documented in :mod:`hyperinflam.synth.generator`; none is used by any
 score.
@@ -34,7 +34,7 @@ TIME_FORMAT = "%Y-%m-%d %H:%M"
 
 
 # --------------------------------------------------------------------------------------------
-# Founding paper targets (clinical reference 10.1 and 10.3)
+# Founding paper targets (clinical reference §10.1 and §10.3)
 # --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class PairedMarker:
@@ -54,7 +54,7 @@ class PairedMarker:
     source: str
 
 
-#: Clinical reference 10.1/10.3. CRP: means and SD = SEM x sqrt(8) for both time points.
+#: Clinical reference §10.1/10.3. CRP: means and SD = SEM x sqrt(8) for both time points.
 #: Ferritin: baseline mean 8867 (derived, 10.3); baseline SD not reported: 15 000 ng/mL chosen,
 #: heavy-tailed (log-SD 1.16), because 10.3 derives an SD of paired differences of ~14 300 ng/mL
 #: from p = 0.30, which with the day-7 SD 3332 and a log-correlation of 0.3-0.5 needs a baseline
@@ -91,7 +91,7 @@ VITAL_NORMS = {
 }
 
 #: Lab normals in canonical units: (median, SD of log between children, assay CV, clip low, high).
-#: The clip bounds keep every value well inside variables.csv (clinical reference 11.2).
+#: The clip bounds keep every value well inside variables.csv (clinical reference §11.2).
 LAB_MODEL: dict[str, tuple[float, float, float, float, float]] = {
     "crp": (2.0, 0.8, 0.05, 0.3, 950),
     "ferritin": (60, 0.5, 0.05, 5, 500000),
@@ -246,7 +246,7 @@ ADMISSION_REASONS: dict[int, tuple[tuple[str, float], ...]] = {
             ("chest pain", 0.02), ("other", 0.04)),
 }
 
-#: (p ventilated, p vasoactive) per group. Treated: 5/8 and 5/8 (clinical reference 10.1).
+#: (p ventilated, p vasoactive) per group. Treated: 5/8 and 5/8 (clinical reference §10.1).
 SUPPORT_PROBABILITY = {TREATED: (0.625, 0.625), UNTREATED: (0.5, 0.5), SEPSIS: (0.55, 0.65),
                        OTHER: (0.22, 0.07)}
 VASOACTIVES = ("epinephrine", "norepinephrine", "dopamine", "dobutamine", "milrinone", "vasopressin")

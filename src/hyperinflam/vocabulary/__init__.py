@@ -1,7 +1,7 @@
 """Variables, units and drugs as data.
 
 The vocabulary lives in CSV files next to this module, every row citing
-``../shared/clinical-reference.md`` (sections 11.1, 11.2 and 11.5):
+docs/clinical-reference.md (§11.1, §11.2 and §11.5):
 
 * ``variables.csv``: each variable's canonical unit (UCUM), its plausible range (values outside are
   quarantined as ``implausible_value``), the band in which a value is loaded but flagged

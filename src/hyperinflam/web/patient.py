@@ -119,8 +119,8 @@ def timeline_exprs(con, stays: ir.Table, at: dt.datetime) -> dict[str, ir.Table]
 
 
 def marker_response_expr(con, course: ir.Table, at: dt.datetime) -> ir.Table:
-    """Day-0 and day-7 marker values by the founding study's rules (clinical reference §12 rows
-    1-2, study/cohort.chosen_values with the shipped 'rajasekaran2014' windows) for every stay of
+    """Day-0 and day-7 marker values by the founding study's rules (clinical reference §12.1-§12.2,
+    study/cohort.chosen_values with the shipped 'rajasekaran2014' windows) for every stay of
     ``course`` (stay_id, person_id, index_time); values after ``at`` are not shown ("so far")."""
     from hyperinflam.study.cohort import chosen_values
     from hyperinflam.study.definition import load_study

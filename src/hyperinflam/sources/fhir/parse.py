@@ -1,7 +1,7 @@
 """Streaming FHIR R4 parsing for :mod:`hyperinflam.sources.fhir.reader`: JSON in, flat staging rows out.
 
 Only the fields the canonical tables use are read and checked ("parse fast and validate what we
-use", ``/work/shared/stack-notes.md``, FHIR speed). NDJSON is read line by line with orjson, and
+use", docs/stack.md, "FHIR speed"). NDJSON is read line by line with orjson, and
 rows are flushed to DuckDB every :data:`FLUSH_ROWS` rows, so a bulk export of millions of lines
 never sits in memory at once. A Bundle file is one JSON document and is parsed whole.
 
@@ -32,7 +32,7 @@ UCUM = "http://unitsofmeasure.org"
 #: hyperinflam's own code system for events exported as Conditions (round trip; docs/sources-fhir.md).
 EVENT_SYSTEM = "https://hyperinflam.org/fhir/CodeSystem/event"
 #: Extension carrying a weight in kg (dosing weight on MedicationAdministration; admission weight
-#: on Encounter); clinical reference §12 row 34.
+#: on Encounter); clinical reference §12.34.
 WEIGHT_EXTENSION = "https://hyperinflam.org/fhir/StructureDefinition/weight-kg"
 
 #: Statuses meaning "did not happen": the row is quarantined as ``not_done``.

@@ -9,7 +9,7 @@ DuckDB query into the staged layout and handed to the shared pipeline
 idempotent reloads). ``_line`` is the OMOP primary key (``death``: person_id); quarantine rows name
 the source as ``<source>#<omop table>``.
 
-Codes (clinical reference 11.3-11.5) are data: ``vocabulary/codes_omop.csv`` (``kind, target,
+Codes (clinical reference §11.3-§11.5) are data: ``vocabulary/codes_omop.csv`` (``kind, target,
 vocabulary_id, concept_code, concept_id``) plus an optional site file of the same layout
 (``--codes``). A code row matches a source concept by ``concept_id``, or, when the source has a
 ``concept`` table, by (vocabulary_id, concept_code): so a LOINC code whose OMOP id is marked VERIFY
@@ -465,7 +465,7 @@ class _Loader:
         rxnorm = [(name, info["rxnorm_ingredient"].strip()) for name, info in
                   self.vocab.drugs.items() if (info.get("rxnorm_ingredient") or "").strip()]
         if rxnorm and s.has("concept"):
-            # RxNorm ingredient codes (clinical reference 11.5) resolved through the source's
+            # RxNorm ingredient codes (clinical reference §11.5) resolved through the source's
             # concept table: finds ingredients whose OMOP id is VERIFY or absent in drugs.csv
             # (dopamine, dobutamine, milrinone), and export_omop's local ingredient concepts.
             self.raw.execute("CREATE OR REPLACE TEMP TABLE _omop_drug_rxnorm (drug VARCHAR, "
