@@ -27,7 +27,7 @@ STAYS = ("ENC-90001", "ENC-90002", "ENC-90003")
 CRITERIA = ["hlh2004", "hscore", "phoenix", "psofa"]
 
 
-def build_web_db(path) -> None:
+def build_web_db(path, extra=None) -> None:
     """Three children: ENC-90001 open with rising ferritin and anakinra 2 mg/kg q6h (20 kg),
     HScore by hand (§2.2) 49 (39.6 °C) + 34 (3 lineages) + 50 (ferritin > 6000) + 30 (fibrinogen
     1.2 g/L) + 19 (AST 150) = 182 >= 169, so it meets HScore;
@@ -61,15 +61,17 @@ def build_web_db(path) -> None:
                     [dt.datetime(2024, 3, 3, 8) + dt.timedelta(hours=6 * i)])
     raw.execute("INSERT INTO organ_support VALUES ('MRN-55501', NULL, 'invasive_ventilation', "
                 "TIMESTAMP '2024-03-02 09:00', NULL, NULL, NULL)")
+    if extra is not None:  # more rows for one test (a function of the raw connection)
+        extra(raw)
     con.disconnect()
 
 
-def make_app(tmp_path_factory, **kw):
+def make_app(tmp_path_factory, extra=None, **kw):
     from hyperinflam.web import WebSettings, create_app
 
     folder = tmp_path_factory.mktemp("web")
     db = folder / "site.duckdb"
-    build_web_db(db)
+    build_web_db(db, extra)
     app = create_app(WebSettings(db=db, state=folder / "state.sqlite", pinned_now=NOW,
                                  criteria=CRITERIA, warm=False, **kw))
     app.state.store.add_user("alice", "clinician", PASSWORD)

@@ -17,7 +17,24 @@ STATE_HELP = ("State database of the web application (users, audit). Default: "
               "<db>.web.sqlite next to --db.")
 
 
+#: The one line a missing web extra prints (the web modules need fastapi, uvicorn, argon2-cffi).
+WEB_EXTRA_MISSING = ("the web application needs the [web] extra: pip install "
+                     "'hyperinflam[web]' (missing: {module})")
+
+
+def _require_web_extra() -> None:
+    """Fail with one line naming the pip command when a package of the [web] extra is missing."""
+    import importlib.util
+
+    from rich.markup import escape
+
+    for module in ("fastapi", "uvicorn", "argon2", "multipart", "itsdangerous"):
+        if importlib.util.find_spec(module) is None:
+            fail(escape(WEB_EXTRA_MISSING.format(module=module)))
+
+
 def _state_store(db: Optional[Path], state: Optional[Path]):
+    _require_web_extra()
     from hyperinflam.engine import resolve_db_path
     from hyperinflam.web.state import StateStore, default_state_path
 
@@ -35,6 +52,10 @@ def serve(
                                         "UTC), e.g. to show the demo data as a live census."),
     refresh: float = typer.Option(60.0, "--refresh", min=1, help="Seconds between live census "
                                   "recomputations."),
+    forwarded_allow_ips: Optional[str] = typer.Option(
+        None, "--forwarded-allow-ips", help="Addresses of the reverse proxy (comma-separated, or "
+        "'*') whose X-Forwarded-For / X-Forwarded-Proto headers are trusted. Default: none, the "
+        "client address is the connection's (audit rows, sign-in limits)."),
 ):
     """Serve the bedside web application: census, patient timeline, anakinra course.
 
@@ -44,6 +65,7 @@ def serve(
     """
     import logging
 
+    _require_web_extra()
     import uvicorn
 
     from hyperinflam.engine import resolve_db_path
@@ -60,7 +82,15 @@ def serve(
                           "--role clinician'.")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     console.print(f"Serving on http://{host}:{port}/ (Ctrl+C to stop)")
-    uvicorn.run(application, host=host, port=port, access_log=False, log_level="warning")
+    uvicorn.run(application, **uvicorn_options(host, port, forwarded_allow_ips))
+
+
+def uvicorn_options(host: str, port: int, forwarded_allow_ips: Optional[str]) -> dict:
+    """uvicorn's settings for ``serve``: forwarded headers are read only from the proxies named
+    (uvicorn's own default trusts 127.0.0.1, which lets any local process forge an address)."""
+    return {"host": host, "port": port, "access_log": False, "log_level": "warning",
+            "proxy_headers": bool(forwarded_allow_ips),
+            "forwarded_allow_ips": forwarded_allow_ips or ""}
 
 
 @users_app.command("add")

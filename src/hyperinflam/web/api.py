@@ -4,7 +4,6 @@ pages (:mod:`hyperinflam.web.views`), audited alike."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Literal, Optional
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -12,7 +11,7 @@ from fastapi.responses import Response
 
 from hyperinflam.web.auth import api_user, audit
 from hyperinflam.web.state import User
-from hyperinflam.web.views import (AnakinraCourse, Census, Criteria, Me, Timeline, census_view,
+from hyperinflam.web.views import (AT_HELP, AT_SCHEMA, AnakinraCourse, Census, Criteria, Me, Timeline, census_view,
                                    context, patient_views)
 
 router = APIRouter()
@@ -26,8 +25,7 @@ def api_me(user: User = Depends(api_user)):
 @router.get("/api/census", response_model=Census, tags=["census"],
             responses={401: {"description": "not signed in"},
                        422: {"description": "bad parameter"}})
-def api_census(request: Request, at: Optional[dt.datetime] = Query(
-                   None, description="ISO 8601 time; default now"),
+def api_census(request: Request, at: Optional[str] = Query(None, description=AT_HELP, json_schema_extra=AT_SCHEMA),
                filter: Literal["all", "meets", "approaching"] = Query("all"),
                user: User = Depends(api_user)):
     ctx = context(request)
@@ -50,20 +48,23 @@ responses = {401: {"description": "not signed in"}, 404: {"description": "unknow
 
 @router.get("/api/patients/{key}/timeline", response_model=Timeline, tags=["patient"],
             responses=responses)
-def api_timeline(request: Request, key: str, at: Optional[dt.datetime] = None,
+def api_timeline(request: Request, key: str,
+                 at: Optional[str] = Query(None, description=AT_HELP, json_schema_extra=AT_SCHEMA),
                  user: User = Depends(api_user)):
     return _patient_view(request, user, key, at, "timeline")
 
 
 @router.get("/api/patients/{key}/criteria", response_model=Criteria, tags=["patient"],
             responses=responses)
-def api_criteria(request: Request, key: str, at: Optional[dt.datetime] = None,
+def api_criteria(request: Request, key: str,
+                 at: Optional[str] = Query(None, description=AT_HELP, json_schema_extra=AT_SCHEMA),
                  user: User = Depends(api_user)):
     return _patient_view(request, user, key, at, "criteria")
 
 
 @router.get("/api/patients/{key}/anakinra", response_model=AnakinraCourse, tags=["patient"],
             responses=responses)
-def api_anakinra(request: Request, key: str, at: Optional[dt.datetime] = None,
+def api_anakinra(request: Request, key: str,
+                 at: Optional[str] = Query(None, description=AT_HELP, json_schema_extra=AT_SCHEMA),
                  user: User = Depends(api_user)):
     return _patient_view(request, user, key, at, "anakinra")

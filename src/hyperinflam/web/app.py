@@ -22,7 +22,7 @@ from importlib import resources
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.middleware.sessions import SessionMiddleware
@@ -37,6 +37,7 @@ from hyperinflam.web.state import StateStore, default_state_path
 from hyperinflam.web.views import ApiError, WebContext, census_view, context, patient_views
 
 access_log = logging.getLogger("hyperinflam.web.access")
+log = logging.getLogger("hyperinflam.web")
 
 
 @dataclass
@@ -54,7 +55,13 @@ async def log_and_harden(request: Request, call_next):
     """Access log of route templates (never paths: no identifier in the log) and the security
     headers of every response."""
     started = time.perf_counter()
-    response = await call_next(request)
+    try:
+        response = await call_next(request)
+    except Exception:  # noqa: BLE001 - logged with its traceback; the client sees a plain 500
+        log.exception("unhandled error on %s %s", request.method,
+                      getattr(request.scope.get("route"), "path", "(unmatched)"))
+        response = PlainTextResponse("Internal server error: the server log says why.",
+                                     status_code=500)
     route = request.scope.get("route")
     template = getattr(route, "path", None) or "(unmatched)"
     access_log.info("%s %s %d %.0fms", request.method, template, response.status_code,

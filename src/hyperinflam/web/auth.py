@@ -26,13 +26,14 @@ router = APIRouter()
 
 
 def session_user(request: Request) -> User | None:
-    name = request.session.get("user")
-    if not name:
+    """The user of the request's session: the cookie's session id must name a live session in
+    the state database (sign-out, a password or role change and removal end it there)."""
+    sid = request.session.get("sid")
+    if not sid:
         return None
-    user = context(request).store.get_user(name)
-    if user is None or user.role != request.session.get("role"):
+    user = context(request).store.session_user(sid)
+    if user is None:
         request.session.clear()
-        return None
     return user
 
 
@@ -97,12 +98,13 @@ def login(request: Request, username: str = Form(""), password: str = Form(""),
     store = ctx.store
     check_csrf(request, csrf_token_)
     address = client_address(request)
+    name = store.sign_in_name(username)  # never a password typed as the name
     error = None
-    if (store.recent_failures(user=username, window_s=SIGN_IN_WINDOW_SECONDS)
+    if (store.recent_failures(user=name, window_s=SIGN_IN_WINDOW_SECONDS)
             >= SIGN_IN_MAX_FAILURES_PER_USER or
             store.recent_failures(address=address, window_s=SIGN_IN_WINDOW_SECONDS)
             >= SIGN_IN_MAX_FAILURES_PER_ADDRESS):
-        store.audit(user=username, role=None, action="sign_in_refused_rate_limit",
+        store.audit(user=name, role=None, action="sign_in_refused_rate_limit",
                     address=address)
         error = (f"Too many failed sign-ins: try again in {SIGN_IN_WINDOW_SECONDS // 60} "
                  f"minutes, or ask an administrator.")
@@ -110,14 +112,15 @@ def login(request: Request, username: str = Form(""), password: str = Form(""),
             "csrf": csrf_token(request), "error": error, "user": None}, status_code=429)
     user = store.verify_password(username, password)
     if user is None:
-        store.record_failure(username, address)
-        store.audit(user=username, role=None, action="sign_in_failed", address=address)
+        store.record_failure(name, address)
+        store.audit(user=name, role=None, action="sign_in_failed", address=address)
         return ctx.templates.TemplateResponse(request, "login.html", {
             "csrf": csrf_token(request), "error": "Wrong user name or password.",
             "user": None}, status_code=401)
     store.clear_failures(user.name)
+    store.end_session(request.session.get("sid"))
     request.session.clear()  # new session: no fixation
-    request.session.update(user=user.name, role=user.role,
+    request.session.update(sid=store.create_session(user, SESSION_MAX_AGE_SECONDS),
                            csrf=secrets.token_urlsafe(32))
     store.audit(user=user.name, role=user.role, action="sign_in", address=address)
     return RedirectResponse("/census", status_code=303)
@@ -129,5 +132,6 @@ def logout(request: Request, csrf_token_: str = Form("", alias="csrf_token")):
     user = session_user(request)
     if user:
         audit(user, request, "sign_out")
+    context(request).store.end_session(request.session.get("sid"))
     request.session.clear()
     return RedirectResponse("/login", status_code=303)

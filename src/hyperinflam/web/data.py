@@ -312,12 +312,13 @@ class Database:
 
     # -- one stay -----------------------------------------------------------------------------
     def stay_ids(self) -> pd.DataFrame:
-        """Every stay (stay_id, person_id), cached per data version."""
+        """Every stay (stay_id, person_id, admit_time), cached per data version."""
         version = self.version()
         cached = self._stays
         if cached is not None and cached[0] == version:
             return cached[1]
-        frame = self.run(lambda con: con.table("stay").select("stay_id", "person_id")
+        frame = self.run(lambda con: con.table("stay")
+                         .select("stay_id", "person_id", "admit_time")
                          .order_by("stay_id").to_pandas())
         self._stays = (version, frame)
         return frame

@@ -16,6 +16,17 @@ from hyperinflam.web.views import FILTERS, census_view, context, get_census, pat
 
 router = APIRouter()
 
+#: A text cell starting with one of these is run as a formula by spreadsheet programs (OWASP,
+#: "CSV injection"): it is written with a leading apostrophe, which they show as text.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_formula(value):
+    """A CSV cell that no spreadsheet runs as a formula (numbers are left as they are)."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
 
 @router.get("/", include_in_schema=False)
 def home():
@@ -42,7 +53,7 @@ def census_export(request: Request, at: str | None = None, filter: str = "all",
     audit(user, request, "export_census", detail=f"filter={filter}; rows={census.n_stays}")
     frame = pd.DataFrame([r.model_dump(exclude={"other_results"}) for r in census.rows])
     buf = io.StringIO()
-    frame.to_csv(buf, index=False)
+    frame.map(neutralise_formula).to_csv(buf, index=False)
     return PlainTextResponse(buf.getvalue(), media_type="text/csv", headers={
         "Content-Disposition": 'attachment; filename="census.csv"'})
 

@@ -2,14 +2,19 @@
 API tokens and the server's secrets. It never holds clinical data.
 
 Default path: ``<database>.web.sqlite`` next to the ``--db`` file (``--state PATH`` to choose).
-Passwords are hashed with argon2id (argon2-cffi's defaults); API tokens are stored as SHA-256
-digests only (the token itself is shown once, when created).
+Passwords are hashed with argon2id (argon2-cffi's defaults); API tokens and session ids are stored
+as SHA-256 digests only (the token itself is shown once, when created). Sessions live here, not
+in the cookie alone: signing out, a new password or role (``users add --replace``) and
+``users remove`` end every session and token of the user at once, in every server process.
+A user name that is not an account (a password typed into the wrong field, say) is kept in the
+audit and sign-in failure tables only as ``unknown:`` + a short hash (:meth:`StateStore.sign_in_name`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import secrets
 import sqlite3
 import threading
@@ -36,6 +41,9 @@ CREATE TABLE IF NOT EXISTS sign_in_failures (
 CREATE TABLE IF NOT EXISTS api_tokens (
   digest TEXT PRIMARY KEY, user TEXT NOT NULL, created_at TEXT NOT NULL, label TEXT);
 CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (
+  digest TEXT PRIMARY KEY, user TEXT NOT NULL, role TEXT NOT NULL, created_at TEXT NOT NULL,
+  expires_at TEXT NOT NULL);
 """
 
 
@@ -48,6 +56,10 @@ class User:
 def default_state_path(db_path: str | Path) -> Path:
     db_path = Path(db_path)
     return db_path.with_name(db_path.name + ".web.sqlite")
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def _now() -> str:
@@ -104,13 +116,14 @@ class StateStore:
         digest = self._hasher.hash(password)
         self._q("INSERT OR REPLACE INTO users (name, role, password_hash, created_at, disabled) "
                 "VALUES (?, ?, ?, ?, 0)", (name, role, digest, _now()))
+        self.end_sessions(name)  # a new password or role: no old session or token goes on
         return User(name, role)
 
     def remove_user(self, name: str) -> None:
         if not self._q("SELECT 1 FROM users WHERE name = ?", (name,)):
             raise StateError(f"no user '{name}'.")
         self._q("DELETE FROM users WHERE name = ?", (name,))
-        self._q("DELETE FROM api_tokens WHERE user = ?", (name,))
+        self.end_sessions(name)
 
     def list_users(self) -> list[dict]:
         rows = self._q("SELECT name, role, created_at, disabled FROM users ORDER BY name")
@@ -146,6 +159,44 @@ class StateStore:
         if StateStore._dummy is None:
             StateStore._dummy = self._hasher.hash(secrets.token_hex(16))
         return StateStore._dummy
+
+    # -- sessions -----------------------------------------------------------------------------
+    def create_session(self, user: User, max_age_s: float) -> str:
+        """A new session of ``user`` (its id goes into the signed cookie; only its digest here)."""
+        sid = secrets.token_urlsafe(32)
+        expires = (dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+                   + dt.timedelta(seconds=max_age_s)).isoformat(timespec="seconds")
+        self._q("DELETE FROM sessions WHERE expires_at < ?", (_now(),))
+        self._q("INSERT INTO sessions VALUES (?, ?, ?, ?, ?)",
+                (_digest(sid), user.name, user.role, _now(), expires))
+        return sid
+
+    def session_user(self, sid: str | None) -> User | None:
+        """The user of a live session: it exists, has not expired, and the account still has the
+        role it was opened with."""
+        if not sid:
+            return None
+        rows = self._q("SELECT s.user, s.role FROM sessions s JOIN users u ON u.name = s.user "
+                       "AND u.role = s.role AND u.disabled = 0 WHERE s.digest = ? AND "
+                       "s.expires_at >= ?", (_digest(sid), _now()))
+        return User(*rows[0]) if rows else None
+
+    def end_session(self, sid: str | None) -> None:
+        if sid:
+            self._q("DELETE FROM sessions WHERE digest = ?", (_digest(sid),))
+
+    def end_sessions(self, name: str) -> None:
+        """End every session and API token of user ``name``."""
+        self._q("DELETE FROM sessions WHERE user = ?", (name,))
+        self._q("DELETE FROM api_tokens WHERE user = ?", (name,))
+
+    def sign_in_name(self, name: str) -> str:
+        """How a sign-in's user name is recorded: as it is for an account, else ``unknown:`` and
+        12 hex digits of a keyed hash (a password typed as the name is never stored)."""
+        if self._q("SELECT 1 FROM users WHERE name = ?", (name,)):
+            return name
+        key = self.secret("sign-in-names").encode()
+        return "unknown:" + hmac.new(key, name.encode(), hashlib.sha256).hexdigest()[:12]
 
     # -- sign-in limits -----------------------------------------------------------------------
     def record_failure(self, user: str, address: str) -> None:

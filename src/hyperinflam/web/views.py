@@ -7,6 +7,7 @@ of these views per snapshot. Every function takes the application's :class:`WebC
 from __future__ import annotations
 
 import datetime as dt
+import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from hyperinflam.screening.approaching import missing_input_notes
 from hyperinflam.web import charts
 from hyperinflam.web.data import Database
 from hyperinflam.web.patient import BAR_DRUG_CLASSES, TIMELINE_VARIABLES, records
-from hyperinflam.web.privacy import Pseudonymizer
+from hyperinflam.web.privacy import Pseudonymizer, from_frame, to_frame
 from hyperinflam.web.state import StateStore, User
 
 FILTERS = ("all", "meets", "approaching")
@@ -198,20 +199,55 @@ def _text(value) -> str:
     return "" if value is None else str(value)
 
 
+#: The times ``?at=`` accepts (documented in docs/web.md): a calendar the engine and every
+#: reader handle, far wider than any stay.
+AT_EARLIEST = dt.datetime(1900, 1, 1)
+AT_LATEST = dt.datetime(2199, 12, 31, 23, 59)
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+#: The form of ``at`` in the OpenAPI document (checked by the route, with a message, not by the
+#: schema validator): 'now' or an ISO 8601 date, optionally with a time and an offset.
+AT_SCHEMA = {"pattern": r"^(now|\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2})?(Z|[+-]\d{2}:\d{2})?)?)$",
+             "examples": ["2024-03-01T14:30:00Z", "now"]}
+AT_HELP = ("ISO 8601 time, e.g. '2024-03-01 14:30' or '2024-03-01T14:30:00+01:00' (no offset: "
+           "UTC); 'now' or nothing for now. Researchers: in the stay's own frame (docs/web.md).")
+
+
 def _parse_at(text: str | dt.datetime | None) -> dt.datetime | None:
-    if not text:
+    """A ``?at=`` value as a naive UTC datetime; None (or 'now') is now. Anything else than an
+    ISO 8601 time between :data:`AT_EARLIEST` and :data:`AT_LATEST` is a 422 with a message."""
+    if text is None or (isinstance(text, str) and text.strip().lower() in ("", "now")):
         return None
     if isinstance(text, dt.datetime):
-        if text.tzinfo is not None:
-            text = text.astimezone(dt.timezone.utc).replace(tzinfo=None)
-        return text.replace(microsecond=0)
-    from hyperinflam.errors import FeatureError
-    from hyperinflam.features import to_naive_utc
+        stamp = text
+        if stamp.tzinfo is not None:
+            stamp = stamp.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    else:
+        from hyperinflam.errors import FeatureError
+        from hyperinflam.features import to_naive_utc
 
-    try:
-        return to_naive_utc(text).replace(microsecond=0)
-    except FeatureError as exc:
-        raise ApiError(422, f"at: {exc}") from None
+        shown = text.strip()[:40]
+        if not _ISO_DATE.match(text.strip()):
+            raise ApiError(422, f"at: '{shown}' is not a time: give an ISO 8601 time such as "
+                                f"'2024-03-01 14:30' (UTC) or '2024-03-01T14:30:00+01:00', or "
+                                f"'now'.")
+        try:
+            stamp = to_naive_utc(text.strip())
+        except (FeatureError, ValueError, OverflowError) as exc:
+            raise ApiError(422, f"at: '{shown}' is not a time: give an ISO 8601 time such as "
+                                f"'2024-03-01 14:30' ({exc})") from None
+    if not AT_EARLIEST <= stamp <= AT_LATEST:
+        raise ApiError(422, f"at: the time must be between {AT_EARLIEST:%Y-%m-%d} and "
+                            f"{AT_LATEST:%Y-%m-%d} (ISO 8601).")
+    return stamp.replace(microsecond=0)
+
+
+def _not_after_now(ctx: WebContext, at: dt.datetime | None, shown=None) -> None:
+    """A chosen time after now (the pinned now under --as-of) is refused: nothing after now is
+    shown. ``shown`` formats now for the message (a researcher sees it in the stay frame)."""
+    now = ctx.database.now()
+    if at is not None and at > now:
+        text = shown(now) if shown else now.isoformat(sep=" ", timespec="minutes")
+        raise ApiError(422, f"at: the time is after now ({text} UTC); choose an earlier time.")
 
 
 # -- presentation per role ----------------------------------------------------------------
@@ -223,12 +259,19 @@ def ident(ctx: WebContext, user: User, person_id: str, stay_id: str) -> tuple[st
     return ctx.pseudo.person_pseudonym(person_id), ctx.pseudo.stay_pseudonym(stay_id)
 
 
-def when(ctx: WebContext, user: User, value, person_id: str):
+def when(ctx: WebContext, user: User, value, admit_time, until=None):
+    """A time as shown to ``user``: as it is for a clinician, in the stay frame of
+    ``admit_time`` for a researcher (:mod:`hyperinflam.web.privacy`); a time after ``until``
+    (the evaluation time: a discharge or an end still to come) is not shown."""
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return None
     value = pd.Timestamp(value)
+    if until is not None and value > pd.Timestamp(until):
+        return None
     if user.role != "clinician":
-        value = ctx.pseudo.shift(value, person_id)
+        value = to_frame(value, admit_time)
+        if value is None:
+            return None
     return value.isoformat(sep=" ", timespec="minutes")
 
 
@@ -246,7 +289,9 @@ def census_rows(ctx: WebContext, user: User, frame: pd.DataFrame) -> list[Census
         age = _jsonable(r.get("age_months"))
         rows.append(CensusRow(
             key=ctx.pseudo.stay_key(r["stay_id"]), patient=patient, stay=stay,
-            admit_time=when(ctx, user, r.get("admit_time"), r["person_id"]),
+            # a researcher's census shows no clock time (hours in the PICU say it all)
+            admit_time=(when(ctx, user, r.get("admit_time"), r.get("admit_time"))
+                        if user.role == "clinician" else None),
             hours_since_admit=_jsonable(r.get("hours_since_admit")),
             age_years=None if age is None else round(age / 12, 1),
             sex=_jsonable(r.get("sex")),
@@ -273,7 +318,12 @@ def census_rows(ctx: WebContext, user: User, frame: pd.DataFrame) -> list[Census
 def census_view(ctx: WebContext, user: User, at: str | None, filter_: str) -> tuple[Census, tuple]:
     if filter_ not in FILTERS:
         raise ApiError(422, f"filter '{filter_}' is not known: use one of {', '.join(FILTERS)}")
-    snap = ctx.database.snapshot(_parse_at(at))
+    at_real = _parse_at(at)
+    if at_real is not None and user.role != "clinician":
+        raise ApiError(422, "at: a researcher sees the current census only (each patient's times "
+                            "are in that stay's own frame: choose a time on the patient page)")
+    _not_after_now(ctx, at_real)
+    snap = ctx.database.snapshot(at_real)
     key = ("census", snap.key, user.role, filter_)
 
     def build():
@@ -298,8 +348,8 @@ def find_stay(ctx: WebContext, key: str) -> dict:
     index = ctx.stay_index.get("index") if ctx.stay_index.get("version") == version else None
     if index is None:
         stays = ctx.database.stay_ids()
-        index = {ctx.pseudo.stay_key(s): {"stay_id": s, "person_id": p}
-                 for s, p in zip(stays.stay_id, stays.person_id)}
+        index = {ctx.pseudo.stay_key(s): {"stay_id": s, "person_id": p, "admit_time": a}
+                 for s, p, a in zip(stays.stay_id, stays.person_id, stays.admit_time.tolist())}
         ctx.stay_index.update(version=version, index=index)
     hit = index.get(key)
     if hit is None:
@@ -311,27 +361,39 @@ def patient_views(ctx: WebContext, user: User, key: str, at: str | None) -> tupl
     """(stay, views): the timeline, criteria and anakinra views and the page context of one
     stay for one role, cached per snapshot."""
     stay = find_stay(ctx, key)
-    snap = ctx.database.snapshot(_parse_at(at))
+    at_real = _parse_at(at)
+    admit = stay["admit_time"]
+    if at_real is not None and user.role != "clinician":
+        at_real = from_frame(at_real, admit)  # a researcher's time is in the stay frame
+        _not_after_now(ctx, at_real,
+                       lambda now: to_frame(now, admit).isoformat(sep=" ", timespec="minutes"))
+    else:
+        _not_after_now(ctx, at_real)
+    snap = ctx.database.snapshot(at_real)
     cache_key = ("patient", snap.key, user.role, key)
 
     def build():
         data = ctx.database.patient(stay["stay_id"], snapshot=snap)
         if not data:
             raise ApiError(404, "no such patient stay")
-        return patient_context(ctx, user, key, stay, data)
+        return patient_context(ctx, user, key, stay, data, snap.at)
     return stay, ctx.views.get_or_build(cache_key, build)
 
 
-def patient_context(ctx: WebContext, user: User, key: str, stay: dict, data: dict) -> dict:
-    pid = stay["person_id"]
+def patient_context(ctx: WebContext, user: User, key: str, stay: dict, data: dict,
+                    at: dt.datetime) -> dict:
+    """The page context of one stay evaluated at ``at``: nothing after ``at`` is shown (a
+    discharge, the end of a drug or of organ support still to come)."""
     info = data["stay"]
+    stay = {**stay, "at": at}
+    admit = info["admit_time"]
     return {
         "timeline": timeline_json(ctx, user, key, stay, data),
         "criteria": criteria_json(ctx, user, key, stay, data),
         "anakinra": anakinra_json(ctx, user, key, stay, data),
-        "svg": build_timeline_svg(ctx, user, data, pid),
-        "admit_time": when(ctx, user, info["admit_time"], pid),
-        "discharge_time": when(ctx, user, info["discharge_time"], pid),
+        "svg": build_timeline_svg(ctx, user, data, admit, at),
+        "admit_time": when(ctx, user, admit, admit),
+        "discharge_time": when(ctx, user, info["discharge_time"], admit, until=at),
         "birth_date": str(info["birth_date"])[:10] if user.role == "clinician" else None,
         "sex": info.get("sex"), "weight_kg": _jsonable(info.get("weight_kg")),
         "reason": info.get("admission_reason"),
@@ -339,38 +401,39 @@ def patient_context(ctx: WebContext, user: User, key: str, stay: dict, data: dic
 
 
 def timeline_json(ctx: WebContext, user, key, stay, data) -> Timeline:
-    pid = stay["person_id"]
-    patient, stay_label = ident(ctx, user, pid, stay["stay_id"])
+    patient, stay_label = ident(ctx, user, stay["person_id"], stay["stay_id"])
 
     def shifted(rows, cols):
-        return view_rows(ctx, user, pid, rows, shift=cols, drop=("stay_id",))
+        return view_rows(ctx, user, stay, rows, shift=cols, drop=("stay_id",))
     return Timeline(key=key, patient=patient, stay=stay_label,
                     measurements=shifted(data["measurements"], ["time"]),
                     drugs=shifted(data["drugs"], ["start_time", "end_time"]),
                     organ_support=shifted(data["support"], ["start_time", "end_time"]))
 
 
-def view_rows(ctx: WebContext, user: User, pid: str, rows, *, shift=(), drop=()) -> list[dict]:
-    """JSON-ready rows for one role: times in ``shift`` shifted for researchers."""
-    return [{k: when(ctx, user, v, pid) if k in shift else _jsonable(v)
+def view_rows(ctx: WebContext, user: User, stay: dict, rows, *, shift=(),
+              drop=()) -> list[dict]:
+    """JSON-ready rows for one role: times in ``shift`` in the researcher's stay frame, and none
+    after the evaluation time ``stay['at']``."""
+    admit, at = stay["admit_time"], stay.get("at")
+    return [{k: when(ctx, user, v, admit, until=at) if k in shift else _jsonable(v)
              for k, v in r.items() if k not in drop} for r in rows]
 
 
 def criteria_json(ctx: WebContext, user, key, stay, data) -> Criteria:
-    pid = stay["person_id"]
     current = data.get("current") or {}
     current = {k: _jsonable(v) for k, v in current.items()
                if k not in ("person_id", "stay_id", "admit_time", "eval_time",
                             "ferritin_last_time", "ferritin_previous_time")}
-    strip = view_rows(ctx, user, pid, data["strip"], shift=("eval_time",), drop=("stay_id",))
-    return Criteria(key=key, evaluated_at=when(ctx, user, data.get("current_at"), pid),
+    strip = view_rows(ctx, user, stay, data["strip"], shift=("eval_time",), drop=("stay_id",))
+    return Criteria(key=key, evaluated_at=when(ctx, user, data.get("current_at"),
+                                               stay["admit_time"]),
                     current=current, over_time=strip,
                     missing_inputs=missing_input_notes(data.get("current") or {}, ctx.labels))
 
 
 def anakinra_json(ctx: WebContext, user, key, stay, data) -> AnakinraCourse:
-    pid = stay["person_id"]
-    days = view_rows(ctx, user, pid, data["anakinra_days"],
+    days = view_rows(ctx, user, stay, data["anakinra_days"],
                      shift=("index_time", "period_start", "period_end"),
                      drop=("person_id", "stay_id"))
     summary = data["anakinra_course"]
@@ -378,8 +441,8 @@ def anakinra_json(ctx: WebContext, user, key, stay, data) -> AnakinraCourse:
         summary = {k: _jsonable(v) for k, v in summary.items()
                    if k not in ("person_id", "stay_id")}
         for c in ("index_time", "last_dose_time"):
-            summary[c] = when(ctx, user, summary.get(c), pid)
-    resp = view_rows(ctx, user, pid, data["marker_response"], shift=("time",),
+            summary[c] = when(ctx, user, summary.get(c), stay["admit_time"])
+    resp = view_rows(ctx, user, stay, data["marker_response"], shift=("time",),
                      drop=("stay_id",))
     return AnakinraCourse(key=key, summary=summary, daily=days, marker_response=resp,
                           flags={"above_labelled_maximum_mg_kg_day":
@@ -390,12 +453,14 @@ def anakinra_json(ctx: WebContext, user, key, stay, data) -> AnakinraCourse:
                                  anakinra.LOWEST_REPORTED_MG_KG_DAY})
 
 
-def build_timeline_svg(ctx: WebContext, user: User, data: dict, pid: str) -> str:
+def build_timeline_svg(ctx: WebContext, user: User, data: dict, admit, at) -> str:
     def sh(t):
         if t is None or pd.isna(t):
             return None
         t = pd.Timestamp(t)
-        return ctx.pseudo.shift(t, pid) if user.role != "clinician" else t
+        if t > pd.Timestamp(at):  # an end still to come: drawn up to the evaluation time
+            t = pd.Timestamp(at)
+        return to_frame(t, admit) if user.role != "clinician" else t
     lo, hi = data["window"]
     axis = charts.Axis(sh(lo), sh(hi))
     meas = data["measurements"]
