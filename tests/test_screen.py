@@ -124,13 +124,12 @@ def db(tmp_path, monkeypatch):
     fill(con)
     con.disconnect()
     # only the test criteria, whatever modules exist in the package
+    # (every surface reads the criteria through screening.screen.select_criteria)
     import hyperinflam.screening.screen as screen_module
-    import hyperinflam.screening.summary as summary_module
 
     real = screen_module.select_criteria
-    for module in (screen_module, summary_module):
-        monkeypatch.setattr(module, "select_criteria", lambda criteria=None: real(
-            [FERRITIN, CRP] if criteria is None else criteria))
+    monkeypatch.setattr(screen_module, "select_criteria", lambda criteria=None: real(
+        [FERRITIN, CRP] if criteria is None else criteria))
     return path
 
 

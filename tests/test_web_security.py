@@ -297,7 +297,7 @@ def _serve(tmp_path, *extra):
          "--port", str(port), "--as-of", NOW.isoformat(), *extra],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ})
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         try:
             if httpx.get(base + "/login", timeout=2).status_code == 200:
@@ -309,7 +309,7 @@ def _serve(tmp_path, *extra):
 
 
 def _failed_sign_in(base: str, forwarded: str) -> None:
-    with httpx.Client(base_url=base) as client:
+    with httpx.Client(base_url=base, timeout=120) as client:  # a loaded 2-core machine
         token = csrf_of(client.get("/login").text)
         client.post("/login", data={"username": "alice", "password": "wrong password!!",
                                     "csrf_token": token},

@@ -21,8 +21,9 @@ SCREEN_HELP = (
     "(docs/time-model.md); a value that was not measured is 'unknown', never normal, unless the "
     "score's authors say so.\n\n"
     "Writes one row per stay x evaluation time to --out (CSV or Parquet; columns in "
-    "docs/screen-output.md) and prints the stays that meet any criterion at their latest "
-    "evaluation.\n\n"
+    "docs/screen-output.md) and prints how many stays meet a phenotype criterion (HLH-2004, "
+    "HScore, MAS-2016, MS score, hyperferritinaemic sepsis) and an organ dysfunction or severity "
+    "criterion (IPSCC, Phoenix) at any of their evaluations, and the stays meeting one.\n\n"
     "Examples:\n\n"
     "hyperinflam screen --out screen.parquet\n\n"
     "hyperinflam screen --grid 6h --out screen.csv --db site.duckdb\n\n"
@@ -78,40 +79,68 @@ def screen_command(
 
     with console.status("Summarising...", spinner="dots"):
         summary = summarise_screen_file(out, kind, criteria)
-    n_rows, n_stays, n_meeting, shown = (summary.n_rows, summary.n_stays, summary.n_meeting,
-                                         summary.shown)
-    console.print(f"Wrote [bold]{n_rows}[/] evaluations of [bold]{n_stays}[/] stays to "
-                  f"[bold]{out}[/].")
-    if shown.empty:
-        console.print("No stay meets any criterion at any evaluation.")
-        return
-    console.print(_screen_table(shown, n_meeting, criteria))
+    console.print(f"Wrote [bold]{summary.n_rows}[/] evaluations of [bold]{summary.n_stays}[/] "
+                  f"stays to [bold]{out}[/].")
+    for line in summary_lines(summary, criteria):
+        console.print(line)
+    if not summary.shown.empty:
+        console.print(_screen_table(summary.shown, summary.n_meeting, criteria))
+
+
+def summary_lines(summary, criteria) -> list[str]:
+    """The headline counts of a screen, by the one rule of screening.meets: stays meeting a
+    phenotype criterion at any evaluation first, organ dysfunction and severity beside it, and
+    the stays evaluated outside a score's validated ages."""
+    from hyperinflam.criteria import label as criterion_label
+    from hyperinflam.screening import meets
+    from hyperinflam.screening.screen import select_criteria
+
+    modules = [m for m in select_criteria(criteria) if getattr(m, "RESULT", None)]
+
+    def names(group):
+        return ", ".join(criterion_label(m.NAME) for m in modules if meets.group_of(m) == group)
+    n = summary.n_stays
+    lines = [f"[bold]{summary.n_meeting_phenotype}[/] of {n:,} stays meet a phenotype criterion "
+             f"at some evaluation ({names(meets.PHENOTYPE) or 'none screened'}).",
+             f"[bold]{summary.n_meeting_severity}[/] of {n:,} stays meet an organ dysfunction or "
+             f"severity criterion at some evaluation ({names(meets.SEVERITY) or 'none screened'})."]
+    for name, count in (summary.n_outside_ages or {}).items():
+        lines.append(f"[yellow]{criterion_label(name)}[/] was evaluated outside the ages its "
+                     f"authors validated in {count:,} stays (column "
+                     f"{name}{meets.OUTSIDE_AGES_SUFFIX}).")
+    return lines
 
 
 def _screen_table(shown, n_meeting: int, criteria):
-    """The stays meeting a criterion, most criteria first: a rich table of fixed columns."""
+    """The stays meeting a criterion, phenotype first: a rich table of fixed columns."""
     from rich.table import Table
 
     from hyperinflam.criteria import label as criterion_label
+    from hyperinflam.screening import meets
     from hyperinflam.screening.screen import select_criteria
     from hyperinflam.screening.summary import SUMMARY_PEAKS
 
-    names = [m.NAME for m in select_criteria(criteria) if getattr(m, "RESULT", None)]
+    modules = [m for m in select_criteria(criteria) if getattr(m, "RESULT", None)]
+    by_group = {g: [m.NAME for m in modules if meets.group_of(m) == g] for g in meets.GROUP_TITLES}
     title = (f"{n_meeting} stays meet at least one criterion"
              + (f" (the first {len(shown)} shown; all in the output file)"
                 if n_meeting > len(shown) else ""))
     table = Table(title=title, title_justify="left")
     table.add_column("stay", no_wrap=True)
-    table.add_column("first met\n(h)", justify="right")
-    table.add_column("criteria met", ratio=1, min_width=24)
+    table.add_column("phenotype\nfirst met (h)", justify="right")
+    table.add_column("phenotype criteria met", ratio=1, min_width=20)
+    table.add_column("organ dysfunction,\nseverity met", ratio=1, min_width=14)
     peaks = [(label, col) for label, (col, _) in SUMMARY_PEAKS.items() if col in shown.columns]
     for label, _ in peaks:
         table.add_column(label, justify="right")
     for row in shown.to_dict("records"):
-        met = [n for n in names if bool(row.get(f"{n}_met"))]
-        hours = (row["first_met_time"] - row["admit_time"]).total_seconds() / 3600
-        cells = [str(row["stay_id"]), f"{hours:.0f}",
-                 ", ".join(criterion_label(n) for n in met)]
+        first = row.get(f"{meets.PHENOTYPE}_first_met")
+        hours = ("" if _is_missing(first) else
+                 f"{(first - row['admit_time']).total_seconds() / 3600:.0f}")
+        cells = [str(row["stay_id"]), hours]
+        for group in meets.GROUP_TITLES:
+            cells.append(", ".join(criterion_label(n) for n in by_group[group]
+                                   if bool(row.get(f"{n}_met"))))
         cells += ["" if _is_missing(row[col]) else f"{row[col]:,.0f}" for _, col in peaks]
         table.add_row(*cells)
     return table

@@ -38,6 +38,11 @@ LABEL = "HLH-2004"
 #: The column holding this criterion's overall tri-state result (met / not_met / unknown or
 #: indeterminate); the screen's "meets any criterion" reads it.
 RESULT = "hlh2004_result"
+#: Criterion group (screening.meets): the hyperinflammatory phenotype.
+GROUP = "phenotype"
+#: No validated age range is declared: the phenotype criteria are evaluated at every age (their
+#: populations are in the clinical reference; HScore is an adult derivation, §2.1).
+VALIDATED_AGE_MONTHS = None
 REFERENCE = ("clinical reference §1; Henter JI et al. Pediatr Blood Cancer 2007;48(2):124-131, "
              "doi:10.1002/pbc.21039")
 

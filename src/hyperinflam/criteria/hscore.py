@@ -37,6 +37,11 @@ TITLE = "HScore (Fardet 2014; adult derivation, not validated in children)"
 #: The column holding this criterion's overall tri-state result (met / not_met / unknown or
 #: indeterminate); the screen's "meets any criterion" reads it.
 RESULT = "hscore_ge_169"
+#: Criterion group (screening.meets): the hyperinflammatory phenotype.
+GROUP = "phenotype"
+#: No validated age range is declared: the phenotype criteria are evaluated at every age (their
+#: populations are in the clinical reference; HScore is an adult derivation, §2.1).
+VALIDATED_AGE_MONTHS = None
 REFERENCE = ("clinical reference §2; Fardet L et al. Arthritis Rheumatol 2014;66(9):2613-2620, "
              "doi:10.1002/art.38690")
 

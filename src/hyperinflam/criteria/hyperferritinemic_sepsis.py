@@ -41,6 +41,11 @@ LABEL = "Hyperferritinaemic sepsis"
 #: The column holding this criterion's overall tri-state result (met / not_met / unknown or
 #: indeterminate); the screen's "meets any criterion" reads it.
 RESULT = "hyperferritinemic_sepsis_result"
+#: Criterion group (screening.meets): the hyperinflammatory phenotype.
+GROUP = "phenotype"
+#: No validated age range is declared: the phenotype criteria are evaluated at every age (their
+#: populations are in the clinical reference; HScore is an adult derivation, §2.1).
+VALIDATED_AGE_MONTHS = None
 REFERENCE = ("clinical reference §4; Carcillo JA et al. Crit Care 2023;27:347; Shakoory B et al. "
              "Crit Care Med 2016;44(2):275-281; Kyriazopoulou E et al. BMC Med 2017;15:172")
 

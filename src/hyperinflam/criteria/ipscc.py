@@ -60,6 +60,12 @@ LABEL = "IPSCC MODS"
 #: The column holding this criterion's overall tri-state result (met / not_met / unknown or
 #: indeterminate); the screen's "meets any criterion" reads it.
 RESULT = "ipscc_mods"
+#: Criterion group (screening.meets): organ dysfunction and severity.
+GROUP = "severity"
+#: Ages (months, [low, high)) the authors validated the score in; outside them the screen flags
+#: the evaluation (``ipscc_outside_validated_ages``). §8.2: the age-specific table of Goldstein
+#: 2005 runs from birth (0 days - 1 week) to 13 - < 18 years; no threshold is given for adults.
+VALIDATED_AGE_MONTHS = (0, 216)
 REFERENCE = (
     "clinical reference §8.1-§8.5, §12.9, §12.11, §12.15, §12.28, §12.31, §12.37; Goldstein B, "
     "Giroir B, Randolph A. Pediatr Crit Care Med 2005;6(1):2-8, "

@@ -37,6 +37,11 @@ LABEL = "MAS-2016"
 #: The column holding this criterion's overall tri-state result (met / not_met / unknown or
 #: indeterminate); the screen's "meets any criterion" reads it.
 RESULT = "mas2016_result"
+#: Criterion group (screening.meets): the hyperinflammatory phenotype.
+GROUP = "phenotype"
+#: No validated age range is declared: the phenotype criteria are evaluated at every age (their
+#: populations are in the clinical reference; HScore is an adult derivation, §2.1).
+VALIDATED_AGE_MONTHS = None
 REFERENCE = ("clinical reference §3.1; Ravelli A et al. Ann Rheum Dis 2016;75(3):481-489, "
              "doi:10.1136/annrheumdis-2015-208982")
 

@@ -33,6 +33,11 @@ LABEL = "MS score"
 #: The column holding this criterion's overall tri-state result (met / not_met / unknown or
 #: indeterminate); the screen's "meets any criterion" reads it.
 RESULT = "ms_score_ge_cutoff"
+#: Criterion group (screening.meets): the hyperinflammatory phenotype.
+GROUP = "phenotype"
+#: No validated age range is declared: the phenotype criteria are evaluated at every age (their
+#: populations are in the clinical reference; HScore is an adult derivation, §2.1).
+VALIDATED_AGE_MONTHS = None
 REFERENCE = ("clinical reference §3.2; Minoia F et al. Ann Rheum Dis 2019;78(10):1357-1362, "
              "doi:10.1136/annrheumdis-2019-215211")
 

@@ -45,6 +45,12 @@ LABEL = "Phoenix sepsis"
 #: The column holding this criterion's overall tri-state result (met / not_met / unknown or
 #: indeterminate); the screen's "meets any criterion" reads it.
 RESULT = "phoenix_sepsis"
+#: Criterion group (screening.meets): organ dysfunction and severity.
+GROUP = "severity"
+#: Ages (months, [low, high)) the authors validated the score in; outside them the screen flags
+#: the evaluation (``phoenix_outside_validated_ages``). §5.1: developed and validated in children <
+#: 18 years (< 216 months) at encounter start (Schlapbach 2024, Sanchez-Pinto 2024).
+VALIDATED_AGE_MONTHS = (0, 216)
 #: Phoenix Sepsis Score at or above which a child with suspected infection has sepsis (§5.1).
 SEPSIS_SCORE_THRESHOLD = 2
 REFERENCE = (

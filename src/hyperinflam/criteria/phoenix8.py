@@ -31,6 +31,12 @@ NAME = "phoenix8"
 TITLE = "Phoenix-8 (Sanchez-Pinto 2024)"
 #: Short name of the criterion (of its RESULT where it has one) for tables and the census.
 LABEL = "Phoenix-8"
+#: Criterion group (screening.meets): organ dysfunction and severity.
+GROUP = "severity"
+#: Ages (months, [low, high)) the authors validated the score in; outside them the screen flags
+#: the evaluation (``phoenix8_outside_validated_ages``). §5.1, §5.3: Phoenix's population, < 18
+#: years (< 216 months).
+VALIDATED_AGE_MONTHS = (0, 216)
 REFERENCE = (
     "clinical reference §5.3-§5.4; Sanchez-Pinto LN et al. JAMA 2024;331(8):675-686; "
     "phoenix-sepsis 1.1.3"

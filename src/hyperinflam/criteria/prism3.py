@@ -50,6 +50,13 @@ NAME = "prism3"
 TITLE = "PRISM III points (Pollack 1996)"
 #: Short name of the criterion (of its RESULT where it has one) for tables and the census.
 LABEL = "PRISM III"
+#: Criterion group (screening.meets): organ dysfunction and severity.
+GROUP = "severity"
+#: Ages (months, [low, high)) the authors validated the score in; outside them the screen flags
+#: the evaluation (``prism3_outside_validated_ages``). §7.1: derived in PICU patients from neonates
+#: to adolescents (Pollack 1996); the reference names no upper age, and the pediatric-only
+#: population is taken as < 18 years (named setting, Open: confirm against Pollack 1996).
+VALIDATED_AGE_MONTHS = (0, 216)
 REFERENCE = (
     "clinical reference §7.1-§7.4, §12.9-§12.14, §12.29; Pollack MM, Patel KM, Ruttimann UE. "
     "Crit Care Med 1996;24(5):743-752; points cross-checked with Azamfirei R et al. "

@@ -41,6 +41,13 @@ NAME = "psofa"
 TITLE = "pSOFA (Matics & Sanchez-Pinto 2017)"
 #: Short name of the criterion (of its RESULT where it has one) for tables and the census.
 LABEL = "pSOFA"
+#: Criterion group (screening.meets): organ dysfunction and severity.
+GROUP = "severity"
+#: Ages (months, [low, high)) the authors validated the score in; outside them the screen flags
+#: the evaluation (``psofa_outside_validated_ages``). §6.1: derived and validated in PICU
+#: encounters of children (Matics 2017); its age-adjusted MAP and creatinine bands of §6.2 end at
+#: 216 months, the reference names no upper age (named setting, Open: confirm against Matics 2017).
+VALIDATED_AGE_MONTHS = (0, 216)
 REFERENCE = (
     "clinical reference §6; Matics TJ, Sanchez-Pinto LN. JAMA Pediatr 2017;171(10):e172352"
 )

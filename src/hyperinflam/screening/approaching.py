@@ -13,8 +13,9 @@ point). The web census and the JSON API read these columns; the web layer adds n
 * Phoenix: ``phoenix_score >= PHOENIX_SEPSIS_POINTS - PHOENIX_MARGIN_POINTS`` (1 point) while
   ``phoenix_sepsis`` is not met.
 
-"Meets any" is any criterion's headline column equal to 'met': every ``<name>_result`` column,
-``hscore_ge_169`` and ``phoenix_sepsis``.
+"Meets" is the one rule of :mod:`hyperinflam.screening.meets` (each criterion's RESULT column
+'met', by group: phenotype, and organ dysfunction and severity); "approaching" is shown for a
+stay that meets no phenotype criterion.
 
 Missing inputs and what they could change (``missing_input_notes``) are read from the criteria's
 outputs (``hscore_<item>_points`` NULL, ``hlh2004_<criterion>`` 'unknown', ``<name>_missing``) and
@@ -27,6 +28,7 @@ import ibis
 import ibis.expr.types as ir
 
 from hyperinflam.criteria import hlh2004, hscore, phoenix
+from hyperinflam.screening import meets
 
 MET = "met"
 #: §2.2: the smallest non-zero item weight (immunosuppression 18 points).
@@ -49,8 +51,6 @@ HLH2004_MARGIN_CRITERIA: int = 1
 PHOENIX_SEPSIS_POINTS: int = phoenix.SEPSIS_SCORE_THRESHOLD
 PHOENIX_MARGIN_POINTS: int = 1
 
-#: Headline "meets" columns besides the generic ``<name>_result``.
-HEADLINE_COLUMNS: tuple[str, ...] = (HSCORE_MET_COLUMN, "phoenix_sepsis")
 
 #: Human labels of the HScore items (§2.2) and HLH-2004 criteria (§1.2) for missing-input notes.
 HSCORE_ITEM_LABELS = {
@@ -67,24 +67,14 @@ HLH2004_LABELS = {
 }
 
 
-def meets_columns(columns: list[str]) -> list[str]:
-    """The headline columns present in a screen table whose value 'met' means "meets"."""
-    out = [c for c in columns if c.endswith("_result")]
-    out += [c for c in HEADLINE_COLUMNS if c in columns and c not in out]
-    return out
-
-
 def status_columns(t: ir.Table) -> dict[str, ir.Value]:
-    """``meets_any``, ``criteria_met`` (comma-separated names), ``approaching_any`` and
-    ``approaching`` (comma-separated names) over a screen table (ibis, set-based)."""
+    """The census status over a screen table (ibis, set-based): the one "meets" rule of
+    :mod:`hyperinflam.screening.meets` (``meets_phenotype``, ``phenotype_met``,
+    ``meets_severity``, ``severity_met``), and ``approaching_any`` / ``approaching`` (NAMEs,
+    comma-separated): a criterion within its margin and not met, for a stay meeting no phenotype
+    criterion."""
     cols = list(t.columns)
-    met_cols = meets_columns(cols)
-    meets_any = ibis.literal(False)
-    names = ibis.literal("")
-    for c in met_cols:
-        hit = (t[c] == MET).fill_null(False)
-        meets_any = meets_any | hit
-        names = names + hit.ifelse("," + _criterion_name(c), "")
+    out = meets.status_columns(t)
     near: list[tuple[str, ir.BooleanValue]] = []
     if {"hscore_points", HSCORE_MET_COLUMN} <= set(cols):
         near.append(("hscore", (t[HSCORE_MET_COLUMN] != MET)
@@ -101,17 +91,9 @@ def status_columns(t: ir.Table) -> dict[str, ir.Value]:
         cond = cond.fill_null(False)
         approaching_any = approaching_any | cond
         near_names = near_names + cond.ifelse("," + name, "")
-    return {"meets_any": meets_any, "criteria_met": names.substr(1),
-            "approaching_any": approaching_any & ~meets_any,
-            "approaching": near_names.substr(1)}
-
-
-def _criterion_name(column: str) -> str:
-    if column == HSCORE_MET_COLUMN:
-        return "hscore"
-    if column == "phoenix_sepsis":
-        return "phoenix"
-    return column.removesuffix("_result")
+    out.update(approaching_any=approaching_any & ~out["meets_phenotype"],
+               approaching=near_names.substr(1))
+    return out
 
 
 def missing_input_notes(row: dict, labels: dict[str, str] | None = None) -> list[dict]:

@@ -18,6 +18,9 @@ from hyperinflam.screening import anakinra, approaching
 
 #: Data shown from this many hours before PICU admission (labs drawn in the ED or ward).
 PRE_ADMISSION_HOURS = 24
+#: The census status columns (screening.meets, screening.approaching).
+STATUS_COLUMNS = ("meets_phenotype", "phenotype_met", "meets_severity", "severity_met",
+                  "approaching_any", "approaching")
 #: Criteria over time on the patient page (the strip) and its grid step (hours).
 STRIP_COLUMNS = ("hscore_points", "hscore_max_possible", "hlh2004_met_count",
                  "hlh2004_unknown_count", "hlh2004_result", "phoenix_score", "psofa_score")
@@ -116,7 +119,7 @@ def census_expr(con, at: dt.datetime, criteria: list[str]) -> ir.Table:
     t = t.mutate(**approaching.status_columns(t))
     keep = [c for c in CENSUS_SCREEN_COLUMNS if c in t.columns]
     keep += [c for c in criterion_columns(t.columns, criteria) if c not in keep]
-    keep += ["meets_any", "criteria_met", "approaching_any", "approaching"]
+    keep += [*STATUS_COLUMNS]
     t = t.select(*keep)
     fer = ferritin_latest(con, at)
     course = anakinra.course_summary(con, as_of=at).select(
@@ -155,8 +158,8 @@ def strip_expr(con, criteria: list[str], stays: ir.Table, until: dt.datetime) ->
     times = times.filter(times.eval_time <= timestamp_literal(until))
     t = screen(con, criteria=criteria, times=times)
     t = t.mutate(**approaching.status_columns(t))
-    keep = ["stay_id", "eval_time", "hours_since_admit", "meets_any", "criteria_met",
-            "approaching_any", "approaching", *criterion_columns(t.columns, criteria)]
+    keep = ["stay_id", "eval_time", "hours_since_admit", *STATUS_COLUMNS,
+            *criterion_columns(t.columns, criteria)]
     return t.select(*keep).order_by(["stay_id", "eval_time"])
 
 

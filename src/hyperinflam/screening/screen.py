@@ -21,6 +21,25 @@ from hyperinflam.features import build_features, evaluation_grid, grid_at, uniqu
 
 #: Values of a tri-state result column meaning the criterion is fulfilled.
 MET = "met"
+#: The age column a criterion's VALIDATED_AGE_MONTHS is checked against (§12.14: age at the
+#: evaluation time) and the suffix of the flag the screen adds (screening.meets).
+AGE_COLUMN = "age_months"
+OUTSIDE_AGES_SUFFIX = "_outside_validated_ages"
+
+
+def outside_validated_ages(t: ir.Table, modules) -> dict[str, ir.Value]:
+    """``<name>_outside_validated_ages`` for every criterion module declaring
+    ``VALIDATED_AGE_MONTHS = (low, high)``: age < low or age >= high (NULL without an age)."""
+    if AGE_COLUMN not in t.columns:
+        return {}
+    age = t[AGE_COLUMN]
+    out = {}
+    for module in modules:
+        ages = getattr(module, "VALIDATED_AGE_MONTHS", None)
+        if ages:
+            low, high = ages
+            out[f"{module.NAME}{OUTSIDE_AGES_SUFFIX}"] = (age < low) | (age >= high)
+    return out
 
 
 def select_criteria(criteria: Iterable[str | ModuleType] | None = None) -> list[ModuleType]:
@@ -85,6 +104,8 @@ def screen(con, *, at: str | dt.datetime | None = None, step_hours: float = 24,
     columns: dict[str, ir.Value] = {}
     for module in modules:
         columns.update(_criterion_columns(module, wide, taken))
+    # each criterion that declares its validated ages: is this evaluation outside them
+    columns.update(outside_validated_ages(wide, modules))
     return _staged_mutate(wide, columns) if columns else wide
 
 

@@ -17,7 +17,8 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from hyperinflam.errors import ScreenError
-from hyperinflam.screening.screen import MET, select_criteria
+from hyperinflam.screening import meets
+from hyperinflam.screening.screen import MET
 
 #: Stays listed in the terminal after a screen (all of them are in the output file).
 SCREEN_ROWS_SHOWN = 25
@@ -31,16 +32,8 @@ def latest_evaluations(expr: ir.Table) -> ir.Table:
 
 
 def result_columns(columns: Iterable[str], criteria=None) -> dict[str, str]:
-    """Criterion NAME -> the column holding its overall tri-state result (module ``RESULT``),
-    for the criteria whose result column is among ``columns``. Scores without a threshold
-    (pSOFA, PRISM III points, Phoenix-8) declare none."""
-    present = set(columns)
-    out = {}
-    for module in select_criteria(criteria):
-        column = getattr(module, "RESULT", None)
-        if column and column in present:
-            out[module.NAME] = column
-    return out
+    """Criterion NAME -> its RESULT column present in ``columns`` (:mod:`.meets`)."""
+    return meets.result_columns(columns, criteria)
 
 
 #: Peak values shown per stay in the terminal summary: label -> (column, aggregate). Columns that
@@ -61,35 +54,53 @@ def summary_columns(columns: Iterable[str], criteria=None) -> list[str]:
     columns = list(columns)
     wanted = {"stay_id", "person_id", "admit_time", "eval_time",
               *result_columns(columns, criteria).values(),
+              *(c for c in columns if c.endswith(meets.OUTSIDE_AGES_SUFFIX)),
               *(column for column, _ in SUMMARY_PEAKS.values())}
     return [c for c in columns if c in wanted]
 
 
 def stays_meeting_any(expr: ir.Table, *, criteria=None) -> ir.Table:
-    """One row per stay that meets at least one criterion at any of its evaluations.
+    """One row per stay that meets at least one criterion at any of its evaluations, by the
+    one rule of :mod:`.meets` (the criterion's RESULT column is 'met').
 
     Set-based (ibis): per stay, for every criterion with a ``RESULT`` column, whether it was
-    ever 'met' and the first evaluation time it was; ``criteria_met`` counts them;
-    ``first_met_time`` is the earliest; peak values of :data:`SUMMARY_PEAKS`. Sorted by the number
-    of criteria met (most first), then HScore (highest first), then stay.
+    ever met (``<name>_met``) and the first evaluation time it was (``<name>_first_met``);
+    per group the number of criteria ever met (``phenotype_met``, ``severity_met``) and the
+    first time one was (``phenotype_first_met``, ``severity_first_met``); ``criteria_met`` counts
+    them all; ``<name>_outside_validated_ages`` is true when any evaluation of the stay was
+    outside that criterion's validated ages; peak values of :data:`SUMMARY_PEAKS`. Sorted by the
+    phenotype criteria met (most first), then all criteria met, then HScore, then stay.
     """
     results = result_columns(expr.columns, criteria)
     if not results:
         raise ScreenError("None of the screened criteria declares a RESULT column.")
     aggs: dict[str, ir.Value] = {}
     for name, column in results.items():
-        met = expr[column] == MET
-        aggs[f"{name}_met"] = met.any()
-        aggs[f"{name}_first_met"] = expr.eval_time.min(where=met)
+        hit = expr[column] == MET
+        aggs[f"{name}_met"] = hit.any()
+        aggs[f"{name}_first_met"] = expr.eval_time.min(where=hit)
+    for column in expr.columns:
+        if column.endswith(meets.OUTSIDE_AGES_SUFFIX):
+            aggs[column] = expr[column].any()
     for label, (column, how) in SUMMARY_PEAKS.items():
         if column in expr.columns:
             aggs[column] = getattr(expr[column], how)()
     per_stay = expr.group_by(["stay_id", "person_id", "admit_time"]).aggregate(**aggs)
-    n_met = sum(per_stay[f"{name}_met"].cast("int64") for name in results)
+    counts = {}
+    for group in meets.GROUP_TITLES:
+        names = list(meets.result_columns(expr.columns, criteria, group))
+        counts[f"{group}_met"] = (sum(per_stay[f"{n}_met"].fill_null(False).cast("int64")
+                                      for n in names) if names else ibis.literal(0))
+        counts[f"{group}_first_met"] = (
+            ibis.least(*[per_stay[f"{n}_first_met"] for n in names]) if len(names) > 1
+            else per_stay[f"{names[0]}_first_met"] if names
+            else ibis.null().cast("timestamp"))
+    per_stay = per_stay.mutate(**counts)
+    n_met = per_stay[f"{meets.PHENOTYPE}_met"] + per_stay[f"{meets.SEVERITY}_met"]
     first = ibis.least(*[per_stay[f"{name}_first_met"] for name in results]) \
         if len(results) > 1 else per_stay[f"{next(iter(results))}_first_met"]
     per_stay = per_stay.mutate(criteria_met=n_met, first_met_time=first)
-    order = [per_stay.criteria_met.desc()]
+    order = [per_stay[f"{meets.PHENOTYPE}_met"].desc(), per_stay.criteria_met.desc()]
     if "hscore_points" in per_stay.columns:
         order.append(per_stay.hscore_points.desc())
     return per_stay.filter(per_stay.criteria_met > 0).order_by([*order, per_stay.stay_id])
@@ -103,6 +114,9 @@ class ScreenSummary:
     n_stays: int           # stays in the file
     n_meeting: int         # stays meeting at least one criterion at any evaluation
     shown: pd.DataFrame    # the first ``rows_shown`` of :func:`stays_meeting_any`
+    n_meeting_phenotype: int = 0   # ... meeting a phenotype criterion (the headline)
+    n_meeting_severity: int = 0    # ... meeting an organ dysfunction / severity criterion
+    n_outside_ages: dict = None    # criterion NAME -> stays evaluated outside its validated ages
 
 
 def summarise_screen_file(path: str | Path, kind: str, criteria=None, *,
@@ -122,7 +136,20 @@ def summarise_screen_file(path: str | Path, kind: str, criteria=None, *,
         counts = written.aggregate(n_rows=written.count(),
                                    n_stays=written.stay_id.nunique()).to_pandas().iloc[0]
         meeting = stays_meeting_any(written, criteria=criteria).to_pandas()
+        outside = [c for c in written.columns if c.endswith(meets.OUTSIDE_AGES_SUFFIX)]
+        n_outside = {}
+        if outside:
+            per_stay = written.group_by("stay_id").aggregate(
+                **{c: written[c].any() for c in outside})
+            row = per_stay.aggregate(**{c: per_stay[c].fill_null(False).cast("int64").sum()
+                                        for c in outside}).to_pandas().iloc[0]
+            n_outside = {c.removesuffix(meets.OUTSIDE_AGES_SUFFIX): int(row[c]) for c in outside
+                         if int(row[c])}
     finally:
         reader.disconnect()
+    phenotype = meeting[f"{meets.PHENOTYPE}_met"] > 0 if len(meeting) else meeting.index == 0
+    severity = meeting[f"{meets.SEVERITY}_met"] > 0 if len(meeting) else meeting.index == 0
     return ScreenSummary(n_rows=int(counts.n_rows), n_stays=int(counts.n_stays),
-                         n_meeting=len(meeting), shown=meeting.head(rows_shown))
+                         n_meeting=len(meeting), shown=meeting.head(rows_shown),
+                         n_meeting_phenotype=int(phenotype.sum()),
+                         n_meeting_severity=int(severity.sum()), n_outside_ages=n_outside)

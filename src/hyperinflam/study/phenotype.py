@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 
 from hyperinflam.criteria import discover
+from hyperinflam.criteria import label as label_of
+from hyperinflam.screening import meets
 from hyperinflam.screening.screen import screen
 
 #: Numeric scores summarised at the index time: column -> (label, unit). Sources: clinical
@@ -26,15 +28,22 @@ PHENOTYPE_SCORES: dict[str, tuple[str, str | None]] = {
     "phoenix_score": ("Phoenix Sepsis Score", "points"),
     "psofa_score": ("pSOFA", "points"),
 }
+def _result_labels() -> dict[str, str]:
+    """Every criterion's RESULT column (the one "meets" rule, screening.meets) -> its label,
+    phenotype criteria first, and Phoenix septic shock."""
+    modules = [m for m in discover().values() if getattr(m, "RESULT", None)]
+    modules.sort(key=lambda m: list(meets.GROUP_TITLES).index(meets.group_of(m)))
+    out = {m.RESULT: getattr(m, "LABEL", m.NAME) for m in modules}
+    out["phoenix_septic_shock"] = "Phoenix septic shock"
+    return out
+
+
 #: Tri-state results summarised at the index time: column -> label.
-PHENOTYPE_RESULTS: dict[str, str] = {
-    "hscore_ge_169": "HScore >= 169",
-    "hlh2004_result": "HLH-2004 (5 of 8)",
-    "mas2016_result": "MAS-2016 classification",
-    "hyperferritinemic_sepsis_result": "Ferritin > 500 ng/mL with infection",
-    "phoenix_sepsis": "Phoenix sepsis",
-    "phoenix_septic_shock": "Phoenix septic shock",
-}
+PHENOTYPE_RESULTS: dict[str, str] = _result_labels()
+#: Per group, whether a criterion of it is met at the index time (screening.meets).
+MEETS_LABELS: dict[str, str] = {
+    f"meets_{group}": f"Meets a criterion of the {title} group" for group, title in
+    meets.GROUP_TITLES.items()}
 #: PRISM III-24 (points only; the probability equation is licensed, clinical reference §7.3).
 PRISM_COLUMN = "prism3_points"
 PRISM_LABEL = "PRISM III-24 (first 24 h of the PICU stay)"
@@ -69,7 +78,10 @@ def phenotype_frames(con, cohort: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFr
         "eval_time": pd.to_datetime(cohort["index_time"]).astype("datetime64[us]")}))
     wanted = list(PHENOTYPE_SCORES) + list(PHENOTYPE_RESULTS)
     expr = screen(con, times=at_index, criteria=_criteria_for(wanted))
-    index_frame = expr.select("stay_id", *[c for c in wanted if c in expr.columns]).to_pandas()
+    expr = expr.mutate(**meets.status_columns(expr))
+    flags = [c for c in expr.columns if c.endswith(meets.OUTSIDE_AGES_SUFFIX)]
+    index_frame = expr.select("stay_id", *[c for c in wanted if c in expr.columns],
+                              *MEETS_LABELS, *flags).to_pandas()
 
     admit = pd.to_datetime(cohort["admit_time"])
     end = admit + pd.Timedelta(hours=PRISM_WINDOW_HOURS)
@@ -126,6 +138,21 @@ def phenotype_results(study_id: str, index_frame: pd.DataFrame,
     for column, label in PHENOTYPE_RESULTS.items():
         if column in index_frame.columns:
             rows += _categorical_rows(study_id, column, label, index_frame[column], n)
+    for column, label in MEETS_LABELS.items():
+        if column in index_frame.columns:
+            levels = index_frame[column].map({True: "met", False: "not_met"})
+            rows += _categorical_rows(study_id, column, label, levels, n)
+    for column in index_frame.columns:
+        if column.endswith(meets.OUTSIDE_AGES_SUFFIX):
+            name = column.removesuffix(meets.OUTSIDE_AGES_SUFFIX)
+            count = int(index_frame[column].fillna(False).astype(bool).sum())
+            base = dict(study=study_id, section="phenotype", group="cohort", variable=column,
+                        label=f"{label_of(name)}: evaluated outside the ages its authors "
+                              f"validated", level="outside validated ages", timepoint=None,
+                        method=None)
+            rows.append(dict(base, statistic="count", value=float(count), unit=None))
+            rows.append(dict(base, statistic="percent",
+                             value=100.0 * count / n if n else np.nan, unit="%"))
     if PRISM_COLUMN in prism_frame.columns:
         rows += _numeric_rows(study_id, "baseline", PRISM_COLUMN, PRISM_LABEL,
                               prism_frame[PRISM_COLUMN], "points")

@@ -21,7 +21,7 @@ from jinja2 import Template
 from pydantic import BaseModel
 
 from hyperinflam.criteria import label as criterion_label
-from hyperinflam.screening import anakinra
+from hyperinflam.screening import anakinra, meets
 from hyperinflam.screening.approaching import missing_input_notes
 from hyperinflam.web import charts
 from hyperinflam.web.data import Database
@@ -121,10 +121,14 @@ class CensusRow(BaseModel):
     ferritin_unit: Optional[str] = None
     ferritin_trend: Optional[str] = None
     anakinra_running: bool = False
-    meets_any: bool = False
-    criteria_met: str = ""
+    # the one "meets" rule (screening.meets): phenotype is the headline, severity beside it
+    meets_phenotype: bool = False
+    phenotype_met: str = ""
+    meets_severity: bool = False
+    severity_met: str = ""
     approaching_any: bool = False
     approaching: str = ""
+    outside_validated_ages: str = ""
 
 
 class Census(BaseModel):
@@ -275,6 +279,11 @@ def when(ctx: WebContext, user: User, value, admit_time, until=None):
     return value.isoformat(sep=" ", timespec="minutes")
 
 
+def _labels(names) -> str:
+    """Comma-separated criterion NAMEs as their labels."""
+    return ", ".join(criterion_label(n) for n in (names or "").split(",") if n)
+
+
 def census_rows(ctx: WebContext, user: User, frame: pd.DataFrame) -> list[CensusRow]:
     shown = {"hlh2004_result"}
     rows = []
@@ -302,15 +311,18 @@ def census_rows(ctx: WebContext, user: User, frame: pd.DataFrame) -> list[Census
                 "ferritin_unit")},
             other_results=others, ferritin_trend=trend,
             anakinra_running=bool(r.get("anakinra_running")),
-            meets_any=bool(r.get("meets_any")),
-            criteria_met=", ".join(criterion_label(n) for n in (r.get("criteria_met") or "").split(",")
-                                   if n),
+            meets_phenotype=bool(r.get("meets_phenotype")),
+            phenotype_met=_labels(r.get("phenotype_met")),
+            meets_severity=bool(r.get("meets_severity")),
+            severity_met=_labels(r.get("severity_met")),
             approaching_any=bool(r.get("approaching_any")),
-            approaching=r.get("approaching") or ""))
+            approaching=_labels(r.get("approaching")),
+            outside_validated_ages=", ".join(criterion_label(n)
+                                             for n in meets.outside_ages_names(r))))
     # Default order for rounds: children meeting a criterion first, then those approaching,
     # then by HScore; ties by the label the user sees (a pseudonym for researchers, so the
     # order never reveals the identifiers' order).
-    rows.sort(key=lambda row: (not row.meets_any, not row.approaching_any,
+    rows.sort(key=lambda row: (not row.meets_phenotype, not row.approaching_any,
                                -(row.hscore_points or 0), row.patient))
     return rows
 
@@ -329,7 +341,7 @@ def census_view(ctx: WebContext, user: User, at: str | None, filter_: str) -> tu
     def build():
         frame = snap.census
         if filter_ == "meets":
-            frame = frame[frame.meets_any]
+            frame = frame[frame.meets_phenotype]
         elif filter_ == "approaching":
             frame = frame[frame.approaching_any]
         return Census(evaluated_at=snap.at.isoformat(sep=" ", timespec="minutes")
