@@ -130,10 +130,11 @@ def mimic_csv(tmp_path_factory) -> Path:
     stays and hyperinflammation labs; years moved back 400 (dates stay valid, none in the future)."""
     out = tmp_path_factory.mktemp("mimic_csv")
     itemids = {}
-    with open(ROOT / "src" / "hyperinflam" / "vocabulary" / "codes_meds.csv", encoding="utf-8") as f:
+    with open(ROOT / "src" / "hyperinflam" / "vocabulary" / "codes.csv", encoding="utf-8") as f:
         for row in csv.DictReader(f):
-            if row["code"].startswith("LAB//") and row["variable"]:
-                itemids[row["code"].split("//")[1]] = row["variable"]
+            if row["system"] == "MEDS" and row["code"].startswith("LAB//") \
+                    and row["kind"] == "measurement":
+                itemids[row["code"].split("//")[1]] = row["target"]
 
     def back(t: str) -> str:
         return f"{int(t[:4]) - 400:04d}{t[4:]}" if t else t

@@ -29,8 +29,9 @@ LOINC_URI = "http://loinc.org"
 
 
 def _loinc_map() -> dict[str, str]:
-    with open(VOCAB / "codes_loinc.csv", newline="", encoding="utf-8") as handle:
-        return {r["code"]: r["target"] for r in csv.DictReader(handle) if r["system"] == "loinc"}
+    with open(VOCAB / "codes.csv", newline="", encoding="utf-8") as handle:
+        return {r["code"]: r["target"] for r in csv.DictReader(handle)
+                if r["system"] == "LOINC" and r["kind"] == "measurement"}
 
 
 def _resources(folder: Path):

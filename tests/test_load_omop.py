@@ -102,9 +102,10 @@ def test_counts_reconcile_and_match_parquet(parquet_load):
     # unknown concepts are quarantined, never dropped
     import csv
     from importlib import resources
-    with resources.files("hyperinflam.vocabulary").joinpath("codes_omop.csv").open() as fh:
-        rows = [r for r in csv.DictReader(fh) if r["kind"] == "measurement"]
-    codes = {r["concept_code"] for r in rows if r["concept_code"]}
+    with resources.files("hyperinflam.vocabulary").joinpath("codes.csv").open() as fh:
+        rows = [r for r in csv.DictReader(fh) if r["kind"] == "measurement"
+                and r["system"] != "MEDS"]
+    codes = {r["code"] for r in rows if r["code"]}
     concept = _parquet("concept").to_pandas()
     known = {int(r["concept_id"]) for r in rows if r["concept_id"]} | set(
         concept[concept["vocabulary_id"].eq("LOINC") & concept["concept_code"].isin(codes)]["concept_id"])

@@ -130,10 +130,10 @@ def test_units_are_vocabulary_spellings_and_values_are_plausible(small, vocab):
     units = set(zip(m.variable, m.unit))
     for variable, unit in units:
         entry = vocab.units.get((variable, normalize_unit(unit)))
-        assert entry is not None and entry["status"] == "ok", (variable, unit)
+        assert entry is not None and entry.status == "ok", (variable, unit)
     # canonical = received x factor + offset (vocabulary/units.csv, clinical reference 11.1)
-    factor = {(v, u): vocab.units[(v, normalize_unit(u))]["factor"] for v, u in units}
-    offset = {(v, u): vocab.units[(v, normalize_unit(u))]["offset"] for v, u in units}
+    factor = {(v, u): float(vocab.units[(v, normalize_unit(u))].factor) for v, u in units}
+    offset = {(v, u): float(vocab.units[(v, normalize_unit(u))].offset) for v, u in units}
     keys = list(zip(m.variable, m.unit))
     canonical = m.value.to_numpy() * np.array([factor[k] for k in keys]) + \
         np.array([offset[k] for k in keys])
@@ -273,8 +273,8 @@ def _window_values(folder: Path, vocab: Vocabulary) -> pd.DataFrame:
                 where variable in ('crp', 'ferritin', 'fibrinogen', 'anc', 'alc')""")
     spellings = con.sql("select distinct variable, unit from mm").df()
     entries = [vocab.units[(v, normalize_unit(u))] for v, u in zip(spellings.variable, spellings.unit)]
-    spellings["factor"] = [e["factor"] for e in entries]
-    spellings["offset"] = [e["offset"] for e in entries]
+    spellings["factor"] = [float(e.factor) for e in entries]
+    spellings["offset"] = [float(e.offset) for e in entries]
     con.register("units", spellings)
     return con.sql(f"""
         with truth as (select stay_id, person_id from read_csv('{folder / "truth.csv"}', all_varchar=true)

@@ -20,6 +20,10 @@ DB_HELP = ("DuckDB database file holding the canonical tables. Default: hyperinf
 UNITS_OPTION = typer.Option(
     None, "--units", help="Site unit spellings: a CSV laid out like vocabulary/units.csv "
     "(variable,unit,factor,offset,status,reference); its rows take precedence.")
+#: Help of every --codes option (one dictionary, one layout: docs/vocabulary.md).
+CODES_HELP = ("Site codes: a CSV laid out like vocabulary/codes.csv (kind,target,system,code,"
+              "concept_id,unit_when_missing,display,status,reference; the former per-reader "
+              "layouts are read too); its rows take precedence. See docs/vocabulary.md.")
 SITE_TZ_OPTION = typer.Option(
     "UTC", "--tz", help="Site time zone (IANA name, e.g. Europe/Amsterdam) of times written "
     "without an offset. Stored times are UTC.")

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from hyperinflam.cli.common import DB_HELP, console, fail
+from hyperinflam.cli.common import CODES_HELP, DB_HELP, console, fail
 
 export_app = typer.Typer(help="Write the canonical tables out for other engines.",
                          no_args_is_help=True)
@@ -76,8 +76,7 @@ def export_omop_command(
     db: Optional[Path] = typer.Option(None, "--db", help=DB_HELP),
     schema: str = typer.Option("cdm", "--schema", help="CDM schema to create (must not exist "
                                "yet, or be empty)."),
-    codes: Optional[Path] = typer.Option(None, "--codes", help="Site codes (layout of "
-                                         "vocabulary/codes_omop.csv); rows are added."),
+    codes: Optional[Path] = typer.Option(None, "--codes", help=CODES_HELP),
 ):
     """Write the canonical tables as an OMOP CDM 5.4 schema (official DDL).
 

@@ -8,8 +8,8 @@ from typing import Optional
 
 import typer
 
-from hyperinflam.cli.common import (DB_HELP, SITE_TZ_OPTION, SPARK_CONF_OPTION, SPARK_MASTER_OPTION,
-                                    UNITS_OPTION, console, fail)
+from hyperinflam.cli.common import (CODES_HELP, DB_HELP, SITE_TZ_OPTION, SPARK_CONF_OPTION,
+                                    SPARK_MASTER_OPTION, UNITS_OPTION, console, fail)
 
 load_app = typer.Typer(help="Load a site's data into the canonical tables.", no_args_is_help=True)
 
@@ -97,9 +97,7 @@ def load_omop_command(
                                      "a new folder of canonical Parquet tables (local or URI)."),
     schema: Optional[str] = typer.Option(None, "--schema", help="CDM schema (default: main for "
                                          "DuckDB, public for PostgreSQL)."),
-    codes: Optional[Path] = typer.Option(None, "--codes", help="Site codes: a CSV laid out like "
-                                         "vocabulary/codes_omop.csv (kind,target,vocabulary_id,"
-                                         "concept_code,concept_id,reference); rows are added."),
+    codes: Optional[Path] = typer.Option(None, "--codes", help=CODES_HELP),
     units: Optional[Path] = UNITS_OPTION,
     picu_concept: Optional[list[int]] = typer.Option(None, "--picu-concept", help="Extra "
                                                      "visit_detail concept id marking a PICU stay "
@@ -188,9 +186,7 @@ def load_fhir_command(
     db: Optional[Path] = typer.Option(None, "--db", help=DB_HELP),
     tz: str = SITE_TZ_OPTION,
     units: Optional[Path] = UNITS_OPTION,
-    codes: Optional[Path] = typer.Option(None, "--codes", help="Site codes: a CSV laid out like "
-                                         "vocabulary/codes_loinc.csv (system,code,kind,target,"
-                                         "display,status,reference); its rows take precedence."),
+    codes: Optional[Path] = typer.Option(None, "--codes", help=CODES_HELP),
     picu_class: Optional[list[str]] = typer.Option(None, "--picu-class", help="Encounter.class "
                                                    "code counted as a PICU stay (repeatable), e.g. "
                                                    "IMP when the export holds only PICU "
@@ -219,7 +215,8 @@ def load_fhir_command(
         "Load MEDS events (Medical Event Data Standard, Parquet: subject_id, time, code, "
         "numeric_value) into the canonical tables, then print the reconciliation.\n\n"
         "PATH is a MEDS Parquet file or a MEDS dataset folder (its data/ shards). Codes map to "
-        "variables and drugs through vocabulary/codes_meds.csv (add yours with --codes); the unit "
+        "variables and drugs through the MEDS rows of vocabulary/codes.csv (add yours with "
+        "--codes); the unit "
         "is the last part of a LAB code. PICU stays are rebuilt from ICU_ADMISSION / "
         "ICU_DISCHARGE events: a stay counts when its care unit matches --picu-unit (default: "
         "PICU, pediatric) and the child is at most --max-age years old. MIMIC-IV is adult-only: "
@@ -229,9 +226,7 @@ def load_fhir_command(
 def load_meds_command(
     path: Path = typer.Argument(..., help="MEDS Parquet file or dataset folder.", show_default=False),
     db: Optional[Path] = typer.Option(None, "--db", help=DB_HELP),
-    codes: Optional[list[Path]] = typer.Option(None, "--codes", help="Site MEDS code map (layout "
-                                               "of vocabulary/codes_meds.csv: code,variable,drug,"
-                                               "unit_when_unk,reference); repeatable; its rows win."),
+    codes: Optional[list[Path]] = typer.Option(None, "--codes", help=CODES_HELP + " Repeatable."),
     units: Optional[Path] = UNITS_OPTION,
     picu_unit: Optional[list[str]] = typer.Option(None, "--picu-unit", help="Care-unit name "
                                                   "fragment that makes an ICU stay a PICU stay "

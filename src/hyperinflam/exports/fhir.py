@@ -7,13 +7,13 @@ docs/sources-fhir.md):
 * person -> Patient (id = person_id, birthDate, gender);
 * stay -> Encounter (id = stay_id, class IMP, period, reasonCode.text, location = the PICU
   Location of type PEDICU, admission weight in the extension ``WEIGHT_EXTENSION``);
-* measurement -> Observation (LOINC code of the variable's first code in codes_loinc.csv, value
+* measurement -> Observation (the variable's first LOINC code in vocabulary/codes.csv, value
   and unit exactly as received: ``value_original`` as a JSON number, ``unit_original``; the UCUM
   system and code only when the unit is the canonical UCUM unit);
-* drug_administration -> MedicationAdministration (RxNorm ingredient when drugs.csv has it, text =
+* drug_administration -> MedicationAdministration (RxNorm ingredient when codes.csv has it, text =
   drug name; dose, route text, dosing weight extension); a vasoactive organ_support row ->
   MedicationAdministration with ``dosage.rateQuantity``; invasive ventilation -> Procedure
-  (first SNOMED code of codes_fhir.csv);
+  (the first SNOMED ``support`` code of codes.csv);
 * condition -> Condition (code.text = condition; category problem-list-item when underlying);
   event -> Condition with category system ``EVENT_SYSTEM`` (code infection / death).
 
@@ -27,9 +27,8 @@ from pathlib import Path
 
 import orjson
 
-from hyperinflam.sources.fhir.reader import read_codes
 from hyperinflam.sources.fhir.parse import EVENT_SYSTEM, UCUM, WEIGHT_EXTENSION
-from hyperinflam.vocabulary import Vocabulary
+from hyperinflam.vocabulary import INVASIVE_VENTILATION, Vocabulary
 
 __all__ = ["export_fhir_ndjson"]
 
@@ -84,13 +83,10 @@ def export_fhir_ndjson(con, out_dir, *, vocabulary: Vocabulary | None = None) ->
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     raw = con.con
-    codes = read_codes(None, vocab)
     loinc = {}
-    for key, target in codes[codes.kind == "measurement"][["key", "target"]].itertuples(index=False):
-        if key.startswith("loinc|"):
-            loinc.setdefault(target, key.split("|", 1)[1])
-    vent = next(k.split("|", 1)[1] for k, t in codes[codes.kind == "support"][["key", "target"]]
-                .itertuples(index=False) if t == "invasive_ventilation")
+    for c in vocab.codes_of("measurement", system="LOINC"):
+        loinc.setdefault(c.target, c.code)
+    vent = vocab.first_code("support", INVASIVE_VENTILATION, "SNOMED").code
     counts: dict[str, int] = {}
 
     def write(name: str, resources) -> None:

@@ -8,7 +8,7 @@ table, run by DuckDB over the canonical tables; no row passes through Python. Re
 schema back with :func:`hyperinflam.sources.omop.load_omop` (``ids='source_value'``) gives
 identical canonical tables (tests/test_roundtrip_omop.py).
 
-The encoding (documented in docs/sources-omop.md; codes are data in vocabulary/codes_omop.csv,
+The encoding (documented in docs/sources-omop.md; codes are data in vocabulary/codes.csv,
 clinical reference §11.3-§11.5):
 
 * ids: OMOP integer ids are dense ranks of the canonical ids; the canonical ids are kept in
@@ -26,13 +26,13 @@ clinical reference §11.3-§11.5):
   code is exactly the unit as received (``unit`` rows), else 0 with ``unit_source_value`` = that
   unit. The reader converts to the canonical unit again, through the same units.csv.
 * drug_administration and vasoactive organ_support: ``drug_exposure`` with the ingredient concept
-  (drugs.csv ``omop_ingredient_concept_id``; else a local RxNorm-coded ingredient concept
-  2000000100 + its row in drugs.csv; else 0 with ``drug_source_value``), ``quantity`` = dose,
+  (the concept id of the drug's RxNorm row in codes.csv; else a local RxNorm-coded ingredient
+  concept 2000000100 + its row in drugs.csv; else 0 with ``drug_source_value``), ``quantity`` = dose,
   ``dose_unit_source_value``, route concept and source value. A missing end is written as
   drug_exposure_end_date = start date, no end datetime and no ``verbatim_end_date`` (the end
   date is mandatory and then derived, CDM convention). Dosing weight: ``observation`` 2000000003
   with ``observation_event_id`` = drug_exposure_id.
-* invasive ventilation: ``procedure_occurrence`` (first ``ventilation_procedure`` code, 4230167)
+* invasive ventilation: ``procedure_occurrence`` (first ``support`` code with a concept id, 4230167)
   with its end datetime (CDM 5.4).
 * condition: ``condition_occurrence`` with one local concept (2000001000 + k) per (name, code
   system, code), so the reader gets name, system and code back from ``concept``; uncoded
@@ -60,7 +60,7 @@ from hyperinflam.errors import SourceError
 from hyperinflam.sources.ingest import _q
 from hyperinflam.sources.omop.access import load_postgres_extension, redact_url
 from hyperinflam.sources.omop.mapping import read_codes
-from hyperinflam.vocabulary import Vocabulary
+from hyperinflam.vocabulary import INVASIVE_VENTILATION, Vocabulary
 
 __all__ = ["export_omop", "DDL_DIR", "TYPE_CONCEPT_EHR", "INPATIENT_VISIT", "LOCAL_DRUG_BASE",
            "LOCAL_CONDITION_BASE", "TARGET"]
@@ -128,14 +128,14 @@ def export_omop(con, target: str | Path, *, schema: str = "cdm", codes: str | Pa
 
     Returns the rows written per OMOP table. Raises :class:`SourceError` (one clear message) when
     the schema already holds tables, the connection fails, or a text is longer than its CDM
-    column. ``codes``: a site codes file (layout of codes_omop.csv) whose rows are used too.
+    column. ``codes``: a site codes file (layout of vocabulary/codes.csv) whose rows come first.
     """
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", schema):
         raise SourceError(f"schema '{schema}': use letters, digits and _ (e.g. cdm).")
     vocab = vocabulary if vocabulary is not None else Vocabulary()
     raw = con.con
     _check_lengths(raw)
-    code_rows = read_codes(codes)
+    code_rows = read_codes(codes, vocab)
     is_pg = str(target).startswith(("postgresql://", "postgres://"))
     raw.execute(f"DETACH DATABASE IF EXISTS {TARGET}")
     created = False
@@ -293,15 +293,15 @@ class _Writer:
         raw.executemany("INSERT INTO _x_route VALUES (?, ?, ?, ?)",
                         [(k, *v) for k, v in routes.items()])
         self.picu = self.first("picu_visit")
-        self.vent = self.first("ventilation_procedure")
+        self.vent = self.first("support", INVASIVE_VENTILATION)
         self.local = {kind: self.first(kind) for kind in ("stay_weight", "stay_reason",
                                                           "dosing_weight")}
         self.events = {t: self.first("event", t) for t in ("infection", "death")}
         self.sex = {t: self.first("sex", t) for t in ("male", "female")}
-        for what, row in (("picu_visit", self.picu), ("ventilation_procedure", self.vent),
+        for what, row in (("picu_visit", self.picu), (f"support {INVASIVE_VENTILATION}", self.vent),
                           *self.local.items(), *(("event " + k, v) for k, v in self.events.items())):
             if row is None:
-                raise SourceError(f"codes_omop.csv has no '{what}' row with a concept_id; the "
+                raise SourceError(f"vocabulary/codes.csv has no '{what}' row with a concept_id; the "
                                   f"export needs it.")
         # ids: dense ranks of the canonical ids
         raw.execute("""CREATE OR REPLACE TEMP TABLE _x_person AS
@@ -399,7 +399,7 @@ class _Writer:
                                    "_x_drug WHERE concept_id <> 0)").fetchall()
         if missing:
             raise SourceError(f"vasoactive(s) {', '.join(m[0] for m in missing)} have neither an "
-                              f"OMOP ingredient concept nor an RxNorm code in drugs.csv.")
+                              f"OMOP ingredient concept nor an RxNorm code in vocabulary/codes.csv.")
         self.raw.execute("CREATE OR REPLACE TEMP TABLE _x_drug_rows AS " + self._drug_select(
             "drug_administration", "x.drug", "x.route", "0").replace(
             "AS drug_exposure_id,", "AS drug_exposure_id, x.weight_kg AS _weight_kg,"))

@@ -31,8 +31,9 @@ from hyperinflam.features.grid import (DAYS_PER_MONTH, MIN_STEP_HOURS, evaluatio
                                        to_naive_utc)
 from hyperinflam.features.spec import (EVENT_TYPES, INVASIVE_VENTILATION, SUPPORTED_AGGREGATES,
                                        Aggregate, FeatureSpec, Source, unique_specs)
-from hyperinflam.features.windows import (EVENT_PRE_ADMISSION_HOURS, VASOACTIVE_DOSE_UNIT,
-                                          VASOPRESSIN_DOSE_UNIT)
+from hyperinflam.features.windows import EVENT_PRE_ADMISSION_HOURS
+from hyperinflam.vocabulary.domain import (VASOACTIVE_CLASS, VASOACTIVE_DOSE_UNIT,
+                                           VASOPRESSIN_DOSE_UNIT)
 
 __all__ = [
     "Aggregate", "DAYS_PER_MONTH", "EVENT_PRE_ADMISSION_HOURS", "EVENT_TYPES",
@@ -46,7 +47,7 @@ def _validate(specs: list[FeatureSpec], vocab) -> None:
     concepts = set(load_concepts().concept)
     drug_names = set(vocab.drugs)
     drug_classes = {r["drug_class"] for r in vocab.drugs.values()}
-    vasoactive = set(vocab.drugs_in_class("vasoactive"))
+    vasoactive = set(vocab.drugs_in_class(VASOACTIVE_CLASS))
     derived = windows.derived_module()
     derived_vars = set(derived.DERIVED_VARIABLES) if derived else set()
     for spec in specs:
@@ -79,9 +80,10 @@ def _validate(specs: list[FeatureSpec], vocab) -> None:
             raise FeatureError(f"{where}: '{spec.variable}' is neither a drug nor a drug class of "
                                f"vocabulary/drugs.csv.")
         elif spec.source == "organ_support":
-            if spec.variable not in {INVASIVE_VENTILATION, "vasoactive"} | vasoactive:
-                raise FeatureError(f"{where}: organ support must be '{INVASIVE_VENTILATION}', "
-                                   f"'vasoactive' or one of {', '.join(sorted(vasoactive))}.")
+            if spec.variable not in set(vocab.supports) | {VASOACTIVE_CLASS} | vasoactive:
+                raise FeatureError(f"{where}: organ support must be a kind of "
+                                   f"vocabulary/supports.csv ({', '.join(vocab.supports)}), "
+                                   f"'{VASOACTIVE_CLASS}' or one of {', '.join(sorted(vasoactive))}.")
             if spec.agg == "max" and spec.variable not in vasoactive:
                 raise FeatureError(f"{where}: 'max' (highest dose) needs one vasoactive agent, "
                                    f"e.g. 'dopamine'.")

@@ -1,20 +1,19 @@
-"""The conditions vocabulary (``vocabulary/concepts.csv``): concepts, their aliases and codes, and
-condition rows matched to them (by folded name, SNOMED code or ICD-10 code prefix).
+"""Condition rows matched to the dictionary's condition concepts (``vocabulary/concepts.csv``: name
+and free-text aliases; their SNOMED and ICD-10-CM codes are the ``condition`` rows of
+``vocabulary/codes.csv``), by folded name, SNOMED code or ICD-10 code prefix.
 
 Clinical reference §12.21: a condition is unknown when absent, never "no".
 """
 
 from __future__ import annotations
 
-import csv
 from functools import lru_cache
-from importlib import resources
 
 import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-from hyperinflam.errors import FeatureError
+from hyperinflam import vocabulary
 
 
 def _fold_name(text: str) -> str:
@@ -34,21 +33,23 @@ def _fold_code_expr(expr: ir.StringValue) -> ir.StringValue:
     return expr.strip().upper().replace(".", "")
 
 
+#: Code systems of condition codes matched by exact code (SNOMED) or by code prefix (ICD-10).
+EXACT_SYSTEMS = ("SNOMED",)
+PREFIX_SYSTEMS = ("ICD10CM", "ICD10")
+
+
 @lru_cache(maxsize=1)
 def load_concepts() -> pd.DataFrame:
-    """``vocabulary/concepts.csv``: one row per concept (aliases and codes split into lists)."""
-    with resources.files("hyperinflam.vocabulary").joinpath("concepts.csv").open(
-            "r", encoding="utf-8", newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    """The dictionary's condition concepts, one row each: aliases, SNOMED and ICD-10 codes (as
+    lists), the concept negated, the reference."""
+    vocab = vocabulary.default()
     out = []
-    for line, row in enumerate(rows, start=2):
-        concept = (row.get("concept") or "").strip()
-        if not concept:
-            raise FeatureError(f"vocabulary/concepts.csv line {line}: empty concept name.")
-        split = lambda key: [x.strip() for x in (row.get(key) or "").split("|") if x.strip()]  # noqa: E731
-        out.append({"concept": concept, "aliases": split("aliases"), "snomed": split("snomed"),
-                    "icd10": split("icd10"), "negates": (row.get("negates") or "").strip(),
-                    "reference": row.get("reference") or ""})
+    for c in vocab.concepts.values():
+        codes = vocab.concept_codes(c.name)
+        out.append({"concept": c.name, "aliases": list(c.aliases),
+                    "snomed": [k.code for k in codes if k.system in EXACT_SYSTEMS],
+                    "icd10": [k.code for k in codes if k.system in PREFIX_SYSTEMS],
+                    "negates": c.negates, "reference": c.reference})
     return pd.DataFrame(out)
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Literal
 
+from hyperinflam.vocabulary.domain import EVENT_TYPES, INVASIVE_VENTILATION  # noqa: F401
+
 Aggregate = Literal["min", "max", "last", "first", "count", "any"]
 Source = Literal["measurement", "condition", "drug", "organ_support", "event"]
 
@@ -17,8 +19,6 @@ SUPPORTED_AGGREGATES: dict[str, tuple[str, ...]] = {
     "organ_support": ("any", "count", "max"),
     "event": ("any",),
 }
-INVASIVE_VENTILATION = "invasive_ventilation"
-EVENT_TYPES = ("infection", "death")
 
 
 @dataclass(frozen=True)

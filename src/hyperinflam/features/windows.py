@@ -19,13 +19,12 @@ import ibis.expr.types as ir
 from hyperinflam.features.concepts import load_concepts, matched_conditions
 from hyperinflam.features.grid import hours_interval
 from hyperinflam.features.spec import FeatureSpec
+from hyperinflam.vocabulary.domain import (VASOACTIVE_CLASS, VASOACTIVE_DOSE_UNIT,  # noqa: F401
+                                           VASOPRESSIN_DOSE_UNIT)
 
 #: Suspected-infection events count from this many hours before PICU admission when a spec has no
 #: look-back (the screening contract: "lookback None: from admit_time - 48 h").
 EVENT_PRE_ADMISSION_HOURS = 48
-#: Canonical dose unit of organ-support doses (clinical reference §12.24).
-VASOACTIVE_DOSE_UNIT = "ug/kg/min"
-VASOPRESSIN_DOSE_UNIT = "U/kg/min"
 
 
 def derived_module():
@@ -331,7 +330,7 @@ def organ_support_part(con, keys: ir.Table, specs: list[FeatureSpec], vocab) -> 
     k = keys.mutate(g_lower=_lower_bound(keys, specs, keys.g_admit))
     j = k.join(org, [k.g_person == org.o_person, org.o_start <= k.g_time,
                      org.o_end.isnull() | (org.o_end >= k.g_lower)])
-    vasoactive = vocab.drugs_in_class("vasoactive")
+    vasoactive = vocab.drugs_in_class(VASOACTIVE_CLASS)
     aggs = {}
     for s in specs:
         if s.lookback_hours is None:

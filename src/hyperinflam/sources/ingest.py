@@ -30,15 +30,16 @@ from typing import Callable
 
 import pandas as pd
 
-from hyperinflam.errors import SourceError
+from hyperinflam.errors import SourceError, VocabularyError
 from hyperinflam.schema import TABLES_BY_NAME
 from hyperinflam.sources.quarantine import TableLoadCounts
 from hyperinflam.sources.timeparse import (TIME_EXAMPLES, check_time_zone, date_sql,
                                            site_time_zone, time_sql)
-from hyperinflam.vocabulary import UNIT_FOLDS, Vocabulary
+from hyperinflam.vocabulary import (EVENT_TYPES, UNIT_FOLDS, VASOACTIVE_CLASS,
+                                   VASOACTIVE_DOSE_UNIT, VASOPRESSIN_DOSE_UNIT, Vocabulary)
 
 __all__ = ["LAYOUT", "LAYOUT_BY_TABLE", "TableLayout", "ingest", "load_staged", "open_load",
-           "register_vocabulary"]
+           "register_vocabulary", "with_site_codes"]
 
 #: Tolerance of the plausible-range check, relative to the bound, so that a value exactly on a
 #: bound after a conversion (113 degF = 45 Cel) is not rejected for a floating-point last digit.
@@ -49,11 +50,6 @@ SEX_VALUES: dict[str, str] = {"female": "female", "f": "female", "male": "male",
 #: Spellings accepted for condition.is_underlying (case-insensitive).
 TRUE_VALUES = ("true", "t", "yes", "y", "1")
 FALSE_VALUES = ("false", "f", "no", "n", "0")
-EVENT_TYPES = ("infection", "death")
-INVASIVE_VENTILATION = "invasive_ventilation"
-#: Canonical dose units accepted for organ support (clinical reference §12.24).
-VASOACTIVE_DOSE_UNIT = "ug/kg/min"
-VASOPRESSIN_DOSE_UNIT = "U/kg/min"
 
 _WS = "' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13)"
 _NUMBER_PATTERN = r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?"
@@ -339,7 +335,8 @@ def _plan_drug(vocab: Vocabulary, tz: str) -> _Plan:
 
 
 def _plan_organ_support(vocab: Vocabulary, tz: str) -> _Plan:
-    vasoactives = vocab.drugs_in_class("vasoactive")
+    vasoactives = vocab.drugs_in_class(VASOACTIVE_CLASS)
+    supports = ", ".join(_q(s) for s in vocab.supports)
     ug_units = sorted(k for k, v in vocab.dose_units.items()
                       if v["canonical_unit"] == VASOACTIVE_DOSE_UNIT)
     u_units = sorted(k for k, v in vocab.dose_units.items()
@@ -347,12 +344,12 @@ def _plan_organ_support(vocab: Vocabulary, tz: str) -> _Plan:
     return _Plan(
         scalars={"t_start_time": time_sql("v_start_time", tz), "t_end_time": time_sql("v_end_time", tz),
                  "n_dose": _num_sql("dose"), "dose_unit_key": fold_unit_sql("v_dose_unit")},
-        joins=[_drug_join("vn", "WHERE drug_class = 'vasoactive'"),
+        joins=[_drug_join("vn", f"WHERE drug_class = {_q(VASOACTIVE_CLASS)}"),
                "LEFT JOIN dose_units_frame du ON du.unit_key = n.dose_unit_key",
                _PERSON_JOIN, _STAY_JOIN],
         lookups={
-            "support_name": f"CASE WHEN lower(n.v_support) = {_q(INVASIVE_VENTILATION)} "
-                            f"THEN {_q(INVASIVE_VENTILATION)} ELSE vn.drug END",
+            "support_name": f"CASE WHEN lower(n.v_support) IN ({supports}) "
+                            f"THEN lower(n.v_support) ELSE vn.drug END",
             "dose_canonical_unit": "du.canonical_unit", "dose_factor": "du.factor",
             **_REF_LOOKUPS, **_STAY_LOOKUPS,
         },
@@ -361,15 +358,16 @@ def _plan_organ_support(vocab: Vocabulary, tz: str) -> _Plan:
             _time_check("start_time"), _time_check("end_time"),
             _number_check("dose"),
             ("unknown_support", "support_name IS NULL",
-             f"'support ''' || v_support || ''' is neither {INVASIVE_VENTILATION} nor a vasoactive "
-             f"drug ({', '.join(vasoactives)}; aliases in vocabulary/drugs.csv).'"),
+             f"'support ''' || v_support || ''' is neither an organ-support kind of "
+             f"vocabulary/supports.csv ({', '.join(vocab.supports)}) nor a vasoactive drug "
+             f"({', '.join(vasoactives)}; aliases in vocabulary/drugs.csv).'"),
             ("missing_unit", "n_dose IS NOT NULL AND v_dose_unit IS NULL",
              "'dose ' || v_dose || ' has no dose_unit; give ug/kg/min (vasopressin U/kg/min or "
              "mU/kg/min).'"),
             ("unknown_dose_unit",
              f"v_dose_unit IS NOT NULL AND (dose_canonical_unit IS NULL OR (support_name = 'vasopressin' "
              f"AND dose_canonical_unit <> {_q(VASOPRESSIN_DOSE_UNIT)}) OR (support_name NOT IN "
-             f"('vasopressin', {_q(INVASIVE_VENTILATION)}) AND dose_canonical_unit <> "
+             f"('vasopressin', {supports}) AND dose_canonical_unit <> "
              f"{_q(VASOACTIVE_DOSE_UNIT)}))",
              f"'dose_unit ''' || v_dose_unit || ''' does not fit ' || support_name || '; use "
              f"{', '.join(ug_units)} (vasopressin: {', '.join(u_units)}).'"),
@@ -648,6 +646,16 @@ def load_settings(vocabulary: Vocabulary | None, tz: str, raw=None) -> Vocabular
         if raw is None:
             checker.close()
     return vocabulary if vocabulary is not None else Vocabulary()
+
+
+def with_site_codes(vocabulary: Vocabulary, codes) -> Vocabulary:
+    """The vocabulary plus a reader's site codes file(s) (``--codes``; layout of
+    vocabulary/codes.csv or a former per-reader layout); a bad file is a :class:`SourceError`
+    naming the file, line and fix."""
+    try:
+        return vocabulary.with_codes(codes)
+    except VocabularyError as exc:
+        raise SourceError(str(exc)) from None
 
 
 def stage_select(raw, select_sql: str, header: list[str]) -> int:

@@ -8,13 +8,14 @@ reloads). Nothing is validated twice.
 
 Mapping (documented for users in ``docs/sources-meds.md``):
 
-* **Codes** come from ``vocabulary/codes_meds.csv`` (plus a site file, ``--codes``): a row maps a
-  code *prefix* (``LAB//50924``; the part after the next ``//`` is the unit, e.g. ``ng/mL``) to a
+* **Codes** are the ``MEDS`` rows of ``vocabulary/codes.csv`` (plus a site file, ``--codes``): a
+  row maps a code *prefix* (``LAB//50924``; the part after the next ``//`` is the unit, e.g. ``ng/mL``) to a
   vocabulary variable, or a medication prefix (``MEDICATION//Dexamethasone``; the part after it is
   the administration status) to a vocabulary drug. Prefixes match case-insensitively and the
   longest prefix wins. ``MEDICATION//<name>`` also maps when ``<name>`` is a drug name or alias of
   ``vocabulary/drugs.csv``. The unit ``UNK`` means "no unit": such rows are quarantined
-  (``missing_unit``) unless the code row gives ``unit_when_unk`` (dimensionless variables, INR).
+  (``missing_unit``) unless the code row gives ``unit_when_missing`` (dimensionless variables,
+  INR).
 * **Persons** from ``MEDS_BIRTH`` (birth date = the date of its time) and ``GENDER//<M|F>``
   (``unknown`` when the subject has no GENDER event).
 * **Stays**: each ``ICU_ADMISSION//<unit>`` is paired with the next ``ICU_DISCHARGE//<unit>`` of the
@@ -48,16 +49,14 @@ Mapping (documented for users in ``docs/sources-meds.md``):
 
 from __future__ import annotations
 
-import csv as _pycsv
 import datetime as _dt
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Callable, Iterable
 
 from hyperinflam.errors import SourceError
 from hyperinflam.sources import LoadReport
-from hyperinflam.sources.ingest import _q, load_staged, open_load
+from hyperinflam.sources.ingest import _q, load_staged, open_load, with_site_codes
 from hyperinflam.vocabulary import Vocabulary
 
 __all__ = ["ADMINISTERED_STATUSES", "DAYS_PER_400_YEARS", "MedsCode", "MedsLoadReport",
@@ -75,13 +74,14 @@ ADMINISTERED_STATUSES: tuple[str, ...] = ("Administered", "Delayed Administered"
 #: 400 Gregorian years, exactly (the calendar repeats: dates, weekdays and leap days unchanged).
 DAYS_PER_400_YEARS = 146_097
 UNKNOWN_UNIT = "UNK"
-CODE_COLUMNS = ("code", "variable", "drug", "unit_when_unk", "reference")
+#: The code system of MEDS code prefixes in vocabulary/codes.csv.
+MEDS_SYSTEM = "MEDS"
 VALUE_COLUMNS = ("numeric_value", "value")
 
 
 @dataclass(frozen=True)
 class MedsCode:
-    """One row of a MEDS code map (``vocabulary/codes_meds.csv`` layout)."""
+    """One MEDS code of the dictionary (a ``MEDS`` row of ``vocabulary/codes.csv``)."""
 
     code: str
     variable: str | None
@@ -107,60 +107,21 @@ class MedsLoadReport(LoadReport):
 # ---------------------------------------------------------------------------------------------
 # the code map
 def read_meds_codes(vocabulary: Vocabulary, site_codes: Iterable[str | Path] = ()) -> list[MedsCode]:
-    """The packaged MEDS code map plus site files (same layout; a site row replaces a packaged row
-    with the same code). Raises :class:`SourceError` naming file, line and fix."""
-    handle = resources.files("hyperinflam.vocabulary").joinpath("codes_meds.csv").open(
-        "r", encoding="utf-8", newline="")
-    rows = _read_code_rows(handle, "vocabulary/codes_meds.csv", vocabulary)
-    for path in site_codes:
-        path = Path(path)
-        if not path.is_file():
-            raise SourceError(f"--codes {path}: no such file. Give a CSV with columns "
-                              f"{', '.join(CODE_COLUMNS)} (see docs/sources-meds.md).")
-        try:
-            site_handle = open(path, encoding="utf-8-sig", newline="")
-        except OSError as exc:
-            raise SourceError(f"--codes {path}: cannot be read ({exc.strerror}).") from None
-        rows.update(_read_code_rows(site_handle, str(path), vocabulary))
-    return list(rows.values())
-
-
-def _read_code_rows(handle, name: str, vocab: Vocabulary) -> dict[str, MedsCode]:
+    """The MEDS code map: the ``MEDS`` rows of the dictionary (vocabulary/codes.csv) plus site
+    files (layout of codes.csv, or the former ``code,variable,drug,unit_when_unk,reference``); a
+    site row replaces a packaged row with the same code. Raises :class:`SourceError` naming
+    file, line and fix."""
+    vocab = with_site_codes(vocabulary, list(site_codes))
     rows: dict[str, MedsCode] = {}
-    try:
-        with handle:
-            reader = _pycsv.DictReader(handle)
-            missing = [c for c in ("code", "variable", "drug") if c not in (reader.fieldnames or [])]
-            if missing:
-                raise SourceError(f"{name} line 1: missing column(s) {', '.join(missing)}; the "
-                                  f"header must be {','.join(CODE_COLUMNS)}.")
-            for line, row in enumerate(reader, start=2):
-                code = (row.get("code") or "").strip()
-                variable = (row.get("variable") or "").strip() or None
-                drug = (row.get("drug") or "").strip().lower() or None
-                where = f"{name} line {line}"
-                if not code:
-                    raise SourceError(f"{where}: empty code; give a MEDS code prefix such as "
-                                      f"LAB//50924.")
-                if (variable is None) == (drug is None):
-                    raise SourceError(f"{where}: code {code!r} needs exactly one of variable or "
-                                      f"drug.")
-                if variable is not None and variable not in vocab.variables:
-                    raise SourceError(f"{where}: variable {variable!r} is not in "
-                                      f"vocabulary/variables.csv; use one of: "
-                                      f"{', '.join(sorted(vocab.variables))}.")
-                if drug is not None and drug not in vocab.drugs:
-                    raise SourceError(f"{where}: drug {drug!r} is not in vocabulary/drugs.csv; use "
-                                      f"one of: {', '.join(sorted(vocab.drugs))}.")
-                rows[code.lower()] = MedsCode(
-                    code=code, variable=variable, drug=drug,
-                    unit_when_unk=(row.get("unit_when_unk") or "").strip() or None,
-                    reference=(row.get("reference") or "").strip(), source=where)
-    except UnicodeDecodeError:
-        raise SourceError(f"{name}: not UTF-8 text; save the codes file as UTF-8 CSV.") from None
-    except _pycsv.Error as exc:
-        raise SourceError(f"{name}: not a readable CSV file ({exc}).") from None
-    return rows
+    for c in vocab.codes_of(system=MEDS_SYSTEM):
+        if c.kind not in ("measurement", "drug"):
+            raise SourceError(f"{c.source}: a MEDS code maps to a variable (kind measurement) or "
+                              f"a drug (kind drug), not '{c.kind}'.")
+        rows.setdefault(c.code.lower(), MedsCode(
+            code=c.code, variable=c.target if c.kind == "measurement" else None,
+            drug=c.target if c.kind == "drug" else None, unit_when_unk=c.unit_when_missing,
+            reference=c.reference, source=c.source))
+    return list(rows.values())
 
 
 def _register_codes(raw, codes: list[MedsCode], vocab: Vocabulary) -> None:
@@ -418,8 +379,8 @@ def load_meds(con, path, *, vocabulary: Vocabulary | None = None, codes: Iterabl
     """Load MEDS events (a Parquet file, or a MEDS folder of shards) into the canonical tables.
 
     ``con`` comes from :func:`hyperinflam.engine.connect`. ``codes`` are site code files (layout
-    of ``vocabulary/codes_meds.csv``). PICU stays: see the module docstring (``picu_units``,
-    ``all_icu``, ``max_age_years``); ``shift_years`` (a multiple of 400, ``None`` = automatic)
+    of ``vocabulary/codes.csv``, or the former ``code,variable,drug,unit_when_unk`` layout). PICU
+    stays: see the module docstring (``picu_units``, ``all_icu``, ``max_age_years``); ``shift_years`` (a multiple of 400, ``None`` = automatic)
     undoes a de-identification shift into the future. Returns a :class:`MedsLoadReport` whose
     tables reconcile (read = loaded + already present + quarantined) and which accounts for every
     event (read = staged + out of scope). Raises :class:`SourceError` for an unreadable source, a

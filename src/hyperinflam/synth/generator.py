@@ -757,11 +757,12 @@ def _unit_table(vocabulary: Vocabulary) -> dict[str, np.ndarray]:
             for k, system in enumerate(systems):
                 spelling, dp = system[var]
                 entry = vocabulary.units.get((var, normalize_unit(spelling)))
-                if entry is None or entry["status"] != "ok":
+                if entry is None or entry.status != "ok":
                     raise ValueError(f"synth: unit '{spelling}' for {var} is not an accepted spelling "
                                      f"in vocabulary/units.csv.")
                 i = v * len(systems) + k
-                unit[i], factor[i], offset[i], decimals[i] = spelling, entry["factor"], entry["offset"], dp
+                unit[i], factor[i], offset[i] = spelling, float(entry.factor), float(entry.offset)
+                decimals[i] = dp
         _UNIT_TABLE_CACHE.clear()
         _UNIT_TABLE_CACHE[key] = {"unit": unit, "factor": factor, "offset": offset, "decimals": decimals}
     return _UNIT_TABLE_CACHE[key]

@@ -6,9 +6,9 @@ Flow (docs/sources-fhir.md):
    into flat DuckDB staging tables ``_fhir_*`` in batches, reading only the fields we use.
 2. Set-based SQL resolves references of every form (relative, absolute, ``urn:uuid:``,
    conditional ``Type?identifier=``; contained ``#id`` Medications were resolved while parsing),
-   maps codes through the code files (LOINC -> variable, RxNorm -> drug, SNOMED -> invasive
-   ventilation and route; ``vocabulary/codes_loinc.csv``, ``codes_fhir.csv``, drugs.csv
-   ``rxnorm_ingredient``, plus a site's ``--codes`` file) and stages the layout columns.
+   maps codes through the dictionary (LOINC -> variable, RxNorm -> drug, SNOMED -> organ support
+   and route: ``vocabulary/codes.csv``, plus a site's ``--codes`` file) and stages the layout
+   columns.
 3. The shared pipeline (:func:`hyperinflam.sources.ingest.load_staged`) validates, converts units
    (clinical reference §11.1, plausible ranges §11.2) and quarantines. Rows that cannot even be
    mapped (``unknown_code``, ``data_absent``, ``no_quantity``, ``not_done``, ``malformed_line``)
@@ -21,9 +21,7 @@ medication text, RxNorm's naming convention "ingredient strength form").
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import pandas as pd
@@ -31,15 +29,15 @@ import pandas as pd
 from hyperinflam.errors import SourceError
 from hyperinflam.sources import LoadReport
 from hyperinflam.sources.fhir.parse import EVENT_SYSTEM, Staging  # noqa: F401
-from hyperinflam.sources.ingest import fold_unit_sql, load_staged, open_load, register_vocabulary
+from hyperinflam.sources.ingest import (fold_unit_sql, load_staged, open_load, register_vocabulary,
+                                       with_site_codes)
 from hyperinflam.sources.quarantine import TableLoadCounts
 from hyperinflam.vocabulary import Vocabulary
 
 __all__ = ["FhirSettings", "load_fhir", "read_codes"]
 
-CODE_COLUMNS = ("system", "code", "kind", "target")
+#: The kinds of vocabulary/codes.csv rows the FHIR reader maps.
 CODE_KINDS = ("measurement", "drug", "support", "route")
-PACKAGED_CODE_FILES = ("codes_loinc.csv", "codes_fhir.csv")
 #: Human labels of code systems stored in condition.code_system.
 SYSTEM_LABELS = {"snomed": "SNOMED", "icd10cm": "ICD-10-CM", "icd10": "ICD-10", "loinc": "LOINC"}
 
@@ -78,50 +76,16 @@ def _in_list(values) -> str:
 
 def read_codes(site_codes: Path | str | None = None, vocabulary: Vocabulary | None = None
                ) -> pd.DataFrame:
-    """The code map: packaged code files, RxNorm ingredients from drugs.csv, then a site file
-    (same layout: system,code,kind,target[,display,status,reference]; its rows take precedence)."""
-    vocab = vocabulary or Vocabulary()
-    rows = []
-
-    def add(handle, name):
-        reader = csv.DictReader(handle)
-        missing = [c for c in CODE_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise SourceError(f"{name}: missing column(s) {', '.join(missing)}; a code file has "
-                              f"the header system,code,kind,target,display,status,reference.")
-        for line, row in enumerate(reader, 2):
-            kind = (row["kind"] or "").strip()
-            if kind not in CODE_KINDS:
-                raise SourceError(f"{name} line {line}: kind '{kind}' is not one of "
-                                  f"{', '.join(CODE_KINDS)}.")
-            target = (row["target"] or "").strip()
-            if kind == "measurement" and target not in vocab.variables:
-                raise SourceError(f"{name} line {line}: '{target}' is not a variable of "
-                                  f"vocabulary/variables.csv.")
-            if kind == "drug" and target not in vocab.drugs:
-                raise SourceError(f"{name} line {line}: '{target}' is not a drug of "
-                                  f"vocabulary/drugs.csv.")
-            rows.append({"key": f"{row['system'].strip().lower()}|{row['code'].strip()}",
-                         "kind": kind, "target": target, "priority": len(rows)})
-
-    for fname in PACKAGED_CODE_FILES:
-        with resources.files("hyperinflam.vocabulary").joinpath(fname).open(
-                "r", encoding="utf-8", newline="") as handle:
-            add(handle, f"vocabulary/{fname}")
-    for drug, r in vocab.drugs.items():
-        if r.get("rxnorm_ingredient"):
-            rows.append({"key": f"rxnorm|{r['rxnorm_ingredient']}", "kind": "drug",
-                         "target": drug, "priority": len(rows)})
-    if site_codes is not None:
-        path = Path(site_codes)
-        if not path.is_file():
-            raise SourceError(f"{path}: code file not found.")
-        start = len(rows)
-        with open(path, encoding="utf-8-sig", newline="") as handle:
-            add(handle, str(path))
-        for row in rows[start:]:
-            row["priority"] -= 10**6  # site rows first
-    frame = pd.DataFrame(rows)
+    """The code map of the dictionary (vocabulary/codes.csv, plus a site file of the same layout
+    whose rows take precedence): ``key`` ('loinc|2276-4', system in lower case as
+    :data:`hyperinflam.sources.fhir.parse.SYSTEMS` names it), ``kind``, ``target`` and ``priority``
+    (site rows first, then the file order) of every code of the kinds FHIR reads."""
+    vocab = with_site_codes(vocabulary or Vocabulary(), site_codes)
+    rows = [{"key": f"{c.system.lower()}|{c.code}", "kind": c.kind, "target": c.target,
+             "priority": i}
+            for i, c in enumerate(vocab.codes)
+            if c.kind in CODE_KINDS and c.code and c.system and c.system != "MEDS"]
+    frame = pd.DataFrame(rows, columns=["key", "kind", "target", "priority"])
     return frame.sort_values("priority").drop_duplicates(["key", "kind"], keep="first")
 
 
@@ -220,7 +184,7 @@ def load_fhir(con, path, *, vocabulary: Vocabulary | None = None, codes: Path | 
     """Load FHIR R4 JSON (a Bundle or resource file, a folder of them, or a bulk NDJSON folder)
     into the canonical tables of ``con`` and return the reconciliation per table.
 
-    ``codes``: a site code file (layout of vocabulary/codes_loinc.csv). ``tz``: zone of times
+    ``codes``: a site codes file (layout of vocabulary/codes.csv). ``tz``: zone of times
     without an offset. ``settings``: :class:`FhirSettings` (PICU rule and friends).
     """
     path = Path(path)
@@ -324,8 +288,8 @@ def _load_all(loader: _Loader, raw, s: FhirSettings) -> None:
                 WHEN v.target IS NULL THEN 'unknown_code' ELSE o.status_reason END AS reason,
            CASE WHEN o.status_reason = 'not_done' OR v.target IS NOT NULL THEN o.status_detail
                 ELSE 'no code of ' || coalesce(array_to_string(o.codes, ', '), '(none)') || ' ('
-                     || coalesce(o.code_text, '') || ') is in a code file (vocabulary/'
-                     || 'codes_loinc.csv, or a site file passed with --codes); not loaded.' END AS detail,
+                     || coalesce(o.code_text, '') || ') is in the dictionary (vocabulary/'
+                     || 'codes.csv, or a site file passed with --codes); not loaded.' END AS detail,
            json_object('codes', o.codes, 'text', o.code_text, 'value', o.value, 'unit', o.unit,
                        'time', o.time) AS raw
            FROM _fhir_obs o LEFT JOIN _fhir_obs_var v ON v.seq = o.seq
@@ -398,8 +362,8 @@ def _load_all(loader: _Loader, raw, s: FhirSettings) -> None:
                               ELSE 'unknown_code' END,
                   CASE WHEN p.status_reason IS NOT NULL THEN p.status_detail ELSE
                   'Procedure code ' || coalesce(array_to_string(p.codes, ', '), '(none)') || ' ('
-                  || coalesce(p.text, '') || ') is not an invasive ventilation code of '
-                  || 'vocabulary/codes_fhir.csv (or a site file passed with --codes); not loaded.'
+                  || coalesce(p.text, '') || ') is not an organ-support code of '
+                  || 'vocabulary/codes.csv (or a site file passed with --codes); not loaded.'
                   END AS detail,
                   json_object('codes', p.codes, 'text', p.text, 'start', p.start_time)
            FROM _fhir_proc p LEFT JOIN _fhir_proc_sup ps ON ps.seq = p.seq

@@ -9,11 +9,11 @@ DuckDB query into the staged layout and handed to the shared pipeline
 idempotent reloads). ``_line`` is the OMOP primary key (``death``: person_id); quarantine rows name
 the source as ``<source>#<omop table>``.
 
-Codes (clinical reference §11.3-§11.5) are data: ``vocabulary/codes_omop.csv`` (``kind, target,
-vocabulary_id, concept_code, concept_id``) plus an optional site file of the same layout
-(``--codes``). A code row matches a source concept by ``concept_id``, or, when the source has a
-``concept`` table, by (vocabulary_id, concept_code): so a LOINC code whose OMOP id is marked VERIFY
-in 11.4 is still found. When ``measurement_concept_id`` matches nothing, ``measurement_source_value``
+Codes (clinical reference §11.3-§11.5) are data: the dictionary's ``vocabulary/codes.csv`` (``kind,
+target, system, code, concept_id``) plus an optional site file of the same layout (``--codes``).
+A code row matches a source concept by ``concept_id``, or, when the source has a ``concept``
+table, by (vocabulary_id = system, concept_code = code): so a LOINC code whose OMOP id is marked
+VERIFY in §11.4 is still found. When ``measurement_concept_id`` matches nothing, ``measurement_source_value``
 is matched against the code rows' ``concept_code`` (e.g. a LOINC code).
 
 Mapping rules (documented in docs/sources-omop.md):
@@ -40,12 +40,12 @@ Mapping rules (documented in docs/sources-omop.md):
   value: value_source_value when it is the same number as value_as_number (the value as
   received), else value_as_number as text (DECIMAL and DOUBLE give the same text).
 * drug_exposure: ingredient through concept_ancestor when it is present and non-empty, else the
-  listed ingredient ids (drugs.csv omop_ingredient_concept_id, plus the concept table's RxNorm
-  Ingredient concepts with drugs.csv's rxnorm_ingredient codes) only (report note); vasoactive
+  listed ingredient ids (the concept ids of the drugs' RxNorm rows in codes.csv, plus the concept
+  table's RxNorm Ingredient concepts with those RxNorm codes) only (report note); vasoactive
   ingredients go to organ_support. dose = quantity with dose_unit_source_value (no unit, no dose);
   route from route_concept_id (``route`` codes) else route_source_value.
-* organ_support: procedure_occurrence (``ventilation_procedure`` codes) and device_exposure
-  (``ventilation_device`` codes) as invasive ventilation; vasoactive drug_exposure rows.
+* organ_support: procedure_occurrence and device_exposure rows of ``support`` codes (the code's
+  target is the support kind, e.g. invasive ventilation); vasoactive drug_exposure rows.
 * condition: condition_occurrence (all rows) and observation rows of ``finding`` codes. Name,
   code system and code from the concept (else condition_source_value). Underlying: see
   :func:`_underlying_sql`.
@@ -57,22 +57,20 @@ Mapping rules (documented in docs/sources-omop.md):
 
 from __future__ import annotations
 
-import csv as _pycsv
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 from hyperinflam.errors import SourceError
 from hyperinflam.sources import LoadReport
-from hyperinflam.sources.ingest import _q, load_staged, open_load, register_vocabulary
+from hyperinflam.sources.ingest import (_q, load_staged, open_load, register_vocabulary,
+                                       with_site_codes)
 from hyperinflam.sources.omop.access import (CATALOG, REQUIRED_COLUMNS, V54_ONLY_USED, OmopSource,
                                             attach_omop)
 from hyperinflam.vocabulary import Vocabulary
 
-__all__ = ["OmopOptions", "load_omop", "load_source", "read_codes", "CODE_COLUMNS",
+__all__ = ["OmopOptions", "load_omop", "load_source", "read_codes",
            "MISSING_BIRTH_DAY", "FALLBACK_MAX_AGE_YEARS"]
 
-CODE_COLUMNS = ("kind", "target", "vocabulary_id", "concept_code", "concept_id", "reference")
 #: Day of birth used when the CDM gives year and month only (person.day_of_birth NULL).
 MISSING_BIRTH_DAY = 15
 #: Fallback PICU stays: inpatient visits of persons younger than this at the visit start (the
@@ -99,31 +97,16 @@ class OmopOptions:
 
 # ---------------------------------------------------------------------------------------------
 # codes
-def read_codes(site_codes: str | Path | None = None) -> list[dict]:
-    """The packaged codes_omop.csv rows plus a site file of the same layout (its rows added)."""
-    with resources.files("hyperinflam.vocabulary").joinpath("codes_omop.csv").open(
-            "r", encoding="utf-8", newline="") as handle:
-        rows = list(_pycsv.DictReader(handle))
-    if site_codes is not None:
-        path = Path(site_codes)
-        if not path.is_file():
-            raise SourceError(f"{path}: codes file not found (layout: {', '.join(CODE_COLUMNS)}).")
-        with open(path, encoding="utf-8-sig", newline="") as handle:
-            reader = _pycsv.DictReader(handle)
-            missing = [c for c in CODE_COLUMNS[:5] if c not in (reader.fieldnames or [])]
-            if missing:
-                raise SourceError(f"{path} line 1: missing column(s) {', '.join(missing)}; a codes "
-                                  f"file has the columns {', '.join(CODE_COLUMNS)}.")
-            for n, row in enumerate(reader, start=2):
-                cid = (row.get("concept_id") or "").strip()
-                if cid and not cid.lstrip("-").isdigit():
-                    raise SourceError(f"{path} line {n}, column concept_id: '{cid}' is not an "
-                                      f"integer concept id.")
-                if not cid and not (row.get("concept_code") or "").strip():
-                    raise SourceError(f"{path} line {n}: give a concept_id or a "
-                                      f"vocabulary_id + concept_code.")
-                rows.append(row)
-    return rows
+def read_codes(site_codes: str | Path | None = None, vocabulary: Vocabulary | None = None
+               ) -> list[dict]:
+    """The dictionary's codes as the OMOP reader and exporter use them (vocabulary/codes.csv plus
+    a site file of that layout, or of the former ``kind,target,vocabulary_id,concept_code,
+    concept_id`` layout; site rows first): ``kind``, ``target``, ``vocabulary_id`` (the code's
+    system), ``concept_code`` and ``concept_id`` as text. MEDS code prefixes are left out."""
+    vocab = with_site_codes(vocabulary or Vocabulary(), site_codes)
+    return [{"kind": c.kind, "target": c.target, "vocabulary_id": c.system,
+             "concept_code": c.code, "concept_id": "" if c.concept_id is None else str(c.concept_id)}
+            for c in vocab.codes if c.system != "MEDS"]
 
 
 def _register_codes(raw, rows: list[dict]) -> None:
@@ -169,7 +152,7 @@ def load_omop(con, source: str | Path, *, schema: str | None = None,
     """
     options = check_options(options)
     raw, vocab = open_load(con, vocabulary, tz)
-    code_rows = read_codes(codes)
+    code_rows = read_codes(codes, vocab)
     prefix, label = attach_omop(raw, source, schema)
     try:
         return load_source(con, OmopSource(raw, prefix, label), vocab, code_rows, tz, options)
@@ -229,7 +212,7 @@ def _resolve_codes(raw, src: OmopSource, report: LoadReport) -> None:
               ON c.vocabulary_id = r.vocabulary_id AND c.concept_code = r.concept_code"""
     else:
         report.notes.append("no concept table (or it is empty): codes are matched by the concept "
-                            "ids listed in codes_omop.csv only, units by the 'unit' rows of codes_omop.csv, "
+                            "ids listed in vocabulary/codes.csv only, units by its 'unit' rows, "
                             "else unit_source_value.")
     raw.execute(f"""CREATE OR REPLACE TEMP TABLE _omop_codes AS
         SELECT kind, target, concept_id, concept_code FROM _omop_code_rows
@@ -430,7 +413,7 @@ class _Loader:
         value = _num_text("m.value_as_number", s.col("measurement", "value_source_value", "m"))
         variable = (f"coalesce(c.target, sc.target, 'OMOP measurement_concept_id ' || "
                     f"coalesce(CAST(m.measurement_concept_id AS VARCHAR), '?') || coalesce(' (' || "
-                    f"{src_value} || ')', '') || ' not in codes_omop.csv')")
+                    f"{src_value} || ')', '') || ' not in vocabulary/codes.csv')")
         unit = (f"coalesce(CASE WHEN {_int('m.unit_concept_id')} <> 0 THEN u.ucum END, "
                 f"nullif(trim({unit_src}), ''))")
         self.load("measurement", "measurement", f"""
@@ -466,7 +449,7 @@ class _Loader:
                   self.vocab.drugs.items() if (info.get("rxnorm_ingredient") or "").strip()]
         if rxnorm and s.has("concept"):
             # RxNorm ingredient codes (clinical reference §11.5) resolved through the source's
-            # concept table: finds ingredients whose OMOP id is VERIFY or absent in drugs.csv
+            # concept table: finds ingredients whose OMOP id is VERIFY or absent in codes.csv
             # (dopamine, dobutamine, milrinone), and export_omop's local ingredient concepts.
             self.raw.execute("CREATE OR REPLACE TEMP TABLE _omop_drug_rxnorm (drug VARCHAR, "
                              "rxnorm VARCHAR)")
@@ -485,7 +468,7 @@ class _Loader:
         else:
             match = listed
             self.report.notes.append("concept_ancestor absent or empty: drugs are matched by the "
-                                     "ingredient concept ids of drugs.csv (and their RxNorm codes "
+                                     "ingredient concept ids of vocabulary/codes.csv (and their RxNorm codes "
                                      "in the concept table) only: drug products below an "
                                      "ingredient are not recognised.")
         self.raw.execute(f"CREATE OR REPLACE TEMP TABLE _omop_drug_match AS "
@@ -547,11 +530,11 @@ class _Loader:
 
     def organ_support(self) -> None:
         s = self.src
-        for table, kind, concept, start_d, start_t, end_d, end_t, pk in (
-                ("procedure_occurrence", "ventilation_procedure", "procedure_concept_id",
+        for table, concept, start_d, start_t, end_d, end_t, pk in (
+                ("procedure_occurrence", "procedure_concept_id",
                  "procedure_date", "procedure_datetime", "procedure_end_date",
                  "procedure_end_datetime", "procedure_occurrence_id"),
-                ("device_exposure", "ventilation_device", "device_concept_id",
+                ("device_exposure", "device_concept_id",
                  "device_exposure_start_date", "device_exposure_start_datetime",
                  "device_exposure_end_date", "device_exposure_end_datetime", "device_exposure_id")):
             if not s.has(table):
@@ -559,12 +542,14 @@ class _Loader:
                 continue
             sql = f"""
                 SELECT x.{pk} AS _line, {self.person_id('x')} AS person_id,
-                       {self.stay_id('x')} AS stay_id, 'invasive_ventilation' AS support,
+                       {self.stay_id('x')} AS stay_id, sc.target AS support,
                        {_ts('x.' + start_d, s.col(table, start_t, 'x'))} AS start_time,
                        {self._end(table, 'x', end_d, end_t)} AS end_time,
                        NULL AS dose, NULL AS dose_unit
-                FROM {s.ref(table)} x {self.person_join('x')} {self.stay_join(table, 'x')}
-                WHERE {_int('x.' + concept)} IN (SELECT concept_id FROM _omop_codes WHERE kind = '{kind}')"""
+                FROM {s.ref(table)} x
+                JOIN (SELECT concept_id, min(target) AS target FROM _omop_codes WHERE kind = 'support'
+                      GROUP BY 1) sc ON sc.concept_id = {_int('x.' + concept)}
+                {self.person_join('x')} {self.stay_join(table, 'x')}"""
             self.load("organ_support", table, sql, pk)
         if s.has("drug_exposure"):
             dose_unit = f"nullif(trim({s.col('drug_exposure', 'dose_unit_source_value', 'd')}), '')"
@@ -611,7 +596,7 @@ class _Loader:
                        {_ts('x.observation_date', s.col('observation', 'observation_datetime', 'x'))} AS onset_time,
                        'false' AS is_underlying
                 FROM {s.ref('observation')} x
-                JOIN (SELECT concept_id, min(target) AS target FROM _omop_codes WHERE kind = 'finding'
+                JOIN (SELECT concept_id, min(target) AS target FROM _omop_codes WHERE kind = 'condition'
                       GROUP BY 1) f ON f.concept_id = {_int('x.observation_concept_id')}
                 {cjoin('x.observation_concept_id')}
                 {self.person_join('x')} {self.stay_join('observation', 'x')}""", "observation_id")

@@ -207,7 +207,7 @@ def load_omop_spark(session, source: str | os.PathLike, out_dir: str | os.PathLi
 
     options = check_options(options)
     vocab = load_settings(vocabulary, tz)
-    code_rows = read_codes(codes)
+    code_rows = read_codes(codes, vocab)
     work = session.newSession()
     work.conf.set("spark.sql.session.timeZone", "UTC")
     # Parquet written by pyarrow / DuckDB: naive timestamps are timestamp_ntz.
