@@ -129,7 +129,21 @@ def census_expr(con, at: dt.datetime, criteria: list[str]) -> ir.Table:
         anakinra_any_above_label="any_above_label")
     t = t.left_join(fer, t.stay_id == fer.f_stay).drop("f_stay")
     t = t.left_join(course, t.stay_id == course.c_stay).drop("c_stay")
+    rt = recognition_expr(con, at, criteria)
+    t = t.left_join(rt, t.stay_id == rt.rt_stay).drop("rt_stay")
     return t.order_by("stay_id")
+
+
+def recognition_expr(con, at: dt.datetime, criteria: list[str], stays: ir.Table | None = None
+                     ) -> ir.Table:
+    """Per stay in the PICU at ``at`` (or of ``stays``): recognition to treatment up to ``at``
+    (:mod:`.recognition`, exact first-met times): ``<name>_first_met``, ``phenotype_first_met``,
+    ``first_dose_time``, ``recognition_to_treatment_hours``; key ``rt_stay``."""
+    from hyperinflam.screening.recognition import recognition_to_treatment
+
+    stays = stays if stays is not None else stays_in_picu(con, at)
+    rt = recognition_to_treatment(con, stays, until=at, criteria=criteria)
+    return rt.rename(rt_stay="stay_id")
 
 
 def census_frame(con, at: dt.datetime, criteria: list[str]) -> pd.DataFrame:

@@ -34,7 +34,8 @@ from hyperinflam.web.auth import SESSION_MAX_AGE_SECONDS, Redirect, session_user
 from hyperinflam.web.data import Database
 from hyperinflam.web.privacy import Pseudonymizer
 from hyperinflam.web.state import StateStore, default_state_path
-from hyperinflam.web.views import ApiError, WebContext, census_view, context, patient_views
+from hyperinflam.web.views import (ApiError, WebContext, census_view, context, patient_views,
+                                   unit_label)
 
 access_log = logging.getLogger("hyperinflam.web.access")
 log = logging.getLogger("hyperinflam.web")
@@ -103,6 +104,7 @@ def create_app(settings: WebSettings) -> FastAPI:
     pseudo = Pseudonymizer(store.secret("pseudonym"))
     vocab = load_vocabulary()
     templates = Jinja2Templates(directory=str(resources.files("hyperinflam.web") / "templates"))
+    templates.env.filters["unit_label"] = unit_label
     ctx = WebContext(
         store=store, database=database, pseudo=pseudo, templates=templates,
         rows_template=templates.env.get_template("census_rows.html"),

@@ -72,9 +72,12 @@ class Axis:
         return out
 
 
-def timeline_svg(axis: Axis, markers: list[dict], bars: list[dict], strip: list[dict]) -> str:
+def timeline_svg(axis: Axis, markers: list[dict], bars: list[dict], strip: list[dict],
+                 events: list[tuple] = ()) -> str:
     """markers: {label, short_label (optional), unit, points: [(time, value)]}; bars: {label, spans: [(start, end|None,
-    text)]} (end None = a single dose tick); strip: {label, cells: [(time, text, met)]}."""
+    text)]} (end None = a single dose tick); strip: {label, cells: [(time, text, met)]};
+    events: [(time, text)] drawn as labelled vertical lines across the plot (recognition to
+    treatment: a criterion first met, the first dose)."""
     height = 30 + len(markers) * ROW_H + 14 + len(bars) * (BAR_H + 6) + 14 \
         + len(strip) * (STRIP_H + 4) + 30
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" '
@@ -135,6 +138,14 @@ def timeline_svg(axis: Axis, markers: list[dict], bars: list[dict], strip: list[
                        f'class="{cls}"/><text x="{cx:.1f}" y="{y + 15}" class="celltext">'
                        f'{escape(text)}</text>')
         y += STRIP_H + 4
+    for i, (t, text) in enumerate(events):
+        if t is None:
+            continue
+        x = axis.x(t)
+        cls = "event dose" if "dose" in text else "event met"
+        out.append(f'<g class="{cls}"><line x1="{x:.1f}" y1="20" x2="{x:.1f}" y2="{height - 24}"/>'
+                   f'<text x="{x + 3:.1f}" y="{30 + 11 * (i % 3)}">{escape(text)}</text>'
+                   f'<title>{escape(text)} at {pd.Timestamp(t):%Y-%m-%d %H:%M} UTC</title></g>')
     out.append("</svg>")
     return "".join(out)
 

@@ -85,6 +85,7 @@ class Snapshot:
                 "anakinra_course": dict(course.rows[0]) if course.rows else None,
                 "marker_response": t["marker_response"].get(stay_id),
                 "strip": t["strip"].get(stay_id),
+                "recognition": dict(self._census_rows[stay_id]),
                 "current": dict(self._census_rows[stay_id]), "current_at": self.at}
 
 

@@ -12,7 +12,8 @@ from markupsafe import Markup
 
 from hyperinflam.web.auth import audit, csrf_token, page_user
 from hyperinflam.web.state import User
-from hyperinflam.web.views import FILTERS, census_view, context, get_census, patient_views
+from hyperinflam.web.views import (FILTERS, census_view, context, get_census, patient_views,
+                                   unit_label)
 
 router = APIRouter()
 
@@ -52,6 +53,10 @@ def census_export(request: Request, at: str | None = None, filter: str = "all",
     census = get_census(context(request), user, at, filter)
     audit(user, request, "export_census", detail=f"filter={filter}; rows={census.n_stays}")
     frame = pd.DataFrame([r.model_dump(exclude={"other_results"}) for r in census.rows])
+    if "ferritin_unit" in frame.columns:
+        frame["ferritin_unit"] = frame["ferritin_unit"].map(unit_label)
+    if "admit_time" in frame.columns:  # the zone of every time exported
+        frame = frame.rename(columns={"admit_time": "admit_time_utc"})
     buf = io.StringIO()
     frame.map(neutralise_formula).to_csv(buf, index=False)
     return PlainTextResponse(buf.getvalue(), media_type="text/csv", headers={

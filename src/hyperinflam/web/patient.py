@@ -14,8 +14,8 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from hyperinflam.screening import anakinra
-from hyperinflam.screening.census import (PRE_ADMISSION_HOURS, stays_in_picu, strip_expr,
-                                          timestamp_literal, with_person)
+from hyperinflam.screening.census import (PRE_ADMISSION_HOURS, recognition_expr, stays_in_picu,
+                                          strip_expr, timestamp_literal, with_person)
 
 #: Markers drawn on the patient time axis (issue 7), in this order (vocabulary/variables.csv).
 TIMELINE_VARIABLES = ("ferritin", "crp", "fibrinogen", "platelets", "anc", "alc",
@@ -183,6 +183,8 @@ def patient_data(con, stay_id: str, at: dt.datetime, criteria: list[str] | None 
         response = marker_response_expr(con, course_expr, end).to_pandas()
     strip = (strip_expr(con, criteria, one, end).to_pandas() if criteria is not None
              else pd.DataFrame(columns=["stay_id", "eval_time"]))
+    rt = recognition_expr(con, end, criteria or [], one).to_pandas()
     return {"stay": row, "window": (lo, end), **frames, "anakinra_days": Rows.of(days),
+            "recognition": records(rt)[0] if not rt.empty else {},
             "anakinra_course": records(course)[0] if not course.empty else None,
             "marker_response": Rows.of(response), "strip": Rows.of(strip)}

@@ -129,6 +129,9 @@ class CensusRow(BaseModel):
     approaching_any: bool = False
     approaching: str = ""
     outside_validated_ages: str = ""
+    # recognition to treatment (screening.recognition): e.g. "HScore >= 169 for 38 h, no anakinra"
+    recognition: str = ""
+    recognition_to_treatment_hours: Optional[float] = None
 
 
 class Census(BaseModel):
@@ -284,7 +287,59 @@ def _labels(names) -> str:
     return ", ".join(criterion_label(n) for n in (names or "").split(",") if n)
 
 
-def census_rows(ctx: WebContext, user: User, frame: pd.DataFrame) -> list[CensusRow]:
+#: UCUM codes as people write them (issue 14: "x10³/µL", never "10*3/uL").
+_UNIT_LABELS = {"10*3/uL": "×10³/µL", "10*9/L": "×10⁹/L", "10*6/uL": "×10⁶/µL",
+                "10*12/L": "×10¹²/L", "Cel": "°C", "ug/mL": "µg/mL", "ug/L": "µg/L",
+                "umol/L": "µmol/L", "mg/kg/d": "mg/kg/day", "ug/kg/min": "µg/kg/min",
+                "mm[Hg]": "mmHg", "/min": "/min", "%": "%", "1": ""}
+
+
+def unit_label(unit) -> str:
+    """A unit (UCUM code) as shown on every page and export."""
+    if unit is None or (not isinstance(unit, str) and pd.isna(unit)):
+        return ""
+    return _UNIT_LABELS.get(unit, unit.replace("u", "µ") if unit.startswith("u") else unit)
+
+
+def _round(value, digits: int = 1):
+    value = _jsonable(value)
+    return None if value is None else round(float(value), digits)
+
+
+def first_met_marks(row: dict) -> list[tuple[str, pd.Timestamp]]:
+    """(criterion NAME, first time met) of the phenotype criteria met so far, earliest first."""
+    marks = []
+    for column, value in row.items():
+        if column.endswith("_first_met") and column != "phenotype_first_met":
+            value = _jsonable(value)
+            if value is not None:
+                marks.append((column.removesuffix("_first_met"), pd.Timestamp(value)))
+    return sorted(marks, key=lambda m: m[1])
+
+
+def recognition_text(row: dict, at) -> str:
+    """The census line of recognition to treatment, from exact first-met times: for a stay
+    meeting a phenotype criterion without anakinra "HScore >= 169 for 38 h, no anakinra"; with
+    anakinra "anakinra 12 h after HScore >= 169" (or "before"); '' otherwise."""
+    marks = first_met_marks(row)
+    if not marks:
+        return ""
+    name, first = marks[0]
+    dose = _jsonable(row.get("first_dose_time"))
+    if dose is None:
+        if not row.get("meets_phenotype"):
+            return ""
+        current = [(n, t) for n, t in marks if n in (row.get("phenotype_met") or "").split(",")]
+        name, first = current[0] if current else marks[0]
+        hours = (pd.Timestamp(at) - first).total_seconds() / 3600
+        return f"{criterion_label(name)} for {hours:.0f} h, no anakinra"
+    delay = (pd.Timestamp(dose) - first).total_seconds() / 3600
+    side = "after" if delay >= 0 else "before"
+    return f"anakinra {abs(delay):.0f} h {side} {criterion_label(name)}"
+
+
+def census_rows(ctx: WebContext, user: User, frame: pd.DataFrame,
+                at=None) -> list[CensusRow]:
     shown = {"hlh2004_result"}
     rows = []
     for r in records(frame):
@@ -318,7 +373,9 @@ def census_rows(ctx: WebContext, user: User, frame: pd.DataFrame) -> list[Census
             approaching_any=bool(r.get("approaching_any")),
             approaching=_labels(r.get("approaching")),
             outside_validated_ages=", ".join(criterion_label(n)
-                                             for n in meets.outside_ages_names(r))))
+                                             for n in meets.outside_ages_names(r)),
+            recognition=recognition_text(r, at),
+            recognition_to_treatment_hours=_round(r.get("recognition_to_treatment_hours"))))
     # Default order for rounds: children meeting a criterion first, then those approaching,
     # then by HScore; ties by the label the user sees (a pseudonym for researchers, so the
     # order never reveals the identifiers' order).
@@ -346,7 +403,8 @@ def census_view(ctx: WebContext, user: User, at: str | None, filter_: str) -> tu
             frame = frame[frame.approaching_any]
         return Census(evaluated_at=snap.at.isoformat(sep=" ", timespec="minutes")
                       if user.role == "clinician" else None,
-                      filter=filter_, n_stays=len(frame), rows=census_rows(ctx, user, frame),
+                      filter=filter_, n_stays=len(frame),
+                      rows=census_rows(ctx, user, frame, snap.at),
                       criteria_unavailable=ctx.database.skipped_criteria)
     return ctx.views.get_or_build(key, build), key
 
@@ -404,12 +462,16 @@ def patient_context(ctx: WebContext, user: User, key: str, stay: dict, data: dic
         "criteria": criteria_json(ctx, user, key, stay, data),
         "anakinra": anakinra_json(ctx, user, key, stay, data),
         "svg": build_timeline_svg(ctx, user, data, admit, at),
+        "recognition": recognition_text(data.get("recognition") or {}, at),
         "admit_time": when(ctx, user, admit, admit),
         "discharge_time": when(ctx, user, info["discharge_time"], admit, until=at),
         "birth_date": str(info["birth_date"])[:10] if user.role == "clinician" else None,
         "sex": info.get("sex"), "weight_kg": _jsonable(info.get("weight_kg")),
         "reason": info.get("admission_reason"),
-        "shift_note": user.role != "clinician"}
+        "shift_note": user.role != "clinician",
+        # every time shown carries its zone: UTC, or the researcher's stay frame
+        "tz": "UTC" if user.role == "clinician" else "(stay frame)",
+        "labels": ctx.labels}
 
 
 def timeline_json(ctx: WebContext, user, key, stay, data) -> Timeline:
@@ -479,7 +541,7 @@ def build_timeline_svg(ctx: WebContext, user: User, data: dict, admit, at) -> st
     markers = []
     for var in TIMELINE_VARIABLES:
         markers.append({"label": ctx.labels.get(var, var), "short_label": ctx.short_labels.get(var),
-                        "unit": ctx.units.get(var, ""),
+                        "unit": unit_label(ctx.units.get(var, "")),
                         "points": [(sh(r["time"]), r["value"]) for r in meas
                                    if r["variable"] == var]})
     bars = []
@@ -518,5 +580,10 @@ def build_timeline_svg(ctx: WebContext, user: User, data: dict, admit, at) -> st
         rows.append({"label": "Phoenix", "cells": [
             (sh(r["eval_time"]), f"{_jsonable(r['phoenix_score'])}",
              r.get("phoenix_sepsis") == "met") for r in strip_rows]})
-    return charts.timeline_svg(axis, markers, bars, rows)
+    events = [(sh(t), f"{criterion_label(name)} first met") for name, t in
+              first_met_marks(data.get("recognition") or {})]
+    dose = _jsonable((data.get("recognition") or {}).get("first_dose_time"))
+    if dose is not None:
+        events.append((sh(dose), "first anakinra dose"))
+    return charts.timeline_svg(axis, markers, bars, rows, events)
 
