@@ -34,6 +34,20 @@ def require_chromium(path: Path = CHROMIUM) -> None:
                     "HYPERINFLAM_SKIP_BROWSER=1 to skip the browser tests", pytrace=False)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _plan_cache_in_a_temporary_folder(tmp_path_factory):
+    """Compiled plans (hyperinflam.engine.plans) of the test run go to a folder of their own,
+    never to the user's cache folder."""
+    folder = tmp_path_factory.mktemp("plan-cache")
+    previous = os.environ.get("HYPERINFLAM_CACHE_DIR")
+    os.environ["HYPERINFLAM_CACHE_DIR"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("HYPERINFLAM_CACHE_DIR", None)
+    else:
+        os.environ["HYPERINFLAM_CACHE_DIR"] = previous
+
+
 @pytest.fixture(scope="session")
 def browser():
     """One headless Chromium for every browser test of the session."""

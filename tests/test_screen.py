@@ -123,14 +123,19 @@ def db(tmp_path, monkeypatch):
     con = connect(path)
     fill(con)
     con.disconnect()
-    # only the test criteria, whatever modules exist in the package
-    # (every surface reads the criteria through screening.screen.select_criteria)
+    # only the test criteria, whatever modules exist in the package (the summary reads
+    # select_criteria from the screen module when it runs); plans of "all criteria" built here
+    # must not outlive the test
     import hyperinflam.screening.screen as screen_module
+    from hyperinflam.engine import plans
 
     real = screen_module.select_criteria
     monkeypatch.setattr(screen_module, "select_criteria", lambda criteria=None: real(
         [FERRITIN, CRP] if criteria is None else criteria))
-    return path
+    monkeypatch.setenv("HYPERINFLAM_PLAN_CACHE", "off")
+    plans.clear_memory_cache()
+    yield path
+    plans.clear_memory_cache()
 
 
 @pytest.mark.parametrize("suffix", ["csv", "parquet"])

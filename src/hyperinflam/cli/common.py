@@ -40,6 +40,60 @@ SPARK_CONF_OPTION = typer.Option(
     "spark.executor.memory=8g.")
 
 
+#: --quiet of every long command: no progress bar or step lines (results and errors still print).
+QUIET_OPTION = typer.Option(False, "--quiet", "-q", help="No progress bar or step lines (the "
+                            "results and any error are still printed). Progress is also off when "
+                            "the output is not a terminal.")
+
+
+def show_progress(quiet: bool = False) -> bool:
+    """Whether a long command draws progress: not with --quiet, not when stdout is no terminal."""
+    return not quiet and console.is_terminal
+
+
+class StepProgress:
+    """A rich progress bar for long work measured in units (persons, rows, stays, ...), or
+    nothing at all when ``enabled`` is False. Use as a context manager; ``update(done, total,
+    text)`` moves the bar; ``status(text)`` is a spinner line for a step without a count."""
+
+    def __init__(self, title: str, unit: str, enabled: bool = True):
+        self.title, self.unit, self.enabled = title, unit, enabled
+        self._progress = None
+        self._task = None
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn,
+                                       TextColumn, TimeElapsedColumn)
+
+            self._progress = Progress(
+                SpinnerColumn(), TextColumn("[progress.description]{task.description}"),
+                BarColumn(), MofNCompleteColumn(), TextColumn(self.unit),
+                TimeElapsedColumn(), console=console, transient=False)
+            self._progress.__enter__()
+            self._task = self._progress.add_task(self.title, total=None)
+        return self
+
+    def update(self, done: float, total: int, text: str | None = None) -> None:
+        if self._progress is None:
+            return
+        description = f"{self.title}: {text}" if text else self.title
+        self._progress.update(self._task, completed=int(done), total=total or None,
+                              description=description)
+
+    def __exit__(self, *exc):
+        if self._progress is not None:
+            self._progress.__exit__(*exc)
+        return False
+
+
+def status(text: str, enabled: bool = True):
+    """A spinner line while a step without a count runs (nothing when not ``enabled``)."""
+    import contextlib
+
+    return console.status(text, spinner="dots") if enabled else contextlib.nullcontext()
+
+
 def fail(message: str, code: int = 2) -> None:
     """Print a user-facing error (no traceback) and exit."""
     # soft_wrap: no line breaks inserted into paths and commands the user may copy
@@ -71,6 +125,27 @@ def parse_at(text: str, tz: str):
         fail(f"--at '{text}' is not a time: write ISO 8601 such as '2024-03-01 14:30' or "
              f"'2024-03-01T14:30:00+01:00' ({exc}).")
     return stamp.tz_convert("UTC").tz_localize(None).to_pydatetime()
+
+
+def open_for_plans_or_fail(db, engine: str = "duckdb", spark_master: Optional[str] = None,
+                           spark_conf: Optional[list[str]] = None):
+    """The connection a compiled plan runs on: a bare DuckDB connection for a database file
+    (no ibis import: a cached screen starts fast), else :func:`open_engine_or_fail`. Close it
+    with :func:`close_connection`."""
+    from hyperinflam.engine import connect_file, resolve_db_path
+
+    if (engine or "duckdb").strip().lower() == "duckdb" and not spark_master and not spark_conf \
+            and not resolve_db_path(db).is_dir():
+        try:
+            return connect_file(db)
+        except FileNotFoundError as exc:
+            fail(str(exc))
+    return open_engine_or_fail(db, engine, spark_master, spark_conf)
+
+
+def close_connection(con) -> None:
+    """Close an ibis backend or a bare DuckDB connection."""
+    (con.disconnect if hasattr(con, "disconnect") else con.close)()
 
 
 def open_engine_or_fail(db, engine: str = "duckdb", spark_master: Optional[str] = None,

@@ -8,8 +8,10 @@ from typing import Optional
 
 import typer
 
-from hyperinflam.cli.common import (DB_HELP, ENGINE_OPTION, SPARK_CONF_OPTION, SPARK_MASTER_OPTION,
-                                    console, fail, open_engine_or_fail, parse_at, parse_grid)
+from hyperinflam.cli.common import (DB_HELP, ENGINE_OPTION, QUIET_OPTION, SPARK_CONF_OPTION,
+                                    SPARK_MASTER_OPTION, StepProgress, close_connection, console,
+                                    fail, open_for_plans_or_fail, parse_at, parse_grid,
+                                    show_progress, status)
 
 SCREEN_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
@@ -50,11 +52,16 @@ def screen_command(
     engine: str = ENGINE_OPTION,
     spark_master: Optional[str] = SPARK_MASTER_OPTION,
     spark_conf: Optional[list[str]] = SPARK_CONF_OPTION,
+    batch_rows: Optional[int] = typer.Option(
+        None, "--batch-rows", min=1, help="Screen in batches of persons holding about this many "
+        "measurement rows each (DuckDB): memory stays bounded, finished batches are kept if the "
+        "run stops and a rerun resumes after them. Default 12,000,000 "
+        "(HYPERINFLAM_BATCH_ROWS)."),
+    quiet: bool = QUIET_OPTION,
 ):
     """Screen every PICU stay (see SCREEN_HELP)."""
-    from hyperinflam.engine import write_result_file
     from hyperinflam.errors import FeatureError, ScreenError
-    from hyperinflam.screening.screen import screen
+    from hyperinflam.screening.plans import screen_plan, write_screen
     from hyperinflam.screening.summary import summarise_screen_file
 
     kind = SCREEN_FORMATS.get(out.suffix.lower())
@@ -65,63 +72,62 @@ def screen_command(
              "the whole stay.")
     step_hours = parse_grid(grid) if grid is not None else 24.0
     at_time = parse_at(at, tz) if at is not None else None
-    con = open_engine_or_fail(db, engine, spark_master, spark_conf)
+    mode = "at" if at_time is not None else "grid"
+    progress = show_progress(quiet)
+    con = open_for_plans_or_fail(db, engine, spark_master, spark_conf)
     try:
-        with console.status("Building the screen (features and criteria)...", spinner="dots"):
-            expr = screen(con, at=at_time, step_hours=step_hours, criteria=criteria)
+        plan = screen_plan(con, mode, criteria=criteria, building=lambda: status(
+            "Compiling the screen for these criteria (once: later runs reuse it)...", progress))
         out.parent.mkdir(parents=True, exist_ok=True)
-        with console.status(f"Evaluating and writing {out}...", spinner="dots"):
-            write_result_file(con, expr.order_by(["stay_id", "eval_time"]), out, kind)
+        with StepProgress(f"Screening into {out.name}", "persons", progress) as bar:
+            write_screen(con, out, kind, mode=mode, at=at_time, step_hours=step_hours,
+                         batch_rows=batch_rows, progress=bar.update, plan=plan)
     except (FeatureError, ScreenError) as exc:
         fail(str(exc))
     finally:
-        con.disconnect()
+        close_connection(con)
 
-    with console.status("Summarising...", spinner="dots"):
-        summary = summarise_screen_file(out, kind, criteria)
+    with status("Summarising...", progress):
+        summary = summarise_screen_file(out, kind, criteria, columns=plan.columns)
     console.print(f"Wrote [bold]{summary.n_rows}[/] evaluations of [bold]{summary.n_stays}[/] "
                   f"stays to [bold]{out}[/].")
-    for line in summary_lines(summary, criteria):
+    for line in summary_lines(summary, plan.meta):
         console.print(line)
-    if not summary.shown.empty:
-        console.print(_screen_table(summary.shown, summary.n_meeting, criteria))
+    if summary.shown:
+        console.print(_screen_table(summary.shown, summary.n_meeting, plan.meta))
 
 
-def summary_lines(summary, criteria) -> list[str]:
+def summary_lines(summary, meta: dict) -> list[str]:
     """The headline counts of a screen, by the one rule of screening.meets: stays meeting a
     phenotype criterion at any evaluation first, organ dysfunction and severity beside it, and
-    the stays evaluated outside a score's validated ages."""
-    from hyperinflam.criteria import label as criterion_label
-    from hyperinflam.screening import meets
-    from hyperinflam.screening.screen import select_criteria
-
-    modules = [m for m in select_criteria(criteria) if getattr(m, "RESULT", None)]
+    the stays evaluated outside a score's validated ages. The criteria's labels and groups come
+    from the plan's ``meta`` (``screening.plans.screen_meta``)."""
+    labels, groups = meta["labels"], meta["groups"]
 
     def names(group):
-        return ", ".join(criterion_label(m.NAME) for m in modules if meets.group_of(m) == group)
+        return ", ".join(labels[n] for n in meta["results"] if groups[n] == group)
     n = summary.n_stays
+    phenotype, severity = names(meta["phenotype"]), names(meta["severity"])
     lines = [f"[bold]{summary.n_meeting_phenotype}[/] of {n:,} stays meet a phenotype criterion "
-             f"at some evaluation ({names(meets.PHENOTYPE) or 'none screened'}).",
+             f"at some evaluation ({phenotype or 'none screened'}).",
              f"[bold]{summary.n_meeting_severity}[/] of {n:,} stays meet an organ dysfunction or "
-             f"severity criterion at some evaluation ({names(meets.SEVERITY) or 'none screened'})."]
+             f"severity criterion at some evaluation ({severity or 'none screened'})."]
     for name, count in (summary.n_outside_ages or {}).items():
-        lines.append(f"[yellow]{criterion_label(name)}[/] was evaluated outside the ages its "
+        lines.append(f"[yellow]{labels.get(name, name)}[/] was evaluated outside the ages its "
                      f"authors validated in {count:,} stays (column "
-                     f"{name}{meets.OUTSIDE_AGES_SUFFIX}).")
+                     f"{name}{meta['outside_ages_suffix']}).")
     return lines
 
 
-def _screen_table(shown, n_meeting: int, criteria):
+def _screen_table(shown: list[dict], n_meeting: int, meta: dict):
     """The stays meeting a criterion, phenotype first: a rich table of fixed columns."""
     from rich.table import Table
 
-    from hyperinflam.criteria import label as criterion_label
-    from hyperinflam.screening import meets
-    from hyperinflam.screening.screen import select_criteria
     from hyperinflam.screening.summary import SUMMARY_PEAKS
 
-    modules = [m for m in select_criteria(criteria) if getattr(m, "RESULT", None)]
-    by_group = {g: [m.NAME for m in modules if meets.group_of(m) == g] for g in meets.GROUP_TITLES}
+    labels = meta["labels"]
+    by_group = {g: [n for n in meta["results"] if meta["groups"][n] == g]
+                for g in meta["group_titles"]}
     title = (f"{n_meeting} stays meet at least one criterion"
              + (f" (the first {len(shown)} shown; all in the output file)"
                 if n_meeting > len(shown) else ""))
@@ -130,16 +136,16 @@ def _screen_table(shown, n_meeting: int, criteria):
     table.add_column("phenotype\nfirst met (h)", justify="right")
     table.add_column("phenotype criteria met", ratio=1, min_width=20)
     table.add_column("organ dysfunction,\nseverity met", ratio=1, min_width=14)
-    peaks = [(label, col) for label, (col, _) in SUMMARY_PEAKS.items() if col in shown.columns]
+    peaks = [(label, col) for label, (col, _) in SUMMARY_PEAKS.items() if col in shown[0]]
     for label, _ in peaks:
         table.add_column(label, justify="right")
-    for row in shown.to_dict("records"):
-        first = row.get(f"{meets.PHENOTYPE}_first_met")
+    for row in shown:
+        first = row.get(f"{meta['phenotype']}_first_met")
         hours = ("" if _is_missing(first) else
                  f"{(first - row['admit_time']).total_seconds() / 3600:.0f}")
         cells = [str(row["stay_id"]), hours]
-        for group in meets.GROUP_TITLES:
-            cells.append(", ".join(criterion_label(n) for n in by_group[group]
+        for group in meta["group_titles"]:
+            cells.append(", ".join(labels.get(n, n) for n in by_group[group]
                                    if bool(row.get(f"{n}_met"))))
         cells += ["" if _is_missing(row[col]) else f"{row[col]:,.0f}" for _, col in peaks]
         table.add_row(*cells)
@@ -147,6 +153,4 @@ def _screen_table(shown, n_meeting: int, criteria):
 
 
 def _is_missing(value) -> bool:
-    import pandas as pd
-
-    return bool(pd.isna(value)) if not isinstance(value, (list, tuple)) else False
+    return value is None or (isinstance(value, float) and value != value)

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from hyperinflam.engine.duckdb import (DEFAULT_MEMORY_LIMIT, DEFAULT_TEMP_DIRECTORY,
                                        LOAD_MEMORY_LIMIT, connect, connect_duckdb_views,
-                                       connect_memory, create_canonical_tables, default_db_path,
-                                       raw_sql, resolve_db_path)
+                                       connect_file, connect_memory, create_canonical_tables,
+                                       default_db_path, raw_sql, resolve_db_path)
 from hyperinflam.engine.spark import (DEFAULT_SPARK_MASTER, JAVA_OPTIONS, SPARK_DEFAULT_CONF,
                                       SPARK_LOCAL_CONF, connect_spark, parse_spark_conf,
                                       spark_conf_for, spark_session)
@@ -30,7 +30,7 @@ from hyperinflam.errors import EngineError
 __all__ = [
     "CATALOG_PREFIX", "DEFAULT_MEMORY_LIMIT", "DEFAULT_SPARK_MASTER", "DEFAULT_TEMP_DIRECTORY",
     "ENGINES", "JAVA_OPTIONS", "LOAD_MEMORY_LIMIT", "SPARK_DEFAULT_CONF", "SPARK_LOCAL_CONF",
-    "connect", "connect_duckdb_views", "connect_memory", "connect_spark",
+    "connect", "connect_duckdb_views", "connect_file", "connect_memory", "connect_spark",
     "create_canonical_tables", "default_db_path", "engine_name", "open_engine",
     "parse_spark_conf", "raw_sql", "resolve_db_path", "spark_conf_for", "spark_session",
     "write_result_file",

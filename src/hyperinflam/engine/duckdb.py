@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import ibis
-from ibis.backends.duckdb import Backend as DuckDBBackend
-from platformdirs import user_data_dir
-
-from hyperinflam.engine import storage
 from hyperinflam.errors import EngineError
 from hyperinflam.schema import ALL_TABLES
+
+if TYPE_CHECKING:  # ibis is imported where a connection is opened (start-up time of the CLI)
+    import duckdb
+    from ibis.backends.duckdb import Backend as DuckDBBackend
 
 #: Memory DuckDB may use before it spills to disk (a named setting, overridable by environment).
 #: The process peaks about 0.7 GB above it: screening 100,000 stays peaks at 3.7 GB with 3GB
@@ -34,6 +34,8 @@ DEFAULT_TEMP_DIRECTORY = os.environ.get("HYPERINFLAM_TEMP_DIRECTORY")
 
 def default_db_path() -> Path:
     """The embedded database used when the user names none: ``<user data dir>/hyperinflam.duckdb``."""
+    from platformdirs import user_data_dir
+
     return Path(user_data_dir("hyperinflam", appauthor=False)) / "hyperinflam.duckdb"
 
 
@@ -42,7 +44,10 @@ def resolve_db_path(db: str | os.PathLike | None) -> Path:
 
 
 def _configure_duckdb(con: DuckDBBackend, *, memory_limit: str | None = None) -> None:
-    raw = con.con
+    _configure_raw(con.con, memory_limit=memory_limit)
+
+
+def _configure_raw(raw: duckdb.DuckDBPyConnection, *, memory_limit: str | None = None) -> None:
     raw.execute("SET TimeZone = 'UTC'")
     raw.execute(f"SET memory_limit = '{memory_limit or DEFAULT_MEMORY_LIMIT}'")
     if DEFAULT_TEMP_DIRECTORY:
@@ -57,6 +62,10 @@ def connect(db: str | os.PathLike | None = None, *, read_only: bool = False,
     read-only, as views in an in-memory DuckDB. The session time zone is UTC: every timestamp in
     the canonical tables is naive UTC.
     """
+    import ibis
+
+    from hyperinflam.engine import storage
+
     path = resolve_db_path(db)
     if path.is_dir():
         if not read_only:
@@ -83,8 +92,29 @@ def connect(db: str | os.PathLike | None = None, *, read_only: bool = False,
     return con
 
 
+def connect_file(db: str | os.PathLike | None = None, *,
+                 memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+    """A bare DuckDB connection on an existing database file, read-only and configured like
+    :func:`connect` (UTC, memory limit), without ibis: what a cached plan
+    (:mod:`hyperinflam.engine.plans`) runs on. Raises FileNotFoundError when there is no file;
+    a folder (Parquet tables) is not accepted here (use :func:`connect`)."""
+    import duckdb
+
+    path = resolve_db_path(db)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"No hyperinflam database at {path}. Load data first, for example "
+            f"'hyperinflam load csv FOLDER --db {path}' or 'hyperinflam demo'."
+        )
+    raw = duckdb.connect(str(path), read_only=True)
+    _configure_raw(raw, memory_limit=memory_limit)
+    return raw
+
+
 def connect_memory() -> DuckDBBackend:
     """An in-memory database with the canonical tables (tests, small jobs)."""
+    import ibis
+
     con = ibis.duckdb.connect()
     con.con.execute("SET TimeZone = 'UTC'")
     create_canonical_tables(con)
@@ -94,6 +124,8 @@ def connect_memory() -> DuckDBBackend:
 def connect_duckdb_views(*, memory_limit: str | None = None) -> DuckDBBackend:
     """An empty in-memory DuckDB configured like :func:`connect` (UTC, memory limit), without
     the canonical tables: for views over Parquet (:mod:`hyperinflam.engine.storage`)."""
+    import ibis
+
     con = ibis.duckdb.connect()
     _configure_duckdb(con, memory_limit=memory_limit)
     return con

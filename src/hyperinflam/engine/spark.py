@@ -16,8 +16,6 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-import ibis
-
 from hyperinflam.errors import EngineError
 
 #: Spark master used when none is given: every core of this machine.
@@ -157,5 +155,7 @@ def spark_session(master: str | None = None, conf: Mapping[str, str] | None = No
 def connect_spark(master: str | None = None, conf: Mapping[str, str] | None = None, *,
                   session=None):
     """An ibis PySpark backend on a new or given SparkSession (time zone UTC)."""
+    import ibis
+
     session = session if session is not None else spark_session(master, conf)
     return ibis.pyspark.connect(session)

@@ -14,11 +14,10 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from hyperinflam.errors import FeatureError
+from hyperinflam.timemodel import DAYS_PER_MONTH, MIN_STEP_HOURS, grid_step_seconds
 
-#: Days per month used for every age in months (clinical reference §11.1, §12.14).
-DAYS_PER_MONTH = 30.4375
-#: Smallest grid step accepted (hours).
-MIN_STEP_HOURS = 1
+__all__ = ["DAYS_PER_MONTH", "MIN_STEP_HOURS", "evaluation_grid", "grid_at", "grid_step_seconds",
+           "hours_interval", "to_naive_utc"]
 
 
 def _seconds(expr: ir.Value) -> ir.IntegerValue:
@@ -86,7 +85,8 @@ def _with_base_columns(grid: ir.Table) -> ir.Table:
 
 
 def evaluation_grid(con, *, step_hours: float = 24,
-                    at: str | dt.datetime | pd.Timestamp | None = None) -> ir.Table:
+                    at: str | dt.datetime | pd.Timestamp | ir.TimestampValue | None = None,
+                    step_seconds: ir.IntegerValue | None = None) -> ir.Table:
     """One row per stay x evaluation time, with the base columns of the screening contract.
 
     Grid (``at`` is None): evaluation times ``t_k = admit_time + k * step_hours`` for k >= 1 while
@@ -103,22 +103,23 @@ def evaluation_grid(con, *, step_hours: float = 24,
     Base columns: person_id, stay_id, eval_time, admit_time, discharge_time, birth_date, sex,
     weight_kg, age_days (from birth_date to eval_time), age_months (= age_days / 30.4375, clinical
     reference §11.1 and §12.14), age_months_at_admit, hours_since_admit.
+
+    ``at`` and ``step_seconds`` (which replaces ``step_hours``) may be columns of one-row
+    tables (the input tables of a compiled plan, :mod:`hyperinflam.screening.plans`), so that one
+    compiled query serves every time and step; see :func:`attach`.
     """
     stays = _stays(con)
     if at is not None:
-        at_value = ibis.literal(to_naive_utc(at), type="timestamp")
+        at_value = at if isinstance(at, ir.Value) else ibis.literal(to_naive_utc(at),
+                                                                    type="timestamp")
+        stays, at_value = attach(stays, at_value, "g_at")
         grid = stays.filter(
             stays.admit_time <= at_value,
             stays.discharge_time.isnull() | (stays.discharge_time > at_value),
         ).mutate(eval_time=at_value)
         return _with_base_columns(grid)
 
-    if step_hours is None or not step_hours >= MIN_STEP_HOURS:
-        raise FeatureError(
-            f"step_hours must be at least {MIN_STEP_HOURS} hour (got {step_hours}); for example "
-            f"24 for one evaluation per day."
-        )
-    step_s = int(round(step_hours * 3600))
+    step = step_seconds if step_seconds is not None else grid_step_seconds(step_hours)
 
     data = _last_data_time(con)
     open_stays = stays.filter(stays.discharge_time.isnull()).select(
@@ -133,15 +134,35 @@ def evaluation_grid(con, *, step_hours: float = 24,
     stays = stays.mutate(
         end_time=ibis.coalesce(stays.discharge_time, stays.last_time, stays.admit_time)
     ).drop("o_stay", "last_time")
+    stays, step = attach(stays, step, "g_step")
+    stays = stays.mutate(g_step=step)
     stays = stays.mutate(n_steps=((_seconds(stays.end_time) - _seconds(stays.admit_time))
-                                  // step_s).cast("int64"))
+                                  // stays.g_step).cast("int64"))
 
     steps = stays.mutate(k=ibis.range(1, stays.n_steps + 1).unnest())
-    steps = steps.mutate(eval_time=steps.admit_time + (steps.k * step_s).as_interval("s"))
+    steps = steps.mutate(
+        eval_time=steps.admit_time + (steps.k * steps.g_step).as_interval("s"))
     steps = steps.filter(steps.eval_time < steps.end_time).drop("k")
     ends = stays.mutate(eval_time=stays.end_time)
-    grid = ibis.union(steps, ends, distinct=False).drop("end_time", "n_steps")
+    grid = ibis.union(steps, ends, distinct=False).drop("end_time", "n_steps", "g_step")
     return _with_base_columns(grid)
+
+
+def attach(table: ir.Table, value, name: str) -> tuple[ir.Table, ir.Value]:
+    """``value`` in a form expressions over ``table`` can use: a literal (or any expression of
+    ``table``) as it is; a column of a one-row table (an input table of a compiled plan) by a
+    cross join of that table onto ``table`` as column ``name`` (the returned table has it; drop
+    it when done). A cross join rather than a scalar subquery: ibis inlines a scalar subquery
+    used in a projection into later predicates with its alias, which is not valid SQL."""
+    if isinstance(value, ir.Column) and not _belongs_to(value, table):
+        one = value.op().rel.to_expr()
+        joined = table.cross_join(one.select(**{name: value}))
+        return joined, joined[name]
+    return table, value
+
+
+def _belongs_to(value: ir.Column, table: ir.Table) -> bool:
+    return value.op().rel == table.op()
 
 
 def grid_at(con, times: ir.Table) -> ir.Table:

@@ -83,9 +83,10 @@ def _criterion_columns(module: ModuleType, wide: ir.Table, taken: set[str]) -> d
     return columns
 
 
-def screen(con, *, at: str | dt.datetime | None = None, step_hours: float = 24,
-           criteria: Iterable[str | ModuleType] | None = None, vocabulary=None,
-           times: ir.Table | None = None) -> ir.Table:
+def screen(con, *, at: str | dt.datetime | ir.TimestampValue | None = None,
+           step_hours: float = 24, criteria: Iterable[str | ModuleType] | None = None,
+           vocabulary=None, times: ir.Table | None = None,
+           step_seconds: ir.IntegerValue | None = None) -> ir.Table:
     """The screen as one lazy ibis table: base columns, features, then criterion columns.
 
     ``at``: evaluate the stays in the PICU at that single time; otherwise every ``step_hours``
@@ -93,12 +94,13 @@ def screen(con, *, at: str | dt.datetime | None = None, step_hours: float = 24,
     modules (default: all discovered by ``hyperinflam.criteria.discover()``). Every criterion sees
     the same wide table (the union of all INPUTS); its columns are prefixed with its NAME.
     ``times``: a table of (stay_id, eval_time) to evaluate instead of a grid, e.g. each stay's
-    first anakinra dose (``features.grid_at``).
+    first anakinra dose (``features.grid_at``). ``at`` and ``step_seconds`` may be ibis values
+    (the compiled plans of :mod:`hyperinflam.screening.plans` read them from input tables).
     """
     modules = select_criteria(criteria)
     specs = unique_specs(spec for m in modules for spec in m.INPUTS)
     grid = (grid_at(con, times) if times is not None
-            else evaluation_grid(con, step_hours=step_hours, at=at))
+            else evaluation_grid(con, step_hours=step_hours, at=at, step_seconds=step_seconds))
     wide = build_features(con, grid, specs, vocabulary=vocabulary)
     taken = set(wide.columns)
     columns: dict[str, ir.Value] = {}

@@ -3,22 +3,21 @@ values (:func:`stays_meeting_any`), and the summary of a written screen file
 (:func:`summarise_screen_file`) that ``hyperinflam screen`` prints.
 
 Set-based (ibis) like the screen itself; the terminal table is drawn by the command line from
-these rows.
+these rows. The summary of a file runs as a compiled plan (:mod:`hyperinflam.engine.plans`), so
+this module imports ibis only where an expression is built (a cached ``hyperinflam screen``
+starts without it).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
-
-import ibis
-import ibis.expr.types as ir
-import pandas as pd
+from typing import TYPE_CHECKING, Iterable
 
 from hyperinflam.errors import ScreenError
-from hyperinflam.screening import meets
-from hyperinflam.screening.screen import MET
+
+if TYPE_CHECKING:
+    import ibis.expr.types as ir
 
 #: Stays listed in the terminal after a screen (all of them are in the output file).
 SCREEN_ROWS_SHOWN = 25
@@ -26,6 +25,8 @@ SCREEN_ROWS_SHOWN = 25
 
 def latest_evaluations(expr: ir.Table) -> ir.Table:
     """Each stay's latest evaluation row (set-based: row_number over the stay)."""
+    import ibis
+
     ranked = expr.mutate(rank_in_stay=ibis.row_number().over(
         group_by=expr.stay_id, order_by=expr.eval_time.desc()))
     return ranked.filter(ranked.rank_in_stay == 0).drop("rank_in_stay")
@@ -33,6 +34,8 @@ def latest_evaluations(expr: ir.Table) -> ir.Table:
 
 def result_columns(columns: Iterable[str], criteria=None) -> dict[str, str]:
     """Criterion NAME -> its RESULT column present in ``columns`` (:mod:`.meets`)."""
+    from hyperinflam.screening import meets
+
     return meets.result_columns(columns, criteria)
 
 
@@ -51,10 +54,12 @@ SUMMARY_PEAKS: dict[str, tuple[str, str]] = {
 def summary_columns(columns: Iterable[str], criteria=None) -> list[str]:
     """The columns of a screen output that :func:`stays_meeting_any` reads (keys, each
     criterion's RESULT column, the :data:`SUMMARY_PEAKS` present), in output order."""
+    from hyperinflam.screening.screen import OUTSIDE_AGES_SUFFIX
+
     columns = list(columns)
     wanted = {"stay_id", "person_id", "admit_time", "eval_time",
               *result_columns(columns, criteria).values(),
-              *(c for c in columns if c.endswith(meets.OUTSIDE_AGES_SUFFIX)),
+              *(c for c in columns if c.endswith(OUTSIDE_AGES_SUFFIX)),
               *(column for column, _ in SUMMARY_PEAKS.values())}
     return [c for c in columns if c in wanted]
 
@@ -71,6 +76,11 @@ def stays_meeting_any(expr: ir.Table, *, criteria=None) -> ir.Table:
     outside that criterion's validated ages; peak values of :data:`SUMMARY_PEAKS`. Sorted by the
     phenotype criteria met (most first), then all criteria met, then HScore, then stay.
     """
+    import ibis
+
+    from hyperinflam.screening import meets
+    from hyperinflam.screening.screen import MET
+
     results = result_columns(expr.columns, criteria)
     if not results:
         raise ScreenError("None of the screened criteria declares a RESULT column.")
@@ -100,10 +110,16 @@ def stays_meeting_any(expr: ir.Table, *, criteria=None) -> ir.Table:
     first = ibis.least(*[per_stay[f"{name}_first_met"] for name in results]) \
         if len(results) > 1 else per_stay[f"{next(iter(results))}_first_met"]
     per_stay = per_stay.mutate(criteria_met=n_met, first_met_time=first)
+    return per_stay.filter(per_stay.criteria_met > 0).order_by(_meeting_order(per_stay))
+
+
+def _meeting_order(per_stay: ir.Table) -> list:
+    from hyperinflam.screening import meets
+
     order = [per_stay[f"{meets.PHENOTYPE}_met"].desc(), per_stay.criteria_met.desc()]
     if "hscore_points" in per_stay.columns:
         order.append(per_stay.hscore_points.desc())
-    return per_stay.filter(per_stay.criteria_met > 0).order_by([*order, per_stay.stay_id])
+    return [*order, per_stay.stay_id]
 
 
 @dataclass
@@ -113,43 +129,102 @@ class ScreenSummary:
     n_rows: int            # evaluations (rows) in the file
     n_stays: int           # stays in the file
     n_meeting: int         # stays meeting at least one criterion at any evaluation
-    shown: pd.DataFrame    # the first ``rows_shown`` of :func:`stays_meeting_any`
+    shown: list[dict]      # the first ``rows_shown`` rows of :func:`stays_meeting_any`
     n_meeting_phenotype: int = 0   # ... meeting a phenotype criterion (the headline)
     n_meeting_severity: int = 0    # ... meeting an organ dysfunction / severity criterion
-    n_outside_ages: dict = None    # criterion NAME -> stays evaluated outside its validated ages
+    n_outside_ages: dict = field(default_factory=dict)  # criterion NAME -> stays evaluated
+    #                                                     outside its validated ages
+
+#: Prefix of the columns of the summary plan that count stays evaluated outside validated ages.
+_OUTSIDE_COUNT = "n_outside__"
 
 
-def summarise_screen_file(path: str | Path, kind: str, criteria=None, *,
-                          rows_shown: int = SCREEN_ROWS_SHOWN) -> ScreenSummary:
-    """Summarise a screen written to ``path`` (``kind`` 'csv' or 'parquet').
+def summary_plan(columns: Iterable[tuple[str, str]], criteria=None, con=None):
+    """The compiled summary of a screen file with ``columns`` ((name, ibis type) of the file),
+    on a bare in-memory DuckDB connection ``con`` (the file is its input ``screen_file``): one
+    row per stay meeting a criterion (:func:`stays_meeting_any`, in its order), each with the
+    file's counts (rows, stays, stays per criterion evaluated outside its validated ages); one
+    row of counts only (stay_id NULL) when no stay meets any."""
+    from hyperinflam.engine import plans
+    from hyperinflam.screening.plans import criteria_key
 
-    The file is read once, only the columns the summary needs (a CSV is parsed once, not per
-    query), into a table of an in-memory DuckDB; then two queries: the counts and
-    :func:`stays_meeting_any`.
-    """
-    reader = ibis.duckdb.connect()
-    try:
-        written = reader.read_csv(path) if kind == "csv" else reader.read_parquet(path)
-        written = reader.create_table(
-            "screen_summary_input",
-            written.select(*summary_columns(written.columns, criteria)), temp=True)
-        counts = written.aggregate(n_rows=written.count(),
-                                   n_stays=written.stay_id.nunique()).to_pandas().iloc[0]
-        meeting = stays_meeting_any(written, criteria=criteria).to_pandas()
-        outside = [c for c in written.columns if c.endswith(meets.OUTSIDE_AGES_SUFFIX)]
-        n_outside = {}
+    columns = [tuple(c) for c in columns]
+
+    def build(backend, tables):
+        import ibis
+
+        from hyperinflam.screening import meets
+        from hyperinflam.screening.screen import OUTSIDE_AGES_SUFFIX
+
+        written = tables["screen_file"]
+        written = written.select(*summary_columns(written.columns, criteria))
+        outside = [c for c in written.columns if c.endswith(OUTSIDE_AGES_SUFFIX)]
+        counts = written.aggregate(n_rows=written.count(), n_stays=written.stay_id.nunique())
         if outside:
             per_stay = written.group_by("stay_id").aggregate(
                 **{c: written[c].any() for c in outside})
-            row = per_stay.aggregate(**{c: per_stay[c].fill_null(False).cast("int64").sum()
-                                        for c in outside}).to_pandas().iloc[0]
-            n_outside = {c.removesuffix(meets.OUTSIDE_AGES_SUFFIX): int(row[c]) for c in outside
-                         if int(row[c])}
+            per_stay = per_stay.aggregate(**{
+                _OUTSIDE_COUNT + c.removesuffix(OUTSIDE_AGES_SUFFIX):
+                per_stay[c].fill_null(False).cast("int64").sum() for c in outside})
+            counts = counts.cross_join(per_stay)
+        meeting = stays_meeting_any(written, criteria=criteria)
+        meeting = meeting.mutate(summary_order=ibis.row_number().over(
+            order_by=_meeting_order(meeting)))
+        joined = counts.left_join(meeting, ibis.literal(True))
+        group_counts = [f"{meets.PHENOTYPE}_met", f"{meets.SEVERITY}_met"]
+        return (joined.order_by(joined.summary_order).drop("summary_order"),
+                {"group_counts": group_counts})
+
+    return plans.get_plan(con, "screen_summary", {"criteria": criteria_key(criteria)}, build,
+                          {"screen_file": dict(columns)})
+
+
+def summarise_screen_file(path: str | Path, kind: str, criteria=None, *,
+                          rows_shown: int = SCREEN_ROWS_SHOWN,
+                          columns: Iterable[tuple[str, str]] | None = None) -> ScreenSummary:
+    """Summarise a screen written to ``path`` (``kind`` 'csv' or 'parquet').
+
+    ``columns``: the file's (name, ibis type) pairs when the caller knows them (the plan that
+    wrote it); else they are read from the file. The file is read once, only the columns the
+    summary needs (a CSV is parsed once), by one compiled query on an in-memory DuckDB.
+    """
+    import duckdb
+
+    from hyperinflam.engine import plans
+
+    raw = duckdb.connect()
+    try:
+        if columns is None:
+            columns = _file_columns(path, kind)
+        plan = summary_plan(columns, criteria, raw)
+        rows = plans.run_rows(raw, plan, {"screen_file": plans.FileInput(str(path), kind)})
+    finally:
+        raw.close()
+    names = plan.column_names
+    records = [dict(zip(names, r)) for r in rows]
+    first = records[0] if records else {}
+    meeting = [r for r in records if r.get("stay_id") is not None]
+    count_names = [n for n in names if n in ("n_rows", "n_stays") or n.startswith(_OUTSIDE_COUNT)]
+    for r in meeting:
+        for n in count_names:
+            r.pop(n, None)
+    outside = {n.removeprefix(_OUTSIDE_COUNT): int(first[n]) for n in count_names
+               if n.startswith(_OUTSIDE_COUNT) and first.get(n)}
+    phenotype, severity = plan.meta["group_counts"]
+    return ScreenSummary(
+        n_rows=int(first.get("n_rows") or 0), n_stays=int(first.get("n_stays") or 0),
+        n_meeting=len(meeting), shown=meeting[:rows_shown],
+        n_meeting_phenotype=sum(1 for r in meeting if (r.get(phenotype) or 0) > 0),
+        n_meeting_severity=sum(1 for r in meeting if (r.get(severity) or 0) > 0),
+        n_outside_ages=outside)
+
+
+def _file_columns(path, kind) -> list[tuple[str, str]]:
+    import ibis
+
+    reader = ibis.duckdb.connect()
+    try:
+        written = reader.read_csv(path) if kind == "csv" else reader.read_parquet(path)
+        return [(n, str(t)) for n, t in written.schema().items()]
     finally:
         reader.disconnect()
-    phenotype = meeting[f"{meets.PHENOTYPE}_met"] > 0 if len(meeting) else meeting.index == 0
-    severity = meeting[f"{meets.SEVERITY}_met"] > 0 if len(meeting) else meeting.index == 0
-    return ScreenSummary(n_rows=int(counts.n_rows), n_stays=int(counts.n_stays),
-                         n_meeting=len(meeting), shown=meeting.head(rows_shown),
-                         n_meeting_phenotype=int(phenotype.sum()),
-                         n_meeting_severity=int(severity.sum()), n_outside_ages=n_outside)
