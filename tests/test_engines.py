@@ -177,6 +177,21 @@ def test_screen_is_identical(engine, cohort):
     assert_same_rows(actual, cohort.screen, "screen")
 
 
+def test_compiled_screen_is_identical(engine, cohort, tmp_path):
+    """The screen from its compiled plan (the SQL ``hyperinflam screen``, the study and the web
+    application run; hyperinflam.screening.plans), written to a file as the command writes it:
+    the same rows and values as the DuckDB reference of the ibis expression."""
+    from hyperinflam.screening.plans import write_screen
+
+    out = tmp_path / "screen.parquet"
+    write_screen(engine, out, "parquet", criteria=cohort.criteria)
+    actual = pd.read_parquet(out)
+    for name in actual.columns:  # pandas reads a Parquet DATE as datetime.date, ibis as Timestamp
+        if pd.api.types.is_datetime64_any_dtype(cohort.screen[name]):
+            actual[name] = pd.to_datetime(actual[name])
+    assert_same_rows(actual, cohort.screen, "compiled screen")
+
+
 def test_study_is_identical(engine, cohort, study_runs):
     """run_study gives the same results and observations (every column, same rows)."""
     actual = study_on(engine, study_runs)

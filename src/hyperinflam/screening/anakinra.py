@@ -66,9 +66,10 @@ def _hours(later, earlier) -> ir.FloatingValue:
     return (_seconds(later) - _seconds(earlier)).cast("float64") / 3600.0
 
 
-def _as_of_literal(as_of: str | dt.datetime | None):
-    if as_of is None:
-        return None
+def _as_of_literal(as_of: str | dt.datetime | ir.TimestampValue | None):
+    """``as_of`` as an ibis timestamp (an ibis value, e.g. a compiled plan's input, as is)."""
+    if as_of is None or isinstance(as_of, ir.Value):
+        return as_of
     from hyperinflam.features import to_naive_utc
 
     return ibis.literal(to_naive_utc(as_of), type="timestamp")

@@ -71,7 +71,10 @@ def usable_criteria(names: list[str] | None = None) -> tuple[list[str], dict[str
     return list(ok), dict(skipped)
 
 
-def timestamp_literal(value: dt.datetime) -> ir.TimestampScalar:
+def timestamp_literal(value: dt.datetime | ir.TimestampValue) -> ir.TimestampValue:
+    """A time as an ibis timestamp (an ibis value, e.g. a compiled plan's input, as is)."""
+    if isinstance(value, ir.Value):
+        return value
     return ibis.literal(value, type="timestamp")
 
 
@@ -115,7 +118,13 @@ def census_expr(con, at: dt.datetime, criteria: list[str]) -> ir.Table:
     """The census at ``at`` as one ibis expression: every stay in the PICU, one row."""
     from hyperinflam.screening.screen import screen
 
-    t = screen(con, at=at, criteria=criteria)
+    return census_tail(con, screen(con, at=at, criteria=criteria), at, criteria)
+
+
+def census_tail(con, t: ir.Table, at: dt.datetime | ir.TimestampValue,
+                criteria: list[str]) -> ir.Table:
+    """The census from the screen ``t`` at ``at``: census status, the census columns, the last
+    two ferritin values and the anakinra course, by stay."""
     t = t.mutate(**approaching.status_columns(t))
     keep = [c for c in CENSUS_SCREEN_COLUMNS if c in t.columns]
     keep += [c for c in criterion_columns(t.columns, criteria) if c not in keep]

@@ -79,7 +79,7 @@ def _build(mode: str, criteria, columns: Iterable[str] | None, order: bool,
         if columns is not None:
             expr = expr.select(*[c for c in columns if c in expr.columns])
         if order:
-            expr = expr.order_by(list(ORDER_BY))
+            expr = expr.order_by([c for c in ORDER_BY if c in expr.columns])
         return expr, screen_meta(criteria)
     return build
 

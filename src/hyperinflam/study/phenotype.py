@@ -1,8 +1,9 @@
 """The phenotype at the index time: criteria and scores of the screening engine at each cohort
 member's first anakinra dose, and PRISM III-24 points for the baseline table.
 
-The screen (``hyperinflam.screening.screen``) is evaluated at one time per stay (``times=``): the index time
-for the phenotype section, and admission + 24 h (or discharge, if earlier) for PRISM III-24
+The screen (``hyperinflam.screening.screen``) is evaluated at one time per stay (``times=``, from
+its compiled plan, :mod:`hyperinflam.screening.plans`: no building or compiling once cached): the
+index time for the phenotype section, and admission + 24 h (or discharge, if earlier) for PRISM III-24
 (clinical reference §7.3 and §12.29: the founding paper's PRISM version is not stated, so the
 points are labelled PRISM III-24 and never claimed equivalent). Only the small per-member frame
 is executed; the statistics are plain descriptive summaries (numpy quantiles, counts).
@@ -10,14 +11,14 @@ is executed; the statistics are plain descriptive summaries (numpy quantiles, co
 
 from __future__ import annotations
 
-import ibis
 import numpy as np
 import pandas as pd
 
 from hyperinflam.criteria import discover
 from hyperinflam.criteria import label as label_of
+from hyperinflam.engine import plans
 from hyperinflam.screening import meets
-from hyperinflam.screening.screen import screen
+from hyperinflam.screening.plans import screen_inputs, screen_pandas, screen_plan
 
 #: Numeric scores summarised at the index time: column -> (label, unit). Sources: clinical
 #: reference 2 (HScore), 1 (HLH-2004), 5 (Phoenix), 6 (pSOFA).
@@ -73,24 +74,30 @@ def phenotype_frames(con, cohort: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFr
     """
     if cohort.empty:
         return pd.DataFrame(columns=["stay_id"]), pd.DataFrame(columns=["stay_id"])
-    at_index = ibis.memtable(pd.DataFrame({
+    at_index = pd.DataFrame({
         "stay_id": cohort["stay_id"].astype(str),
-        "eval_time": pd.to_datetime(cohort["index_time"]).astype("datetime64[us]")}))
+        "eval_time": pd.to_datetime(cohort["index_time"]).astype("datetime64[us]")})
     wanted = list(PHENOTYPE_SCORES) + list(PHENOTYPE_RESULTS)
-    expr = screen(con, times=at_index, criteria=_criteria_for(wanted))
-    expr = expr.mutate(**meets.status_columns(expr))
-    flags = [c for c in expr.columns if c.endswith(meets.OUTSIDE_AGES_SUFFIX)]
-    index_frame = expr.select("stay_id", *[c for c in wanted if c in expr.columns],
-                              *MEETS_LABELS, *flags).to_pandas()
+
+    def at_index_columns(backend, expr, tables):
+        expr = expr.mutate(**meets.status_columns(expr))
+        flags = [c for c in expr.columns if c.endswith(meets.OUTSIDE_AGES_SUFFIX)]
+        return expr.select("stay_id", "eval_time", *[c for c in wanted if c in expr.columns],
+                           *MEETS_LABELS, *flags)
+
+    plan = screen_plan(con, "times", criteria=_criteria_for(wanted), name="phenotype_at_index",
+                       extend=at_index_columns, extend_key=wanted)
+    index_frame = plans.run_pandas(con, plan, screen_inputs("times", times=at_index)).drop(
+        columns="eval_time")
 
     admit = pd.to_datetime(cohort["admit_time"])
     end = admit + pd.Timedelta(hours=PRISM_WINDOW_HOURS)
     discharge = pd.to_datetime(cohort["discharge_time"])
     prism_time = end.where(discharge.isna() | (discharge > end), discharge)
-    at_24h = ibis.memtable(pd.DataFrame({"stay_id": cohort["stay_id"].astype(str),
-                                         "eval_time": prism_time.astype("datetime64[us]")}))
-    prism_expr = screen(con, times=at_24h, criteria=["prism3"])
-    prism_frame = prism_expr.select("stay_id", PRISM_COLUMN).to_pandas()
+    at_24h = pd.DataFrame({"stay_id": cohort["stay_id"].astype(str),
+                           "eval_time": prism_time.astype("datetime64[us]")})
+    prism_frame = screen_pandas(con, "times", criteria=["prism3"],
+                                columns=["stay_id", PRISM_COLUMN], times=at_24h)
     return index_frame, prism_frame
 
 
