@@ -202,7 +202,7 @@ def summarise_screen_file(path: str | Path, kind: str, criteria=None, *,
         raw.close()
     names = plan.column_names
     records = [dict(zip(names, r)) for r in rows]
-    first = records[0] if records else {}
+    first = dict(records[0]) if records else {}
     meeting = [r for r in records if r.get("stay_id") is not None]
     count_names = [n for n in names if n in ("n_rows", "n_stays") or n.startswith(_OUTSIDE_COUNT)]
     for r in meeting:
