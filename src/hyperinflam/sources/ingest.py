@@ -16,8 +16,10 @@ A reader stages the rows of one canonical table as text columns named as in the 
 3. Valid rows are inserted into the canonical table; the source's earlier quarantine rows are
    replaced by this run's. Each table of a source is one transaction.
 
-Units (clinical reference §11.1): ``canonical = value x factor + offset`` from ``units.csv``; unit
-spellings are folded exactly as :func:`hyperinflam.vocabulary.normalize_unit`; a unit is never
+Units (clinical reference §11.1): ``canonical = value x factor + offset`` from ``units.csv``, computed
+so that the result is the double nearest the exact value of the text as written (the integer
+quotient of :mod:`hyperinflam.vocabulary.units`: FiO2 ``35`` % is 0.35, not 0.35000000000000003);
+unit spellings are folded exactly as :func:`hyperinflam.vocabulary.normalize_unit`; a unit is never
 guessed from the size of a value. Plausible ranges, extreme flags and the ambiguous FiO2 band are
 those of ``variables.csv`` (clinical reference §11.2). Dose units map through ``dose_units.csv``.
 Times: see :mod:`hyperinflam.sources.timeparse`.
@@ -37,6 +39,7 @@ from hyperinflam.sources.timeparse import (TIME_EXAMPLES, check_time_zone, date_
                                            site_time_zone, time_sql)
 from hyperinflam.vocabulary import (EVENT_TYPES, UNIT_FOLDS, VASOACTIVE_CLASS,
                                    VASOACTIVE_DOSE_UNIT, VASOPRESSIN_DOSE_UNIT, Vocabulary)
+from hyperinflam.vocabulary.units import EXACT_LIMIT
 
 __all__ = ["LAYOUT", "LAYOUT_BY_TABLE", "TableLayout", "ingest", "load_staged", "open_load",
            "register_vocabulary", "with_site_codes"]
@@ -107,6 +110,26 @@ def _num_sql(col: str) -> str:
     """A plain decimal number (no 'nan', 'inf', '1_000', '<5'), else NULL."""
     return (f"(CASE WHEN regexp_full_match(v_{col}, {_q(_NUMBER_PATTERN)}) "
             f"AND isfinite(TRY_CAST(v_{col} AS DOUBLE)) THEN TRY_CAST(v_{col} AS DOUBLE) END)")
+
+
+def _exact_sql(col: str, a: str, b: str, c: str, factor: str, offset: str) -> str:
+    """``value x factor + offset`` as the double nearest the exact result (vocabulary.units):
+    the text value ``v_<col>`` = M / 10^E (E decimals) gives (M x a + b x 10^E) / (c x 10^E),
+    integers exact as doubles below 2^53, so the one division rounds correctly. Outside that
+    range (more than 15 significant digits, E > 22) or without an integer form: the doubles."""
+    value, text = f"n_{col}", f"v_{col}"
+    digits = f"length(regexp_extract({text}, '[.]([0-9]*)', 1))"
+    exponent = f"coalesce(TRY_CAST(nullif(regexp_extract({text}, '[eE]([-+]?[0-9]+)', 1), '') AS INTEGER), 0)"
+    e = f"greatest({digits} - {exponent}, 0)"
+    scale = f"power(10.0, {e})"
+    m = f"round({value} * {scale})"
+    num, den = f"({m} * {a} + {b} * {scale})", f"({c} * {scale})"
+    limit = float(EXACT_LIMIT)
+    exact = (f"{a} IS NOT NULL AND {e} <= 22 AND abs({value} * {scale}) < {limit / 8!r} "
+             f"AND abs({m} * {a}) < {limit!r} AND abs({b} * {scale}) < {limit!r} "
+             f"AND abs({num}) < {limit!r} AND {den} < {limit!r}")
+    return (f"CASE WHEN {a} = 1 AND {b} = 0 AND {c} = 1 THEN {value} "
+            f"WHEN {exact} THEN {num} / {den} ELSE {value} * {factor} + {offset} END")
 
 
 def _fmt(expr: str) -> str:
@@ -245,7 +268,7 @@ def _plan_measurement(vocab: Vocabulary, tz: str) -> _Plan:
             "var_ambiguous_gt": "var.ambiguous_gt", "var_ambiguous_lt": "var.ambiguous_lt",
             "unit_status": "u.status", "unit_reference": "u.reference",
             "accepted_units": "ul.accepted",
-            canon: "CASE WHEN u.status = 'ok' THEN n.n_value * u.factor + u.\"offset\" END",
+            canon: f"CASE WHEN u.status = 'ok' THEN {_UNIT_SQL} END",
             **_REF_LOOKUPS, **_STAY_LOOKUPS,
         },
         checks=[
@@ -288,6 +311,12 @@ def _plan_measurement(vocab: Vocabulary, tz: str) -> _Plan:
     )
 
 
+#: A measurement value in its variable's canonical unit, exactly (units.csv factor and offset).
+_UNIT_SQL = _exact_sql("value", "u.exact_a", "u.exact_b", "u.exact_c", "u.factor", 'u."offset"')
+#: A dose in its canonical dose unit, exactly (dose_units.csv factors have no offset).
+_DOSE_SQL = _exact_sql("dose", "dose_a", "0", "dose_c", "dose_factor", "0")
+
+
 def _drug_join(alias: str, where: str = "") -> str:
     return (f"LEFT JOIN (SELECT DISTINCT ON (name_key) name_key, drug, drug_class FROM "
             f"drug_names_frame {where} ORDER BY name_key, drug) {alias} "
@@ -306,6 +335,7 @@ def _plan_drug(vocab: Vocabulary, tz: str) -> _Plan:
                _PERSON_JOIN, _STAY_JOIN],
         lookups={"drug_name": "dn.drug", "drug_class": "dn.drug_class",
                  "dose_canonical_unit": "du.canonical_unit", "dose_factor": "du.factor",
+                 "dose_a": "du.exact_a", "dose_c": "du.exact_c",
                  **_REF_LOOKUPS, **_STAY_LOOKUPS},
         checks=[
             _missing_check(("person_id", "drug", "start_time")),
@@ -327,7 +357,7 @@ def _plan_drug(vocab: Vocabulary, tz: str) -> _Plan:
         ],
         outputs={
             "person_id": "v_person_id", "stay_id": "v_stay_id", "drug": "drug_name",
-            "drug_class": "drug_class", "dose": "n_dose * dose_factor",
+            "drug_class": "drug_class", "dose": _DOSE_SQL,
             "dose_unit": "dose_canonical_unit", "route": "lower(v_route)",
             "start_time": "t_start_time", "end_time": "t_end_time", "weight_kg": "n_weight_kg",
         },
@@ -351,6 +381,7 @@ def _plan_organ_support(vocab: Vocabulary, tz: str) -> _Plan:
             "support_name": f"CASE WHEN lower(n.v_support) IN ({supports}) "
                             f"THEN lower(n.v_support) ELSE vn.drug END",
             "dose_canonical_unit": "du.canonical_unit", "dose_factor": "du.factor",
+                 "dose_a": "du.exact_a", "dose_c": "du.exact_c",
             **_REF_LOOKUPS, **_STAY_LOOKUPS,
         },
         checks=[
@@ -379,7 +410,7 @@ def _plan_organ_support(vocab: Vocabulary, tz: str) -> _Plan:
         outputs={
             "person_id": "v_person_id", "stay_id": "v_stay_id", "support": "support_name",
             "start_time": "t_start_time", "end_time": "t_end_time",
-            "dose": "n_dose * dose_factor", "dose_unit": "dose_canonical_unit",
+            "dose": _DOSE_SQL, "dose_unit": "dose_canonical_unit",
         },
     )
 
