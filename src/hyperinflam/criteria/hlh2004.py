@@ -14,7 +14,7 @@ Tri-state (§1.4): each criterion is 'met' / 'not_met' / 'unknown'; the 5-of-8 r
 An unperformed test is never "not met".
 
 Native units (§12.11): triglycerides in mmol/L rounded to 2 dp, fibrinogen in g/L rounded to
-2 dp, haemoglobin in g/L rounded to 0 dp, then compared with the Henter 2007 edges (>=, <=, >=, >=;
+2 dp, haemoglobin in g/L rounded to 0 dp (factors from vocabulary/units.csv), then compared with the Henter 2007 edges (>=, <=, >=, >=;
 §1.2 notes and §12.12).
 
 Not implemented here (reported elsewhere or needing inputs the engine lacks): the "fasting" TG
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import ibis
 
-from hyperinflam.criteria._tristate import (
+from hyperinflam.criteria._toolkit import (
     at_least, count_null, count_result, count_true, missing_list, native, tristate)
 from hyperinflam.features import FeatureSpec
 
@@ -70,12 +70,13 @@ FIBRINOGEN_AT_MOST_G_L = 1.5
 FERRITIN_AT_LEAST_NG_ML = 500.0
 SCD25_AT_LEAST_U_ML = 2400.0
 CRITERIA_REQUIRED = 5
-#: §11.1 factors native -> canonical and §12.11 native reporting precision.
-TG_MG_DL_PER_MMOL_L = 88.57
+#: Native units of Henter 2007 (their factors: vocabulary/units.csv, §11.1) and their reporting
+#: precision (§12.11).
+TG_NATIVE_UNIT = "mmol/L"
 TG_MMOL_L_DIGITS = 2
-FIBRINOGEN_MG_DL_PER_G_L = 100.0
+FIBRINOGEN_NATIVE_UNIT = "g/L"
 FIBRINOGEN_G_L_DIGITS = 2
-HEMOGLOBIN_G_DL_PER_G_L = 0.1
+HEMOGLOBIN_NATIVE_UNIT = "g/L"
 HEMOGLOBIN_G_L_DIGITS = 0
 #: Criterion 5 sites (§12.38): bone marrow, spleen, lymph nodes (Henter 2007). Some later
 #: reproductions add liver; add "hemophagocytosis_liver" here only if a site configures it.
@@ -105,17 +106,20 @@ INPUTS: list[FeatureSpec] = [
 
 def hemoglobin_g_l(t: ibis.Table) -> ibis.Value:
     """Worst Hb in g/L (native unit of HLH-2004), rounded to 0 dp (§12.11)."""
-    return native(t[HEMOGLOBIN.column], HEMOGLOBIN_G_DL_PER_G_L, HEMOGLOBIN_G_L_DIGITS)
+    return native(t[HEMOGLOBIN.column], HEMOGLOBIN.variable, HEMOGLOBIN_NATIVE_UNIT,
+                  HEMOGLOBIN_G_L_DIGITS)
 
 
 def triglycerides_mmol_l(t: ibis.Table) -> ibis.Value:
     """Worst (highest) TG in mmol/L rounded to 2 dp (§1.2 criterion 4, §12.11)."""
-    return native(t[TRIGLYCERIDES.column], TG_MG_DL_PER_MMOL_L, TG_MMOL_L_DIGITS)
+    return native(t[TRIGLYCERIDES.column], TRIGLYCERIDES.variable, TG_NATIVE_UNIT,
+                  TG_MMOL_L_DIGITS)
 
 
 def fibrinogen_g_l(t: ibis.Table) -> ibis.Value:
     """Worst (lowest) fibrinogen in g/L rounded to 2 dp (§1.2 criterion 4, §12.11)."""
-    return native(t[FIBRINOGEN.column], FIBRINOGEN_MG_DL_PER_G_L, FIBRINOGEN_G_L_DIGITS)
+    return native(t[FIBRINOGEN.column], FIBRINOGEN.variable, FIBRINOGEN_NATIVE_UNIT,
+                  FIBRINOGEN_G_L_DIGITS)
 
 
 def criteria_conditions(t: ibis.Table) -> tuple[dict[str, ibis.Value], list[ibis.Value]]:
@@ -125,22 +129,22 @@ def criteria_conditions(t: ibis.Table) -> tuple[dict[str, ibis.Value], list[ibis
         HEMOGLOBIN_BELOW_G_L_UNDER_4_WEEKS, HEMOGLOBIN_BELOW_G_L)
     lineages = [
         hemoglobin_g_l(t) < hb_threshold,
-        native(t[PLATELETS.column]) < PLATELETS_BELOW_10_9_L,
-        native(t[ANC.column]) < ANC_BELOW_10_9_L,
+        t[PLATELETS.column] < PLATELETS_BELOW_10_9_L,
+        t[ANC.column] < ANC_BELOW_10_9_L,
     ]
     hemophagocytosis = t[HEMOPHAGOCYTOSIS[0].column]
     for spec in HEMOPHAGOCYTOSIS[1:]:
         hemophagocytosis = hemophagocytosis | t[spec.column]
     return {
-        "fever": native(t[TEMPERATURE.column]) >= FEVER_THRESHOLD_CEL,
+        "fever": t[TEMPERATURE.column] >= FEVER_THRESHOLD_CEL,
         "splenomegaly": t[SPLENOMEGALY.column],
         "cytopenias": at_least(lineages, CYTOPENIA_LINEAGES_REQUIRED),
         "tg_or_fibrinogen": (triglycerides_mmol_l(t) >= TRIGLYCERIDES_AT_LEAST_MMOL_L)
         | (fibrinogen_g_l(t) <= FIBRINOGEN_AT_MOST_G_L),
         "hemophagocytosis": hemophagocytosis,
         "low_nk_activity": t[LOW_NK_ACTIVITY.column],
-        "ferritin": native(t[FERRITIN.column]) >= FERRITIN_AT_LEAST_NG_ML,
-        "scd25": native(t[SCD25.column]) >= SCD25_AT_LEAST_U_ML,
+        "ferritin": t[FERRITIN.column] >= FERRITIN_AT_LEAST_NG_ML,
+        "scd25": t[SCD25.column] >= SCD25_AT_LEAST_U_ML,
     }, lineages
 
 

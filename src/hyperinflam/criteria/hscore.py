@@ -14,8 +14,8 @@ it at its maximum, and ``hscore_missing`` / ``hscore_n_missing`` name and count 
 rules).
 
 Native units (§2.2 notes, §12.11): triglycerides in mmol/L rounded to 2 dp, fibrinogen in g/L
-rounded to 2 dp; Hb in g/dL, temperature in °C, ferritin ng/mL, AST IU/L, WBC and platelets
-10⁹/L (floating-point noise removed, :data:`~hyperinflam.criteria._tristate.NOISE_GUARD_DIGITS`).
+rounded to 2 dp (factors from vocabulary/units.csv); Hb in g/dL, temperature in °C, ferritin ng/mL,
+AST IU/L, WBC and platelets 10⁹/L are the canonical units, compared as loaded.
 Band edges are as printed in §2.2 (temperature 38.4 and 39.4 both in the 33-point band).
 
 Probability (§2.3, §12.30): the published table band is the result
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import ibis
 
-from hyperinflam.criteria._tristate import (
+from hyperinflam.criteria._toolkit import (
     MET, NOT_MET, UNKNOWN, count_null, count_true, missing_list, native)
 from hyperinflam.features import FeatureSpec
 
@@ -55,10 +55,11 @@ CLINICAL_LOOKBACK_HOURS: float | None = None
 CUTOFF = 169
 #: Short name of the criterion (of its RESULT where it has one) for tables and the census.
 LABEL = f"HScore >= {CUTOFF}"
-#: §11.1 factors native -> canonical and §12.11 native reporting precision.
-TG_MG_DL_PER_MMOL_L = 88.57
+#: Native units of §2.2 (their factors: vocabulary/units.csv, §11.1) and their reporting
+#: precision (§12.11).
+TG_NATIVE_UNIT = "mmol/L"
 TG_MMOL_L_DIGITS = 2
-FIBRINOGEN_MG_DL_PER_G_L = 100.0
+FIBRINOGEN_NATIVE_UNIT = "g/L"
 FIBRINOGEN_G_L_DIGITS = 2
 
 #: §2.2 points.
@@ -132,12 +133,14 @@ def _cytopenia_points(lineages: ibis.Value):
 
 def triglycerides_mmol_l(t: ibis.Table) -> ibis.Value:
     """Worst (highest) TG in mmol/L rounded to 2 dp (§2.2 notes, §12.11)."""
-    return native(t[TRIGLYCERIDES.column], TG_MG_DL_PER_MMOL_L, TG_MMOL_L_DIGITS)
+    return native(t[TRIGLYCERIDES.column], TRIGLYCERIDES.variable, TG_NATIVE_UNIT,
+                  TG_MMOL_L_DIGITS)
 
 
 def fibrinogen_g_l(t: ibis.Table) -> ibis.Value:
     """Worst (lowest) fibrinogen in g/L rounded to 2 dp (§2.2 notes, §12.11)."""
-    return native(t[FIBRINOGEN.column], FIBRINOGEN_MG_DL_PER_G_L, FIBRINOGEN_G_L_DIGITS)
+    return native(t[FIBRINOGEN.column], FIBRINOGEN.variable, FIBRINOGEN_NATIVE_UNIT,
+                  FIBRINOGEN_G_L_DIGITS)
 
 
 def item_points(t: ibis.Table) -> dict[str, tuple[ibis.Value, ibis.Value]]:
@@ -157,28 +160,28 @@ def item_points(t: ibis.Table) -> dict[str, tuple[ibis.Value, ibis.Value]]:
         return ibis.cases(*((n == k, p) for k, p in organ_points.items()), else_=_NULL_INT)
 
     lineages = [
-        native(t[HEMOGLOBIN.column]) <= HEMOGLOBIN_AT_MOST_G_DL,
-        native(t[WBC.column]) <= WBC_AT_MOST_10_9_L,
-        native(t[PLATELETS.column]) <= PLATELETS_AT_MOST_10_9_L,
+        t[HEMOGLOBIN.column] <= HEMOGLOBIN_AT_MOST_G_DL,
+        t[WBC.column] <= WBC_AT_MOST_10_9_L,
+        t[PLATELETS.column] <= PLATELETS_AT_MOST_10_9_L,
     ]
     lineages_met = count_true(lineages)
     lineages_possible = lineages_met + count_null(lineages)
     all_organs_unknown = liver.isnull() & spleen.isnull()
-    all_lineages_unknown = count_null(lineages) == 3
+    all_lineages_unknown = count_null(lineages) == len(lineages)
 
     fully_known_items = {
         "immunosuppression": (_flag(t[IMMUNOSUPPRESSION.column], IMMUNOSUPPRESSION_POINTS),
                               IMMUNOSUPPRESSION_POINTS),
-        "temperature": (_banded(native(t[TEMPERATURE.column]), TEMPERATURE_LOW_CEL,
+        "temperature": (_banded(t[TEMPERATURE.column], TEMPERATURE_LOW_CEL,
                                 TEMPERATURE_HIGH_CEL, TEMPERATURE_POINTS),
                         max(TEMPERATURE_POINTS)),
-        "ferritin": (_banded(native(t[FERRITIN.column]), FERRITIN_LOW_NG_ML, FERRITIN_HIGH_NG_ML,
+        "ferritin": (_banded(t[FERRITIN.column], FERRITIN_LOW_NG_ML, FERRITIN_HIGH_NG_ML,
                              FERRITIN_POINTS), max(FERRITIN_POINTS)),
         "triglycerides": (_banded(triglycerides_mmol_l(t), TG_LOW_MMOL_L, TG_HIGH_MMOL_L,
                                   TG_POINTS), max(TG_POINTS)),
         "fibrinogen": (_flag(fibrinogen_g_l(t) <= FIBRINOGEN_AT_MOST_G_L, FIBRINOGEN_POINTS),
                        FIBRINOGEN_POINTS),
-        "ast": (_flag(native(t[AST.column]) >= AST_AT_LEAST_IU_L, AST_POINTS), AST_POINTS),
+        "ast": (_flag(t[AST.column] >= AST_AT_LEAST_IU_L, AST_POINTS), AST_POINTS),
         "marrow_hemophagocytosis": (_flag(t[MARROW_HEMOPHAGOCYTOSIS.column],
                                           MARROW_HEMOPHAGOCYTOSIS_POINTS),
                                     MARROW_HEMOPHAGOCYTOSIS_POINTS),

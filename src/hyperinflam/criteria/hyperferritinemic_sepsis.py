@@ -31,7 +31,7 @@ from __future__ import annotations
 import ibis
 
 from hyperinflam.criteria import hscore
-from hyperinflam.criteria._tristate import missing_list, native, tristate
+from hyperinflam.criteria._toolkit import missing_list, native, tristate
 from hyperinflam.features import FeatureSpec
 
 NAME = "hyperferritinemic_sepsis"
@@ -73,7 +73,7 @@ DIC_INR_ABOVE = 1.5
 #: PRECISE allocation (§4.3): ferritin >= 500 ng/mL or CRP >= 4 mg/dL (native mg/dL, 2 dp).
 PRECISE_FERRITIN_AT_LEAST_NG_ML = 500.0
 PRECISE_CRP_AT_LEAST_MG_DL = 4.0
-CRP_MG_L_PER_MG_DL = 10.0
+CRP_NATIVE_UNIT = "mg/dL"  # factor: vocabulary/units.csv (§11.1)
 CRP_MG_DL_DIGITS = 2
 
 # -- inputs ---------------------------------------------------------------------------------
@@ -93,15 +93,15 @@ INPUTS: list[FeatureSpec] = list(dict.fromkeys(OWN_INPUTS + hscore.INPUTS))
 
 def hbd(t: ibis.Table) -> ibis.Value:
     """Provisional hepatobiliary dysfunction (§4.1) as a nullable boolean."""
-    transaminase = ((native(t[ALT.column]) > HBD_ULN_MULTIPLE * ALT_ULN_U_L)
-                    | (native(t[AST.column]) > HBD_ULN_MULTIPLE * AST_ULN_U_L))
-    return (native(t[BILIRUBIN.column]) >= HBD_BILIRUBIN_AT_LEAST_MG_DL) & transaminase
+    transaminase = ((t[ALT.column] > HBD_ULN_MULTIPLE * ALT_ULN_U_L)
+                    | (t[AST.column] > HBD_ULN_MULTIPLE * AST_ULN_U_L))
+    return (t[BILIRUBIN.column] >= HBD_BILIRUBIN_AT_LEAST_MG_DL) & transaminase
 
 
 def dic(t: ibis.Table) -> ibis.Value:
     """Provisional disseminated intravascular coagulation (§4.1) as a nullable boolean."""
-    return ((native(t[PLATELETS.column]) < DIC_PLATELETS_BELOW_10_9_L)
-            & (native(t[INR.column]) > DIC_INR_ABOVE))
+    return ((t[PLATELETS.column] < DIC_PLATELETS_BELOW_10_9_L)
+            & (t[INR.column] > DIC_INR_ABOVE))
 
 
 def evaluate(t: ibis.Table) -> dict[str, ibis.Value]:
@@ -113,7 +113,7 @@ def evaluate(t: ibis.Table) -> dict[str, ibis.Value]:
     ``_precise_ferritin_or_crp``, ``_missing`` (own inputs only; HScore inputs are listed by
     ``hscore_missing``).
     """
-    ferritin = native(t[FERRITIN.column])
+    ferritin = t[FERRITIN.column]
     ferritin_gt_500 = ferritin > HYPERFERRITINEMIA_ABOVE_NG_ML
     infection = t[INFECTION.column]
     hbd_dic = hbd(t) & dic(t)
@@ -121,7 +121,7 @@ def evaluate(t: ibis.Table) -> dict[str, ibis.Value]:
     hscore_positive = ibis.cases((observed >= MALS_HSCORE_CUTOFF, True),
                                  (maximum < MALS_HSCORE_CUTOFF, False),
                                  else_=ibis.null("boolean"))
-    crp_mg_dl = native(t[CRP.column], CRP_MG_L_PER_MG_DL, CRP_MG_DL_DIGITS)
+    crp_mg_dl = native(t[CRP.column], CRP.variable, CRP_NATIVE_UNIT, CRP_MG_DL_DIGITS)
     precise = ((ferritin >= PRECISE_FERRITIN_AT_LEAST_NG_ML)
                | (crp_mg_dl >= PRECISE_CRP_AT_LEAST_MG_DL))
     return {

@@ -7,7 +7,7 @@ Pediatr Crit Care Med 2005;6(1):2-8, doi:10.1097/01.PCC.0000149131.72248.E6.
 
 Every result is tri-state (§8.4 "Missing values: IPSCC gives no rule"; §0; §12.9): an input
 that was not measured makes its criterion 'unknown', never 'not_met'. Conditions are nullable
-booleans combined with SQL three-valued (Kleene) logic (``criteria._tristate``), so "A or B" is met
+booleans combined with SQL three-valued (Kleene) logic (``criteria._toolkit``), so "A or B" is met
 as soon as one part is met and not met only when every part is known and not met.
 
 * **SIRS** (§8.2): >= 2 of temperature, heart rate, respiratory rate, leukocytes, one of which must
@@ -49,8 +49,8 @@ from __future__ import annotations
 import ibis
 import ibis.expr.types as ir
 
-from hyperinflam.criteria._tristate import (
-    INDETERMINATE, MET, NOT_MET, UNKNOWN, count_true, missing_list, native)
+from hyperinflam.criteria._toolkit import (
+    INDETERMINATE, UNKNOWN, at_least, count_true, missing_list, tristate)
 from hyperinflam.features import FeatureSpec
 
 NAME = "ipscc"
@@ -124,6 +124,19 @@ PACO2_RISE_AT_LEAST: float = 20.0
 FIO2_ABOVE: float = 0.50
 #: ARDS requires PaO2/FiO2 <= 200 (plus infiltrates and no left heart failure, unmodelled).
 ARDS_PF_RATIO_AT_MOST: float = 200.0
+#: "At least 2 of" rules: SIRS criteria (§8.2), signs of decreased perfusion (§8.4), organ
+#: dysfunctions for MODS (§12.31) and other organs for severe sepsis (§8.3).
+SIRS_CRITERIA_REQUIRED = 2
+PERFUSION_SIGNS_REQUIRED = 2
+MODS_ORGANS_REQUIRED = 2
+SEVERE_SEPSIS_OTHER_ORGANS_REQUIRED = 2
+#: Perfusion signs the canonical tables cannot carry (§8.4): base deficit > 5 mEq/L, urine output
+#: < 0.5 mL/kg/h, capillary refill > 5 s, core-peripheral temperature gap > 3 Cel.
+UNMODELLED_PERFUSION_SIGNS = ("base_deficit", "oliguria", "capillary_refill", "temperature_gap")
+#: Lactate, creatinine and ALT count above this multiple of the upper limit of normal, and
+#: creatinine at this multiple of its baseline (§8.4).
+ULN_MULTIPLE = 2
+BASELINE_MULTIPLE = 2
 #: Neurologic: GCS <= 11.
 GCS_AT_MOST: float = 11.0
 #: Haematologic: platelets < 80 x 10^3/uL, INR > 2, or (chronic haematology/oncology) a decline of
@@ -148,7 +161,7 @@ DEFAULT_ULN_TABLES: bool = True
 
 #: 'unknown' (default): components the canonical tables cannot carry are unknown, so a criterion
 #: depending on them is never 'not_met' by their absence; 'absent': they count as not present.
-UNMODELLED_COMPONENTS: str = "unknown"
+UNMODELLED_COMPONENTS: str = UNKNOWN
 
 
 def _spec(variable: str, agg: str, source: str = "measurement") -> FeatureSpec:
@@ -222,38 +235,15 @@ def _has_value(t: ir.Table, values: dict[str, float | None]) -> ir.BooleanValue:
     return _by_age(t, {g: v is not None for g, v in values.items()}, "boolean")
 
 
-def at_least(conditions: list[ir.BooleanValue], required: int) -> ir.BooleanValue:
-    """Nullable "at least ``required`` of ``conditions``" (§1.4): TRUE when that many are TRUE,
-    FALSE when even every unknown could not reach it, NULL otherwise. Each condition appears twice
-    in the compiled query (once per count), which keeps nested rules small."""
-    met = ibis.literal(0, type="int64")
-    possible = ibis.literal(0, type="int64")
-    for cond in conditions:
-        met = met + cond.fill_null(False).cast("int64")
-        possible = possible + cond.fill_null(True).cast("int64")
-    level = (met >= required).cast("int64") + (possible >= required).cast("int64")
-    return level.cases((2, True), (0, False), else_=_NULL_BOOL)
-
-
-def _text(condition: ir.BooleanValue, unknown: str = UNKNOWN) -> ir.StringValue:
-    """'met' / 'not_met' / ``unknown`` (one occurrence of the condition: a simple CASE)."""
-    return condition.cases((True, MET), (False, NOT_MET), else_=unknown)
-
-
 def _unmodelled() -> ir.BooleanValue:
     """A component the canonical tables cannot carry (:data:`UNMODELLED_COMPONENTS`)."""
-    if UNMODELLED_COMPONENTS == "unknown":
+    if UNMODELLED_COMPONENTS == UNKNOWN:
         return _NULL_BOOL
     if UNMODELLED_COMPONENTS == "absent":
         return ibis.literal(False)
     raise ValueError(
         f"hyperinflam.criteria.ipscc.UNMODELLED_COMPONENTS = {UNMODELLED_COMPONENTS!r}: use "
         "'unknown' (default) or 'absent'.")
-
-
-def _col(t: ir.Table, spec: FeatureSpec) -> ir.Value:
-    value = t[spec.column]
-    return native(value) if spec.source == "measurement" else value
 
 
 def conditions(t: ir.Table) -> dict[str, ir.BooleanValue]:
@@ -267,67 +257,68 @@ def conditions(t: ir.Table) -> dict[str, ir.BooleanValue]:
     c: dict[str, ir.BooleanValue] = {}
 
     # SIRS (§8.2)
-    c["sirs_temperature"] = ((_col(t, TEMPERATURE_MAX) > TEMPERATURE_ABOVE)
-                             | (_col(t, TEMPERATURE_MIN) < TEMPERATURE_BELOW))
-    tachycardia = _col(t, HEART_RATE_MAX) > _by_age(t, row["hr_above"])
+    c["sirs_temperature"] = ((t[TEMPERATURE_MAX.column] > TEMPERATURE_ABOVE)
+                             | (t[TEMPERATURE_MIN.column] < TEMPERATURE_BELOW))
+    tachycardia = t[HEART_RATE_MAX.column] > _by_age(t, row["hr_above"])
     bradycardia = _has_value(t, row["hr_below"]) & (
-        _col(t, HEART_RATE_MIN) < _by_age(t, row["hr_below"]))
+        t[HEART_RATE_MIN.column] < _by_age(t, row["hr_below"]))
     c["sirs_heart_rate"] = tachycardia | bradycardia
-    c["sirs_resp_rate"] = ((_col(t, RESP_RATE_MAX) > _by_age(t, row["rr_above"]))
+    c["sirs_resp_rate"] = ((t[RESP_RATE_MAX.column] > _by_age(t, row["rr_above"]))
                            | t[INVASIVE_VENTILATION.column])
-    leukocytosis = _col(t, WBC_MAX) > _by_age(t, row["wbc_above"])
+    leukocytosis = t[WBC_MAX.column] > _by_age(t, row["wbc_above"])
     leukopenia = _has_value(t, row["wbc_below"]) & (
-        _col(t, WBC_MIN) < _by_age(t, row["wbc_below"]))
+        t[WBC_MIN.column] < _by_age(t, row["wbc_below"]))
     c["sirs_leukocytes"] = leukocytosis | leukopenia
     sirs_parts = [c["sirs_temperature"], c["sirs_heart_rate"], c["sirs_resp_rate"],
                   c["sirs_leukocytes"]]
-    c["sirs"] = at_least(sirs_parts, 2) & (c["sirs_temperature"] | c["sirs_leukocytes"])
+    c["sirs"] = (at_least(sirs_parts, SIRS_CRITERIA_REQUIRED)
+                 & (c["sirs_temperature"] | c["sirs_leukocytes"]))
 
     # Infection and sepsis (§8.3)
     c["infection"] = t[INFECTION.column]
     c["sepsis"] = c["sirs"] & c["infection"]
 
     # Organ dysfunctions (§8.4)
-    hypotension = _col(t, SBP_MIN) < _by_age(t, HYPOTENSION_TABLES[HYPOTENSION_TABLE])
+    hypotension = t[SBP_MIN.column] < _by_age(t, HYPOTENSION_TABLES[HYPOTENSION_TABLE])
     dopamine = t[DOPAMINE_ANY.column] & (t[DOPAMINE_MAX.column] > DOPAMINE_ABOVE_UG_KG_MIN)
     vasoactive = (dopamine | t[DOBUTAMINE_ANY.column] | t[EPINEPHRINE_ANY.column]
                   | t[NOREPINEPHRINE_ANY.column])
-    lactate = _col(t, LACTATE_MAX) > 2 * LACTATE_ULN_MMOL_L
-    # base deficit > 5, oliguria, capillary refill > 5 s, temperature gap > 3 Cel: unmodelled.
-    perfusion = at_least([lactate] + [_unmodelled() for _ in range(4)], 2)
+    lactate = t[LACTATE_MAX.column] > ULN_MULTIPLE * LACTATE_ULN_MMOL_L
+    perfusion = at_least([lactate] + [_unmodelled() for _ in UNMODELLED_PERFUSION_SIGNS],
+                         PERFUSION_SIGNS_REQUIRED)
     c["cardiovascular"] = hypotension | vasoactive | perfusion
 
-    paco2 = _col(t, PACO2_MAX)
+    paco2 = t[PACO2_MAX.column]
     c["respiratory"] = (
-        (_col(t, PF_RATIO_MIN) < PF_RATIO_BELOW)
+        (t[PF_RATIO_MIN.column] < PF_RATIO_BELOW)
         | (paco2 > PACO2_ABOVE)
-        | (paco2 - _col(t, PACO2_MIN_STAY) >= PACO2_RISE_AT_LEAST)
-        | (_col(t, FIO2_MAX) > FIO2_ABOVE)
+        | (paco2 - t[PACO2_MIN_STAY.column] >= PACO2_RISE_AT_LEAST)
+        | (t[FIO2_MAX.column] > FIO2_ABOVE)
         | t[INVASIVE_VENTILATION.column]
         | _unmodelled()  # non-invasive ventilation
     )
-    c["ards"] = (_col(t, PF_RATIO_MIN) <= ARDS_PF_RATIO_AT_MOST) & _unmodelled()  # infiltrates
+    c["ards"] = (t[PF_RATIO_MIN.column] <= ARDS_PF_RATIO_AT_MOST) & _unmodelled()  # infiltrates
 
-    c["neurologic"] = _col(t, GCS_MIN) <= GCS_AT_MOST
+    c["neurologic"] = t[GCS_MIN.column] <= GCS_AT_MOST
 
-    platelets = _col(t, PLATELETS_MIN)
-    decline = platelets <= (1 - PLATELET_DECLINE_FRACTION) * _col(t, PLATELETS_MAX_PEAK)
-    c["hematologic"] = ((platelets < PLATELETS_BELOW) | (_col(t, INR_MAX) > INR_ABOVE)
+    platelets = t[PLATELETS_MIN.column]
+    decline = platelets <= (1 - PLATELET_DECLINE_FRACTION) * t[PLATELETS_MAX_PEAK.column]
+    c["hematologic"] = ((platelets < PLATELETS_BELOW) | (t[INR_MAX.column] > INR_ABOVE)
                         | (decline & _unmodelled()))  # chronic haematology/oncology status
 
-    creatinine = _col(t, CREATININE_MAX)
-    c["renal"] = ((creatinine >= 2 * _by_age(t, CREATININE_ULN_MG_DL))
-                  | (creatinine >= 2 * _col(t, CREATININE_MIN_STAY)))
+    creatinine = t[CREATININE_MAX.column]
+    c["renal"] = ((creatinine >= ULN_MULTIPLE * _by_age(t, CREATININE_ULN_MG_DL))
+                  | (creatinine >= BASELINE_MULTIPLE * t[CREATININE_MIN_STAY.column]))
 
     bilirubin_applies = _by_age(t, {g: g not in BILIRUBIN_NOT_FOR for g, _, _ in AGE_GROUPS},
                                 "boolean", otherwise=True)
-    c["hepatic"] = ((bilirubin_applies & (_col(t, BILIRUBIN_MAX) >= BILIRUBIN_AT_LEAST_MG_DL))
-                    | (_col(t, ALT_MAX) > 2 * _by_age(t, ALT_ULN_U_L)))
+    c["hepatic"] = ((bilirubin_applies & (t[BILIRUBIN_MAX.column] >= BILIRUBIN_AT_LEAST_MG_DL))
+                    | (t[ALT_MAX.column] > ULN_MULTIPLE * _by_age(t, ALT_ULN_U_L)))
 
     organs = [c[o] for o in ORGANS]
-    c["mods"] = at_least(organs, 2)
+    c["mods"] = at_least(organs, MODS_ORGANS_REQUIRED)
     others = [c[o] for o in ORGANS if o != "cardiovascular"]
-    c["severe_sepsis"] = c["sepsis"] & (c["cardiovascular"] | c["ards"] | at_least(others, 2))
+    c["severe_sepsis"] = c["sepsis"] & (c["cardiovascular"] | c["ards"] | at_least(others, SEVERE_SEPSIS_OTHER_ORGANS_REQUIRED))
     c["septic_shock"] = c["sepsis"] & c["cardiovascular"]
     return c
 
@@ -341,7 +332,8 @@ def evaluate(t: ir.Table) -> dict[str, ibis.Value]:
     c = conditions(t)
     out: dict[str, ibis.Value] = {f"{NAME}_age_group": age_group(t)}
     for name, condition in c.items():
-        out[f"{NAME}_{name}"] = _text(condition, INDETERMINATE if name in COUNT_BASED else UNKNOWN)
+        out[f"{NAME}_{name}"] = tristate(condition, INDETERMINATE if name in COUNT_BASED
+                                         else UNKNOWN)
     out[f"{NAME}_sirs_n_met"] = count_true([c["sirs_temperature"], c["sirs_heart_rate"],
                                             c["sirs_resp_rate"], c["sirs_leukocytes"]])
     out[f"{NAME}_n_organ_dysfunctions"] = count_true([c[o] for o in ORGANS])

@@ -25,9 +25,8 @@ from __future__ import annotations
 
 import ibis
 
-from hyperinflam.criteria._tristate import (
-    INDETERMINATE, MET, NOT_MET, at_least, count_null, count_true, missing_list, native,
-    tristate)
+from hyperinflam.criteria._toolkit import (
+    INDETERMINATE, MET, NOT_MET, at_least, count_null, count_true, missing_list, tristate)
 from hyperinflam.features import FeatureSpec
 
 NAME = "mas2016"
@@ -77,16 +76,16 @@ INPUTS: list[FeatureSpec] = [TEMPERATURE, SYSTEMIC_JIA, FERRITIN, PLATELETS, AST
 def lab_components(t: ibis.Table) -> dict[str, ibis.Value]:
     """The four "2 of" components of §3.1 as nullable booleans."""
     return {
-        "platelets": native(t[PLATELETS.column]) <= PLATELETS_AT_MOST_10_9_L,
-        "ast": native(t[AST.column]) > AST_ABOVE_U_L,
-        "triglycerides": native(t[TRIGLYCERIDES.column]) > TRIGLYCERIDES_ABOVE_MG_DL,
-        "fibrinogen": native(t[FIBRINOGEN.column]) <= FIBRINOGEN_AT_MOST_MG_DL,
+        "platelets": t[PLATELETS.column] <= PLATELETS_AT_MOST_10_9_L,
+        "ast": t[AST.column] > AST_ABOVE_U_L,
+        "triglycerides": t[TRIGLYCERIDES.column] > TRIGLYCERIDES_ABOVE_MG_DL,
+        "fibrinogen": t[FIBRINOGEN.column] <= FIBRINOGEN_AT_MOST_MG_DL,
     }
 
 
 def lab_pattern(t: ibis.Table) -> ibis.Value:
     """Nullable boolean: ferritin > 684 and >= 2 of 4 (§3.1 engine rule for missing values)."""
-    ferritin = native(t[FERRITIN.column]) > FERRITIN_ABOVE_NG_ML
+    ferritin = t[FERRITIN.column] > FERRITIN_ABOVE_NG_ML
     return ferritin & at_least(list(lab_components(t).values()), LAB_COMPONENTS_REQUIRED)
 
 
@@ -108,9 +107,9 @@ def evaluate(t: ibis.Table) -> dict[str, ibis.Value]:
     """
     components = lab_components(t)
     values = list(components.values())
-    ferritin = native(t[FERRITIN.column]) > FERRITIN_ABOVE_NG_ML
+    ferritin = t[FERRITIN.column] > FERRITIN_ABOVE_NG_ML
     pattern = lab_pattern(t)
-    fever = native(t[TEMPERATURE.column]) >= FEVER_THRESHOLD_CEL
+    fever = t[TEMPERATURE.column] >= FEVER_THRESHOLD_CEL
     sjia = t[SYSTEMIC_JIA.column]
     classification = pattern & fever & sjia
     out: dict[str, ibis.Value] = {f"{NAME}_ferritin": tristate(ferritin)}

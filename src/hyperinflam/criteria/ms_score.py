@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import ibis
 
-from hyperinflam.criteria._tristate import (
-    MET, NOISE_GUARD_DIGITS, NOT_MET, UNKNOWN, count_null, missing_list)
+from hyperinflam.criteria._toolkit import MET, NOT_MET, UNKNOWN, count_null, missing_list
 from hyperinflam.features import FeatureSpec
 
 NAME = "ms_score"
@@ -56,6 +55,10 @@ COEFFICIENTS = {
 }
 #: "MAS should be considered" at MS >= -2.1 (§3.2).
 CUTOFF = -2.1
+#: Decimal places the score is rounded to before the cutoff: the coefficients have at most 4
+#: decimals and the inputs at most 2 at their reporting precision, so an exact score has at most 6;
+#: the rounding removes the double arithmetic's last bits (a score of exactly -2.1 meets the cutoff).
+SCORE_DIGITS = 6
 
 # -- inputs ---------------------------------------------------------------------------------
 CNS = FeatureSpec("cns_involvement", "any", CLINICAL_LOOKBACK_HOURS, "condition")
@@ -97,8 +100,7 @@ def evaluate(t: ibis.Table) -> dict[str, ibis.Value]:
     * ``ms_score_ge_cutoff``: MS >= −2.1, 'met' / 'not_met' / 'unknown';
     * ``ms_score_missing``, ``ms_score_n_missing``.
     """
-    # Rounded to remove floating-point noise so that a score of exactly -2.1 meets the cutoff.
-    value = _terms(t).round(NOISE_GUARD_DIGITS)
+    value = _terms(t).round(SCORE_DIGITS)
     low, high = _terms(t, "low"), _terms(t, "high")
     out = {
         f"{NAME}_value": value,

@@ -36,6 +36,8 @@ from __future__ import annotations
 import ibis
 import ibis.expr.types as ir
 
+from hyperinflam.criteria._toolkit import (ROOM_AIR_FIO2, as_int, in_age_band, missing_inputs,
+                                           tri_state)
 from hyperinflam.features import FeatureSpec
 
 NAME = "phoenix"
@@ -67,29 +69,53 @@ LOOKBACK_HOURS: dict[str, float] = {
     "anc": 24, "alc": 24, "creatinine": 24, "bilirubin_total": 24, "alt": 24,
 }
 
-#: FiO2 above this fraction means "other respiratory support" (§5.2, authors' EHR notes).
-ROOM_AIR_FIO2: float = 0.21
+# -- thresholds (§5.2; the reference code phoenix-sepsis 1.1.3, phoenix.py) ----------------------
+# FiO2 above ROOM_AIR_FIO2 (vocabulary.domain) means "other respiratory support" (§5.2, authors'
+# EHR notes).
+#: Respiratory: with IMV, P/F < 100 or S/F < 148 -> +1 and P/F < 200 or S/F < 220 -> +1; with any
+#: respiratory support, P/F < 400 or S/F < 292 -> +1.
+PF_SEVERE_BELOW, SF_SEVERE_BELOW = 100, 148
+PF_MODERATE_BELOW, SF_MODERATE_BELOW = 200, 220
+PF_SUPPORT_BELOW, SF_SUPPORT_BELOW = 400, 292
+#: Cardiovascular: 1 vasoactive agent -> 1 point, 2 or more -> 2; lactate (mmol/L) >= 5 -> +1,
+#: >= 11 -> +1 more; MAP by age band (MAP_BANDS_MONTHS).
+VASOACTIVES_ONE_POINT, VASOACTIVES_TWO_POINTS = 1, 2
+LACTATE_ONE_POINT_AT_LEAST, LACTATE_TWO_POINTS_AT_LEAST = 5, 11
+#: Coagulation, one point each, at most COAGULATION_MAX_POINTS: platelets < 100 x 10^3/uL,
+#: INR > 1.3, D-dimer > 2 mg/L FEU, fibrinogen < 100 mg/dL.
+PLATELETS_BELOW, INR_ABOVE, D_DIMER_ABOVE, FIBRINOGEN_BELOW = 100, 1.3, 2, 100
+COAGULATION_MAX_POINTS = 2
+#: Neurologic, at most NEUROLOGIC_MAX_POINTS: GCS <= 10 -> 1 point, bilaterally fixed pupils -> 2.
+GCS_AT_MOST, FIXED_PUPILS_POINTS, NEUROLOGIC_MAX_POINTS = 10, 2, 2
+#: The reference code's substitutions for missing inputs (§5.4): each scores 0 points.
+IF_MISSING: dict[str, float] = {
+    "pf_ratio": 500, "sf_ratio": 500, "vasoactive": 0, "lactate": 0, "age_months": 222,
+    "map": 100, "platelets": 1000, "inr": 0, "d_dimer": 0, "fibrinogen": 1000, "gcs": 15,
+}
+#: ``phoenix_age_eligible``: age at PICU admission below 216 months (18 years, §5.1).
+AGE_ELIGIBLE_BELOW_MONTHS = 216
 
 
-def _spec(variable: str, agg: str, source: str = "measurement") -> FeatureSpec:
+def lookback_spec(variable: str, agg: str, source: str = "measurement") -> FeatureSpec:
+    """The FeatureSpec of ``variable`` with its look-back of :data:`LOOKBACK_HOURS` (§5.4)."""
     return FeatureSpec(variable, agg, LOOKBACK_HOURS[variable], source)
 
 
-PF_RATIO = _spec("pf_ratio", "min")
-SF_RATIO = _spec("sf_ratio", "min")
-FIO2 = _spec("fio2", "max")
-IMV = _spec("invasive_ventilation", "any", "organ_support")
-VASOACTIVES = _spec("vasoactive", "count", "organ_support")
-LACTATE = _spec("lactate", "max")
-MAP = _spec("map_any", "min")
-PLATELETS = _spec("platelets", "min")
-INR = _spec("inr", "max")
-D_DIMER = _spec("d_dimer", "max")
-FIBRINOGEN = _spec("fibrinogen", "min")
-GCS = _spec("gcs_total", "min")
+PF_RATIO = lookback_spec("pf_ratio", "min")
+SF_RATIO = lookback_spec("sf_ratio", "min")
+FIO2 = lookback_spec("fio2", "max")
+IMV = lookback_spec("invasive_ventilation", "any", "organ_support")
+VASOACTIVES = lookback_spec("vasoactive", "count", "organ_support")
+LACTATE = lookback_spec("lactate", "max")
+MAP = lookback_spec("map_any", "min")
+PLATELETS = lookback_spec("platelets", "min")
+INR = lookback_spec("inr", "max")
+D_DIMER = lookback_spec("d_dimer", "max")
+FIBRINOGEN = lookback_spec("fibrinogen", "min")
+GCS = lookback_spec("gcs_total", "min")
 #: Bilaterally fixed pupils: a condition concept of vocabulary/concepts.csv (TRUE; FALSE when
 #: 'pupils_reactive' was recorded; NULL = not documented, scored 0 and named as missing).
-PUPILS_FIXED = _spec("pupils_fixed_bilateral", "any", "condition")
+PUPILS_FIXED = lookback_spec("pupils_fixed_bilateral", "any", "condition")
 #: Suspected infection (contract: TRUE or NULL = not recorded).
 INFECTION = FeatureSpec("infection", "any", None, "event")
 
@@ -104,27 +130,24 @@ SCORED_INPUTS: list[tuple[str, FeatureSpec]] = [
 INPUTS: list[FeatureSpec] = [spec for _, spec in SCORED_INPUTS] + [INFECTION]
 
 
-def _int(cond: ir.BooleanValue) -> ir.IntegerValue:
-    """1 where ``cond`` is true, else 0 (inputs are already NULL-filled)."""
-    return cond.cast("int64")
-
-
 def respiratory_points(t: ir.Table) -> ir.IntegerValue:
     """Respiratory subscore 0-3 (§5.2), with the reference code's substitutions (§5.4)."""
-    pf = t[PF_RATIO.column].fill_null(500)
-    sf = t[SF_RATIO.column].fill_null(500)
+    pf = t[PF_RATIO.column].fill_null(IF_MISSING["pf_ratio"])
+    sf = t[SF_RATIO.column].fill_null(IF_MISSING["sf_ratio"])
     imv = t[IMV.column].fill_null(False)
     ors = imv | (t[FIO2.column] > ROOM_AIR_FIO2).fill_null(False)
-    severe = _int((pf < 100) | (sf < 148)) + _int((pf < 200) | (sf < 220))
-    return _int(imv) * severe + _int(ors) * _int((pf < 400) | (sf < 292))
+    severe = (as_int((pf < PF_SEVERE_BELOW) | (sf < SF_SEVERE_BELOW))
+              + as_int((pf < PF_MODERATE_BELOW) | (sf < SF_MODERATE_BELOW)))
+    return as_int(imv) * severe + as_int(ors) * as_int((pf < PF_SUPPORT_BELOW)
+                                                       | (sf < SF_SUPPORT_BELOW))
 
 
 def _band_points(age, value, bands) -> ir.IntegerValue:
     """Sum over age bands [lo, hi) (last band closed) of points for ``value`` below thresholds."""
     total = ibis.literal(0, type="int64")
     for lo, hi, closed, two, one in bands:
-        in_band = (age >= lo) & ((age <= hi) if closed else (age < hi))
-        total = total + _int(in_band) * (_int(value < two) + _int(value < one))
+        in_band = in_age_band(age, lo, hi, high_inclusive=closed)
+        total = total + as_int(in_band) * (as_int(value < two) + as_int(value < one))
     return total
 
 
@@ -141,13 +164,14 @@ MAP_BANDS_MONTHS = [
 
 def cardiovascular_points(t: ir.Table) -> ir.IntegerValue:
     """Cardiovascular subscore 0-6 (§5.2): vasoactive count + lactate + MAP by age in months."""
-    vaso = t[VASOACTIVES.column].fill_null(0)
-    lactate = t[LACTATE.column].fill_null(0)
-    age = t.age_months.fill_null(222)
-    map_mmhg = t[MAP.column].fill_null(100)
+    vaso = t[VASOACTIVES.column].fill_null(IF_MISSING["vasoactive"])
+    lactate = t[LACTATE.column].fill_null(IF_MISSING["lactate"])
+    age = t.age_months.fill_null(IF_MISSING["age_months"])
+    map_mmhg = t[MAP.column].fill_null(IF_MISSING["map"])
     return (
-        _int(vaso > 1) + _int(vaso > 0)
-        + _int(lactate >= 11) + _int(lactate >= 5)
+        as_int(vaso >= VASOACTIVES_TWO_POINTS) + as_int(vaso >= VASOACTIVES_ONE_POINT)
+        + as_int(lactate >= LACTATE_TWO_POINTS_AT_LEAST)
+        + as_int(lactate >= LACTATE_ONE_POINT_AT_LEAST)
         + _band_points(age, map_mmhg, MAP_BANDS_MONTHS)
     )
 
@@ -155,36 +179,26 @@ def cardiovascular_points(t: ir.Table) -> ir.IntegerValue:
 def coagulation_points(t: ir.Table) -> ir.IntegerValue:
     """Coagulation subscore 0-2 (§5.2): platelets, INR, D-dimer, fibrinogen, capped at 2."""
     raw = (
-        _int(t[PLATELETS.column].fill_null(1000) < 100)
-        + _int(t[INR.column].fill_null(0) > 1.3)
-        + _int(t[D_DIMER.column].fill_null(0) > 2)
-        + _int(t[FIBRINOGEN.column].fill_null(1000) < 100)
+        as_int(t[PLATELETS.column].fill_null(IF_MISSING["platelets"]) < PLATELETS_BELOW)
+        + as_int(t[INR.column].fill_null(IF_MISSING["inr"]) > INR_ABOVE)
+        + as_int(t[D_DIMER.column].fill_null(IF_MISSING["d_dimer"]) > D_DIMER_ABOVE)
+        + as_int(t[FIBRINOGEN.column].fill_null(IF_MISSING["fibrinogen"]) < FIBRINOGEN_BELOW)
     )
-    return ibis.least(raw, 2)
+    return ibis.least(raw, COAGULATION_MAX_POINTS)
 
 
 def neurologic_points(t: ir.Table) -> ir.IntegerValue:
     """Neurologic subscore 0-2 (§5.2): GCS <= 10 -> 1, bilaterally fixed pupils -> 2, cap 2."""
-    gcs = t[GCS.column].fill_null(15)
+    gcs = t[GCS.column].fill_null(IF_MISSING["gcs"])
     fixed = t[PUPILS_FIXED.column].fill_null(False)
-    return ibis.least(2 * _int(fixed) + _int(gcs <= 10), 2)
+    return ibis.least(FIXED_PUPILS_POINTS * as_int(fixed) + as_int(gcs <= GCS_AT_MOST),
+                      NEUROLOGIC_MAX_POINTS)
 
 
-def missing_list(t: ir.Table, inputs: list[tuple[str, FeatureSpec]],
-                 extra: list[tuple[str, ir.Value]] = ()) -> tuple[ir.StringValue, ir.IntegerValue]:
-    """(comma-separated names of NULL inputs, their count)."""
-    items = [(name, t[spec.column]) for name, spec in inputs] + list(extra)
-    text = ibis.literal("", type="string")
-    count = ibis.literal(0, type="int64")
-    for name, col in items:
-        text = text + col.isnull().ifelse(ibis.literal(name + ","), ibis.literal(""))
-        count = count + _int(col.isnull())
-    return text.re_replace(",$", ""), count
-
-
-def tri_state(met: ir.BooleanValue, not_met: ir.BooleanValue) -> ir.StringValue:
-    """'met' / 'not_met' / 'unknown' (never NULL)."""
-    return ibis.cases((met, "met"), (not_met, "not_met"), else_="unknown")
+def missing(t: ir.Table, inputs: list[tuple[str, FeatureSpec]],
+            extra: list[tuple[str, ir.Value]] = ()) -> tuple[ir.StringValue, ir.IntegerValue]:
+    """(comma-separated names of the NULL inputs, their count) of ``(name, spec)`` inputs."""
+    return missing_inputs([(name, t[spec.column]) for name, spec in inputs] + list(extra))
 
 
 def evaluate(t: ir.Table) -> dict[str, ir.Value]:
@@ -198,7 +212,7 @@ def evaluate(t: ir.Table) -> dict[str, ir.Value]:
     infection = t[INFECTION.column]
     sepsis_met = ge_2 & infection.fill_null(False)
     sepsis_not_met = ~ge_2 | (infection == False).fill_null(False)  # noqa: E712
-    missing, n_missing = missing_list(t, SCORED_INPUTS, [("age_months", t.age_months)])
+    absent, n_absent = missing(t, SCORED_INPUTS, [("age_months", t.age_months)])
     return {
         "phoenix_respiratory_points": resp,
         "phoenix_cardiovascular_points": cardio,
@@ -209,7 +223,8 @@ def evaluate(t: ir.Table) -> dict[str, ir.Value]:
         "phoenix_sepsis": tri_state(sepsis_met, sepsis_not_met),
         "phoenix_septic_shock": tri_state(sepsis_met & (cardio >= 1),
                                           sepsis_not_met | (cardio < 1)),
-        "phoenix_age_eligible": (t.age_months_at_admit < 216).fill_null(False),
-        "phoenix_missing": missing,
-        "phoenix_n_assumed_normal": n_missing,
+        "phoenix_age_eligible": (t.age_months_at_admit
+                                 < AGE_ELIGIBLE_BELOW_MONTHS).fill_null(False),
+        "phoenix_missing": absent,
+        "phoenix_n_assumed_normal": n_absent,
     }

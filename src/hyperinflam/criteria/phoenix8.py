@@ -24,7 +24,8 @@ import ibis
 import ibis.expr.types as ir
 
 from hyperinflam.criteria import phoenix
-from hyperinflam.criteria.phoenix import _int, _spec, missing_list
+from hyperinflam.criteria._toolkit import as_int, in_age_band
+from hyperinflam.criteria.phoenix import lookback_spec
 from hyperinflam.features import FeatureSpec
 
 NAME = "phoenix8"
@@ -42,13 +43,13 @@ REFERENCE = (
     "phoenix-sepsis 1.1.3"
 )
 
-GLUCOSE_MIN = _spec("glucose", "min")
-GLUCOSE_MAX = _spec("glucose", "max")
-ANC = _spec("anc", "min")
-ALC = _spec("alc", "min")
-CREATININE = _spec("creatinine", "max")
-BILIRUBIN = _spec("bilirubin_total", "max")
-ALT = _spec("alt", "max")
+GLUCOSE_MIN = lookback_spec("glucose", "min")
+GLUCOSE_MAX = lookback_spec("glucose", "max")
+ANC = lookback_spec("anc", "min")
+ALC = lookback_spec("alc", "min")
+CREATININE = lookback_spec("creatinine", "max")
+BILIRUBIN = lookback_spec("bilirubin_total", "max")
+ALT = lookback_spec("alt", "max")
 
 #: The four extra systems' inputs, (name in ``phoenix8_missing``, spec).
 EXTRA_INPUTS: list[tuple[str, FeatureSpec]] = [
@@ -57,6 +58,18 @@ EXTRA_INPUTS: list[tuple[str, FeatureSpec]] = [
 ]
 
 INPUTS: list[FeatureSpec] = list(phoenix.INPUTS) + [spec for _, spec in EXTRA_INPUTS]
+
+# -- thresholds (§5.3; phoenix-sepsis 1.1.3, phoenix8) ------------------------------------------
+#: Endocrine: glucose (mg/dL) < 50 or > 150 -> 1 point.
+GLUCOSE_BELOW, GLUCOSE_ABOVE = 50, 150
+#: Immunologic: ANC < 0.5 or ALC < 1.0 x 10^3/uL -> 1 point.
+ANC_BELOW, ALC_BELOW = 0.5, 1.0
+#: Hepatic: total bilirubin >= 4 mg/dL or ALT > 102 IU/L -> 1 point.
+BILIRUBIN_AT_LEAST, ALT_ABOVE = 4, 102
+#: The reference code's substitutions for missing inputs (§5.4); a missing age is 0 months in
+#: the renal subscore only (§12.35).
+IF_MISSING: dict[str, float] = {"glucose": 100, "anc": 555, "alc": 1111, "creatinine": 0,
+                                "renal_age_months": 0, "bilirubin_total": 0, "alt": 0}
 
 #: Renal bands (§5.3): (age lo, age hi, hi inclusive, creatinine mg/dL scoring 1 point ">=").
 CREATININE_BANDS_MONTHS = [
@@ -71,30 +84,34 @@ CREATININE_BANDS_MONTHS = [
 
 def endocrine_points(t: ir.Table) -> ir.IntegerValue:
     """Glucose < 50 or > 150 mg/dL (§5.3)."""
-    low = t[GLUCOSE_MIN.column].fill_null(100)
-    high = t[GLUCOSE_MAX.column].fill_null(100)
-    return _int((low < 50) | (low > 150) | (high < 50) | (high > 150))
+    low = t[GLUCOSE_MIN.column].fill_null(IF_MISSING["glucose"])
+    high = t[GLUCOSE_MAX.column].fill_null(IF_MISSING["glucose"])
+    return as_int((low < GLUCOSE_BELOW) | (low > GLUCOSE_ABOVE) | (high < GLUCOSE_BELOW)
+                  | (high > GLUCOSE_ABOVE))
 
 
 def immunologic_points(t: ir.Table) -> ir.IntegerValue:
     """ANC < 0.5 or ALC < 1.0 x 10^3/uL (§5.3)."""
-    return _int((t[ANC.column].fill_null(555) < 0.5) | (t[ALC.column].fill_null(1111) < 1.0))
+    return as_int((t[ANC.column].fill_null(IF_MISSING["anc"]) < ANC_BELOW)
+                  | (t[ALC.column].fill_null(IF_MISSING["alc"]) < ALC_BELOW))
 
 
 def renal_points(t: ir.Table) -> ir.IntegerValue:
     """Creatinine by age band (§5.3); a missing age counts as 0 months (reference quirk, §5.4)."""
-    creatinine = t[CREATININE.column].fill_null(0)
-    age = t.age_months.fill_null(0)
+    creatinine = t[CREATININE.column].fill_null(IF_MISSING["creatinine"])
+    age = t.age_months.fill_null(IF_MISSING["renal_age_months"])
     total = ibis.literal(0, type="int64")
     for lo, hi, closed, threshold in CREATININE_BANDS_MONTHS:
-        in_band = (age >= lo) & ((age <= hi) if closed else (age < hi))
-        total = total + _int(in_band) * _int(creatinine >= threshold)
+        in_band = in_age_band(age, lo, hi, high_inclusive=closed)
+        total = total + as_int(in_band) * as_int(creatinine >= threshold)
     return total
 
 
 def hepatic_points(t: ir.Table) -> ir.IntegerValue:
     """Total bilirubin >= 4 mg/dL or ALT > 102 IU/L (§5.3)."""
-    return _int((t[BILIRUBIN.column].fill_null(0) >= 4) | (t[ALT.column].fill_null(0) > 102))
+    bilirubin = t[BILIRUBIN.column].fill_null(IF_MISSING["bilirubin_total"])
+    alt = t[ALT.column].fill_null(IF_MISSING["alt"])
+    return as_int((bilirubin >= BILIRUBIN_AT_LEAST) | (alt > ALT_ABOVE))
 
 
 def evaluate(t: ir.Table) -> dict[str, ir.Value]:
@@ -105,8 +122,8 @@ def evaluate(t: ir.Table) -> dict[str, ir.Value]:
     hepatic = hepatic_points(t)
     phoenix_score = (phoenix.respiratory_points(t) + phoenix.cardiovascular_points(t)
                      + phoenix.coagulation_points(t) + phoenix.neurologic_points(t))
-    missing, n_missing = missing_list(t, phoenix.SCORED_INPUTS + EXTRA_INPUTS,
-                                      [("age_months", t.age_months)])
+    absent, n_absent = phoenix.missing(t, phoenix.SCORED_INPUTS + EXTRA_INPUTS,
+                                       [("age_months", t.age_months)])
     return {
         "phoenix8_endocrine_points": endo,
         "phoenix8_immunologic_points": immuno,
@@ -114,6 +131,6 @@ def evaluate(t: ir.Table) -> dict[str, ir.Value]:
         "phoenix8_hepatic_points": hepatic,
         "phoenix8_score": phoenix_score + endo + immuno + renal + hepatic,
         "phoenix8_renal_age_imputed": t.age_months.isnull() & t[CREATININE.column].notnull(),
-        "phoenix8_missing": missing,
-        "phoenix8_n_assumed_normal": n_missing,
+        "phoenix8_missing": absent,
+        "phoenix8_n_assumed_normal": n_absent,
     }

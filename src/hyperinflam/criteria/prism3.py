@@ -21,7 +21,7 @@ Scoring (§7.2), the most abnormal value of each variable in the observation win
   overlap at such an edge the worse points win (e.g. HR > 225 scores 4, not 3). The outer edge of the
   platelet band "100 000-200 000" is inclusive (``<= 200 000``), as printed.
 * Boundaries are decided in the PRISM III native unit (§12.11): canonical values are converted
-  (platelets and WBC x 1000 to /mm3, §11.1) and rounded to the reporting precision of
+  (platelets and WBC to /mm3 with the factor of vocabulary/units.csv, §11.1) and rounded to the reporting precision of
   :data:`NATIVE_DIGITS` before comparison; SI inputs were already converted to mg/dL at load with the
   exact §11.1 factors, as §7.2 requires.
 * Neurologic points = mental status + pupils; non-neurologic = all other items; total = both (§7.2).
@@ -43,7 +43,7 @@ from __future__ import annotations
 import ibis
 import ibis.expr.types as ir
 
-from hyperinflam.criteria._tristate import missing_list
+from hyperinflam.criteria._toolkit import missing_list, native
 from hyperinflam.features import FeatureSpec
 
 NAME = "prism3"
@@ -155,6 +155,36 @@ BUN_ABOVE: dict[str, float] = {"neonate": 11.9, "infant": 14.9, "child": 14.9, "
 PTT_ABOVE: dict[str, float] = {"neonate": 85.0, "infant": 57.0, "child": 57.0, "adolescent": 57.0}
 PT_ABOVE: float = 22.0
 
+# Age-independent thresholds (§7.2), in the native units of NATIVE_DIGITS; the points they score
+# are in item_points.
+#: Temperature (Cel): lowest < 33 or highest > 40 -> 3 points.
+TEMPERATURE_BELOW_CEL, TEMPERATURE_ABOVE_CEL = 33.0, 40.0
+#: Mental status: GCS < 8 -> 5 points.
+GCS_BELOW: float = 8
+#: Pupils > 3 mm and fixed: both -> 11 points, one -> 7 points.
+PUPILS_FIXED_BOTH, PUPILS_FIXED_ONE = 2, 1
+#: Acidosis: pH < 7.0 or total CO2 < 5 mmol/L -> 6 points; pH 7.0-7.28 or total CO2 5-16.9 -> 2.
+PH_ACIDOSIS_SEVERE_BELOW, PH_ACIDOSIS_BELOW = 7.0, 7.29
+TOTAL_CO2_ACIDOSIS_SEVERE_BELOW, TOTAL_CO2_ACIDOSIS_BELOW = 5.0, 17.0
+#: pH alkalosis: > 7.55 -> 3 points, 7.48-7.55 -> 2 points.
+PH_ALKALOSIS_SEVERE_ABOVE, PH_ALKALOSIS_AT_LEAST = 7.55, 7.48
+#: PCO2 (mmHg): > 75 -> 3 points, 50-75 -> 1 point.
+PCO2_SEVERE_ABOVE, PCO2_AT_LEAST = 75.0, 50.0
+#: Total CO2 (mmol/L): > 34 -> 4 points.
+TOTAL_CO2_ABOVE: float = 34.0
+#: PaO2 (mmHg): < 42 -> 6 points, 42-49.9 -> 3 points.
+PAO2_SEVERE_BELOW, PAO2_BELOW = 42.0, 50.0
+#: Glucose (mg/dL): > 200 -> 2 points. Potassium (mmol/L): > 6.9 -> 3 points.
+GLUCOSE_ABOVE: float = 200
+POTASSIUM_ABOVE: float = 6.9
+#: WBC (/mm3): < 3000 -> 4 points.
+WBC_BELOW_PER_MM3: float = 3000
+#: Platelets (/mm3): < 50 000 -> 5, 50 000-99 999 -> 4, 100 000-200 000 -> 2 points.
+PLATELETS_SEVERE_BELOW_PER_MM3, PLATELETS_BELOW_PER_MM3 = 50_000, 100_000
+PLATELETS_AT_MOST_PER_MM3 = 200_000
+#: The native unit of WBC and platelets (§7.2: /mm3; factor from vocabulary/units.csv).
+CELLS_NATIVE_UNIT = "/mm3"
+
 
 def _by_age(t: ir.Table, values: dict[str, object], dtype: str = "float64") -> ir.Value:
     """Per-age-group value straight from completed days (§7.1), without nesting the group
@@ -177,9 +207,9 @@ def _points(*bands: tuple[ir.BooleanValue, int]) -> ir.IntegerValue:
                       else_=ibis.literal(0, type="int64"))
 
 
-def _native(t: ir.Table, spec: FeatureSpec, digits_key: str, scale: float = 1.0):
-    value = t[spec.column] if scale == 1.0 else t[spec.column] * scale
-    return value.round(NATIVE_DIGITS[digits_key])
+def _native(t: ir.Table, spec: FeatureSpec, digits_key: str, unit: str | None = None):
+    """The input in the PRISM III unit (None: canonical) at its reporting precision."""
+    return native(t[spec.column], spec.variable, unit, NATIVE_DIGITS[digits_key])
 
 
 def item_points(t: ir.Table) -> dict[str, ir.IntegerValue]:
@@ -201,10 +231,10 @@ def item_points(t: ir.Table) -> dict[str, ir.IntegerValue]:
     potassium = _native(t, POTASSIUM_MAX, "potassium")
     creatinine = _native(t, CREATININE_MAX, "creatinine")
     bun = _native(t, BUN_MAX, "bun")
-    wbc = _native(t, WBC_MIN, "wbc_per_mm3", 1000.0)  # 10*3/uL -> /mm3 (§11.1)
+    wbc = _native(t, WBC_MIN, "wbc_per_mm3", CELLS_NATIVE_UNIT)
     pt = _native(t, PT_MAX, "pt")
     ptt = _native(t, APTT_MAX, "aptt")
-    platelets = _native(t, PLATELETS_MIN, "platelets_per_mm3", 1000.0)  # 10*3/uL -> /mm3
+    platelets = _native(t, PLATELETS_MIN, "platelets_per_mm3", CELLS_NATIVE_UNIT)
 
     sbp_low = _by_age(t, {g: b[0] for g, b in SBP_BANDS.items()})
     sbp_high = _by_age(t, {g: b[1] for g, b in SBP_BANDS.items()})
@@ -213,23 +243,28 @@ def item_points(t: ir.Table) -> dict[str, ir.IntegerValue]:
     return {
         "sbp": _points((sbp < sbp_low, 7), (sbp < sbp_high, 3)),
         "heart_rate": _points((hr > hr_4, 4), (hr >= hr_3, 3)),
-        "temperature": _points(((temp_min < 33) | (temp_max > 40), 3)),
-        "mental_status": _points((gcs < 8, 5)),
-        "pupils": _points(((pupils_count >= 2) | pupils_both, 11), (pupils_count >= 1, 7)),
-        "acidosis": _points(((ph_min < 7.0) | (tco2_min < 5), 6),
-                            ((ph_min < 7.29) | (tco2_min < 17.0), 2)),
-        "ph_alkalosis": _points((ph_max > 7.55, 3), (ph_max >= 7.48, 2)),
-        "pco2": _points((paco2 > 75.0, 3), (paco2 >= 50.0, 1)),
-        "total_co2": _points((tco2_max > 34.0, 4)),
-        "pao2": _points((pao2 < 42.0, 6), (pao2 < 50.0, 3)),
-        "glucose": _points((glucose > 200, 2)),
-        "potassium": _points((potassium > 6.9, 3)),
+        "temperature": _points(((temp_min < TEMPERATURE_BELOW_CEL)
+                                | (temp_max > TEMPERATURE_ABOVE_CEL), 3)),
+        "mental_status": _points((gcs < GCS_BELOW, 5)),
+        "pupils": _points(((pupils_count >= PUPILS_FIXED_BOTH) | pupils_both, 11),
+                          (pupils_count >= PUPILS_FIXED_ONE, 7)),
+        "acidosis": _points(((ph_min < PH_ACIDOSIS_SEVERE_BELOW)
+                             | (tco2_min < TOTAL_CO2_ACIDOSIS_SEVERE_BELOW), 6),
+                            ((ph_min < PH_ACIDOSIS_BELOW) | (tco2_min < TOTAL_CO2_ACIDOSIS_BELOW), 2)),
+        "ph_alkalosis": _points((ph_max > PH_ALKALOSIS_SEVERE_ABOVE, 3),
+                                (ph_max >= PH_ALKALOSIS_AT_LEAST, 2)),
+        "pco2": _points((paco2 > PCO2_SEVERE_ABOVE, 3), (paco2 >= PCO2_AT_LEAST, 1)),
+        "total_co2": _points((tco2_max > TOTAL_CO2_ABOVE, 4)),
+        "pao2": _points((pao2 < PAO2_SEVERE_BELOW, 6), (pao2 < PAO2_BELOW, 3)),
+        "glucose": _points((glucose > GLUCOSE_ABOVE, 2)),
+        "potassium": _points((potassium > POTASSIUM_ABOVE, 3)),
         "creatinine": _points((creatinine > _by_age(t, CREATININE_ABOVE), 2)),
         "bun": _points((bun > _by_age(t, BUN_ABOVE), 3)),
-        "wbc": _points((wbc < 3000, 4)),
+        "wbc": _points((wbc < WBC_BELOW_PER_MM3, 4)),
         "pt_ptt": _points(((pt > PT_ABOVE) | (ptt > _by_age(t, PTT_ABOVE)), 3)),
-        "platelets": _points((platelets < 50_000, 5), (platelets < 100_000, 4),
-                             (platelets <= 200_000, 2)),
+        "platelets": _points((platelets < PLATELETS_SEVERE_BELOW_PER_MM3, 5),
+                             (platelets < PLATELETS_BELOW_PER_MM3, 4),
+                             (platelets <= PLATELETS_AT_MOST_PER_MM3, 2)),
     }
 
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 import ibis
 import ibis.expr.types as ir
 
+from hyperinflam.criteria._toolkit import ROOM_AIR_FIO2, in_age_band, missing_flags
 from hyperinflam.features import FeatureSpec
 
 NAME = "psofa"
@@ -58,7 +59,6 @@ LOOKBACK_HOURS: float = 24
 #: (adult SOFA "mechanically ventilated"; VERIFY for pSOFA). Set True to also count a charted
 #: FiO2 > 0.21 (supplemental oxygen) as support.
 SUPPORT_INCLUDES_SUPPLEMENTAL_OXYGEN: bool = False
-ROOM_AIR_FIO2: float = 0.21
 
 
 def _m(variable: str, agg: str) -> FeatureSpec:
@@ -107,6 +107,22 @@ CREATININE_EDGES = [
     (1.0, 1.7, 2.9, 4.2),
     (1.2, 2.0, 3.5, 5.0),
 ]
+#: Respiratory lower edges of the 0, 1, 2 and 3-point bands (§6.2; below the last: 4 points):
+#: P/F 400 / 300 / 200 / 100, S/F 292 / 264 / 221 / 148 (264 -> 1 point, §12.36).
+PF_EDGES = (400, 300, 200, 100)
+SF_EDGES = (292, 264, 221, 148)
+#: Coagulation, platelets (10^3/uL): below 150 / 100 / 50 / 20 -> 1 / 2 / 3 / 4 points.
+PLATELETS_EDGES = (150, 100, 50, 20)
+#: Hepatic, bilirubin (mg/dL): at least 1.2 / 2 / 6 / 12 -> 1 / 2 / 3 / 4 points.
+BILIRUBIN_EDGES = (1.2, 2.0, 6.0, 12.0)
+#: Neurologic, GCS: below 15 / 13 / 10 / 6 -> 1 / 2 / 3 / 4 points.
+GCS_EDGES = (15, 13, 10, 6)
+#: Cardiovascular doses (ug/kg/min, §12.24): 4 points for dopamine > 15 or epinephrine /
+#: norepinephrine > 0.1; 3 points for dopamine > 5 or any epinephrine / norepinephrine.
+DOPAMINE_FOUR_ABOVE, EPINEPHRINE_FOUR_ABOVE, NOREPINEPHRINE_FOUR_ABOVE = 15, 0.1, 0.1
+DOPAMINE_THREE_ABOVE = 5
+#: Cardiovascular points from which a vasoactive row applied (rows 2-4; 1 is the MAP row).
+VASOACTIVE_ROW_POINTS_FROM = 2
 
 
 def _ladder(value: ir.NumericValue, edges: tuple, *, higher_is_worse: bool) -> ir.IntegerValue:
@@ -122,9 +138,8 @@ def _ladder(value: ir.NumericValue, edges: tuple, *, higher_is_worse: bool) -> i
 
 
 def _in_band(age, lo, hi, closed) -> ir.BooleanValue:
-    upper = ibis.literal(True) if hi is None else ((age <= hi) if closed else (age < hi))
-    lower = (age > lo) if hi is None else (age >= lo)  # the > 216 band excludes 216 itself
-    return lower & upper
+    # the open-ended > 216 band excludes 216 itself (the band before it is closed at 216)
+    return in_age_band(age, lo, hi, high_inclusive=closed, low_inclusive=hi is not None)
 
 
 def respiratory_points(t: ir.Table) -> ir.IntegerValue:
@@ -141,8 +156,8 @@ def respiratory_points(t: ir.Table) -> ir.IntegerValue:
         )
 
     return ibis.cases(
-        (pf.notnull(), score(pf, 400, 300, 200, 100)),
-        (sf.notnull(), score(sf, 292, 264, 221, 148)),
+        (pf.notnull(), score(pf, *PF_EDGES)),
+        (sf.notnull(), score(sf, *SF_EDGES)),
         else_=0,
     ).cast("int64")
 
@@ -156,8 +171,10 @@ def cardiovascular_points(t: ir.Table) -> ir.IntegerValue:
     ne_any = t[NOREPINEPHRINE_ANY.column].fill_null(False)
     ne = t[NOREPINEPHRINE_DOSE.column]
     dobu_any = t[DOBUTAMINE_ANY.column].fill_null(False)
-    four = ((dopa > 15) | (epi > 0.1) | (ne > 0.1)).fill_null(False)
-    three = ((dopa > 5).fill_null(False) | epi_any | ne_any | epi.notnull() | ne.notnull())
+    four = ((dopa > DOPAMINE_FOUR_ABOVE) | (epi > EPINEPHRINE_FOUR_ABOVE)
+            | (ne > NOREPINEPHRINE_FOUR_ABOVE)).fill_null(False)
+    three = ((dopa > DOPAMINE_THREE_ABOVE).fill_null(False) | epi_any | ne_any | epi.notnull()
+             | ne.notnull())
     two = dopa_any | dopa.notnull() | dobu_any
     return ibis.cases((four, 4), (three, 3), (two, 2), (map_below_threshold(t), 1),
                       else_=0).cast("int64")
@@ -183,14 +200,14 @@ def renal_points(t: ir.Table) -> ir.IntegerValue:
 def evaluate(t: ir.Table) -> dict[str, ir.Value]:
     """pSOFA output columns over the wide feature table ``t`` (§6)."""
     resp = respiratory_points(t)
-    coag = _ladder(t[PLATELETS.column], (150, 100, 50, 20), higher_is_worse=False)
-    hepatic = _ladder(t[BILIRUBIN.column], (1.2, 2.0, 6.0, 12.0), higher_is_worse=True)
+    coag = _ladder(t[PLATELETS.column], PLATELETS_EDGES, higher_is_worse=False)
+    hepatic = _ladder(t[BILIRUBIN.column], BILIRUBIN_EDGES, higher_is_worse=True)
     cardio = cardiovascular_points(t)
-    neuro = _ladder(t[GCS.column], (15, 13, 10, 6), higher_is_worse=False)
+    neuro = _ladder(t[GCS.column], GCS_EDGES, higher_is_worse=False)
     renal = renal_points(t)
 
     age_missing = t.age_months.isnull()
-    vaso_scored = cardio >= 2
+    vaso_scored = cardio >= VASOACTIVE_ROW_POINTS_FROM
     missing_inputs = [
         ("pf_ratio", t[PF_RATIO.column].isnull()),
         ("sf_ratio", t[SF_RATIO.column].isnull()),
@@ -207,9 +224,7 @@ def evaluate(t: ir.Table) -> dict[str, ir.Value]:
         ("norepinephrine_dose", t[NOREPINEPHRINE_ANY.column].fill_null(False)
          & t[NOREPINEPHRINE_DOSE.column].isnull()),
     ]
-    text = ibis.literal("", type="string")
-    for name, is_missing in missing_inputs:
-        text = text + is_missing.ifelse(ibis.literal(name + ","), ibis.literal(""))
+    text, _ = missing_flags(missing_inputs)
     systems_assumed_normal = [
         t[PF_RATIO.column].isnull() & t[SF_RATIO.column].isnull(),
         t[PLATELETS.column].isnull(),
@@ -229,6 +244,6 @@ def evaluate(t: ir.Table) -> dict[str, ir.Value]:
         "psofa_neurologic_points": neuro,
         "psofa_renal_points": renal,
         "psofa_score": resp + coag + hepatic + cardio + neuro + renal,
-        "psofa_missing": text.re_replace(",$", ""),
+        "psofa_missing": text,
         "psofa_n_assumed_normal": n_assumed,
     }
