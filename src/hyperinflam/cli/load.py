@@ -33,9 +33,9 @@ def _run_load(db, units, label: str, load) -> None:
     except (SourceError, VocabularyError, EngineError) as exc:
         fail(str(exc))
     except duckdb.Error as exc:
-        fail(f"the database engine could not finish the load: {exc}. Nothing of the table being "
-             f"loaded was written; if memory ran out, raise HYPERINFLAM_LOAD_MEMORY_LIMIT "
-             f"(now {LOAD_MEMORY_LIMIT}).")
+        fail(f"the database engine could not finish the load: {exc}. Nothing of this load was "
+             f"written (the database is as it was before); if memory ran out, raise "
+             f"HYPERINFLAM_LOAD_MEMORY_LIMIT (now {LOAD_MEMORY_LIMIT}).")
     con.disconnect()
     render_load_report(report, console)
 

@@ -6,15 +6,21 @@ How a file is loaded (all set-based inside DuckDB, no row ever goes through Pyth
 
 1. The header is read (Python ``csv``, first line only) and checked: a missing required column
    raises :class:`~hyperinflam.errors.SourceError` naming the file, the column(s) and the
-   expected columns.
+   expected columns; a first line naming no column of the layout is "no header line". The field
+   separator is recognised from the header: a comma, else a semicolon, tab or vertical bar when
+   that splits the header into the required columns (a spreadsheet's export), said in a note.
 2. DuckDB reads the file with ``read_csv(all_varchar, header)``; each row keeps its line number
    (header = line 1) from ``row_number() OVER ()`` (DuckDB preserves insertion order). Lines that
    cannot be split into the header's columns are captured by DuckDB's reject tables and
    quarantined as ``malformed_line`` at their true line. Limitation: blank lines (skipped by the
    reader) and quoted fields spanning several lines shift the reported line numbers of the rows
    after them.
+   A file holding only its header line is an empty table.
 3. The staged rows go through the shared pipeline of :mod:`hyperinflam.sources.ingest`
    (validation, unit conversion, quarantine with one reason per row, idempotent reloads).
+
+The whole folder is one load (:mod:`hyperinflam.sources.atomic`): when any file stops the load
+(a missing column, an unreadable file), nothing of the folder is written.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from typing import Callable
 
 from hyperinflam.errors import SourceError
 from hyperinflam.sources import LoadReport
+from hyperinflam.sources.atomic import cleanup, load_transaction
 from hyperinflam.sources.ingest import (LAYOUT, TableLayout, _q, ingest, open_load,
                                          register_vocabulary)
 from hyperinflam.sources.quarantine import TableLoadCounts
@@ -42,40 +49,78 @@ def _file_name(spec: TableLayout) -> str:
     return f"{spec.table}.csv"
 
 
-def _read_header(path: Path, spec: TableLayout) -> list[str]:
+#: Field separators recognised from the header line, in the order tried (comma first: the layout).
+DELIMITERS: dict[str, str] = {",": "comma", ";": "semicolon", "\t": "tab", "|": "vertical bar"}
+
+
+def _expected(spec: TableLayout) -> str:
+    return (f"expected columns: {', '.join(spec.required)} (required)"
+            + (f", {', '.join(spec.optional)} (optional)" if spec.optional else "")
+            + "; see docs/csv-layout.md")
+
+
+def _first_line(path: Path) -> str:
+    """The header line (bytes up to the first line break, so that a bad byte further down is
+    reported by the reader with its line, not here)."""
     try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            header = next(_pycsv.reader(handle), None)
+        with open(path, "rb") as handle:
+            return handle.readline().decode("utf-8-sig")
     except UnicodeDecodeError:
         raise SourceError(f"{path}: the header line is not UTF-8 text; save the file as UTF-8 CSV.") \
             from None
-    expected = (f"expected columns: {', '.join(spec.required)} (required)"
-                + (f", {', '.join(spec.optional)} (optional)" if spec.optional else "")
-                + "; see docs/csv-layout.md")
-    if not header or not any(h.strip() for h in header):
+
+
+def _split(line: str, delimiter: str) -> list[str]:
+    return [h.strip().lower() for h in next(_pycsv.reader([line], delimiter=delimiter), [])]
+
+
+def _read_header(path: Path, spec: TableLayout) -> tuple[list[str], str]:
+    """The column names of the header line (lower case) and the field separator.
+
+    The separator is the first of :data:`DELIMITERS` that splits the header into names holding
+    every required column (a CSV saved by a spreadsheet with a semicolon or tab is recognised
+    from its header alone; the values are never looked at). A first line that names no column of
+    the layout under any separator is a file without a header: one message with the fix."""
+    line = _first_line(path)
+    expected = _expected(spec)
+    if not line.strip():
         raise SourceError(f"{path}: the file is empty; it needs a header line. {expected}.")
-    names = [h.strip().lower() for h in header]
+    splits = {d: _split(line, d) for d in DELIMITERS}
+    known = set(spec.columns)
+    complete = [d for d, names in splits.items() if all(c in names for c in spec.required)]
+    delimiter = complete[0] if complete else max(  # for the message: the best split
+        DELIMITERS, key=lambda d: (sum(n in known for n in splits[d]), d == ","))
+    names = splits[delimiter]
+    if not any(n in known for names_ in splits.values() for n in names_):
+        shown = line.strip()[:80]
+        raise SourceError(
+            f"{path} line 1: no header line: the first line ({shown!r}) names none of the "
+            f"columns of {spec.file_name}, so it looks like data. Insert a header line naming the "
+            f"columns, for example: {','.join(spec.required)}; {expected}.")
     duplicated = sorted({n for n in names if names.count(n) > 1 and n})
     if duplicated:
         raise SourceError(f"{path} line 1: column(s) {', '.join(duplicated)} appear more than once "
                           f"in the header; {expected}.")
     missing = [c for c in spec.required if c not in names]
     if missing:
-        raise SourceError(f"{path} line 1: missing required column(s) {', '.join(missing)}; "
-                          f"{expected}.")
-    return names
+        split = f" (the header read with {DELIMITERS[delimiter]}s between fields)" \
+            if delimiter != "," else ""
+        raise SourceError(f"{path} line 1: missing required column(s) {', '.join(missing)}"
+                          f"{split}; {expected}.")
+    return names, delimiter
 
 
-def _stage(raw, path: Path, header: list[str]) -> int:
+def _stage(raw, path: Path, header: list[str], delimiter: str = ",") -> int:
     """Read the file into ``_hi_stg`` (f0..fn varchar, _line) and the rejected lines into
-    ``_hi_rejects``; return the number of rejected lines."""
+    ``_hi_rejects``; return the number of rejected lines. A file holding only its header line
+    is an empty table."""
     columns = "{" + ", ".join(f"'f{i}': 'VARCHAR'" for i in range(len(header))) + "}"
     for t in ("_hi_stg", "_hi_rejects", "_hi_reject_errors", "_hi_reject_scans"):
         raw.execute(f"DROP TABLE IF EXISTS {t}")
     raw.execute(f"""CREATE TEMP TABLE _hi_stg AS
         SELECT row_number() OVER () + 1 AS _line, *
         FROM read_csv({_q(str(path))}, header = true, auto_detect = false, columns = {columns},
-                      delim = ',', quote = '"', escape = '"', all_varchar = true,
+                      delim = {_q(delimiter)}, quote = '"', escape = '"', all_varchar = true,
                       store_rejects = true, rejects_table = '_hi_reject_errors',
                       rejects_scan = '_hi_reject_scans')""")
     raw.execute("""CREATE TEMP TABLE _hi_rejects AS
@@ -99,13 +144,20 @@ def _stage(raw, path: Path, header: list[str]) -> int:
 
 
 def _load_file(raw, spec: TableLayout, path: Path, vocab: Vocabulary, tz: str) -> TableLoadCounts:
-    header = _read_header(path, spec)
+    header, delimiter = _read_header(path, spec)
 
     def stage() -> int:
         try:
-            return _stage(raw, path, header)
+            return _stage(raw, path, header, delimiter)
         except Exception as exc:  # duckdb errors: encoding, unreadable file
-            raise SourceError(f"{path}: cannot be read as a UTF-8 CSV file ({exc}).") from None
+            text = str(exc).strip()
+            first = text.splitlines()[0] if text else type(exc).__name__
+            hint = (" The likely cause: line endings that change within the file (Windows CRLF "
+                    "and Unix LF lines mixed, e.g. lines added by hand in another editor); save "
+                    "the file again with one kind of line ending."
+                    if "state machine" in text else "")
+            raise SourceError(f"{path}: cannot be read as a UTF-8 CSV file ({first}).{hint} "
+                              f"Nothing of this load was written.") from None
 
     return ingest(raw, spec, header, str(path), path.name, vocab, tz, stage)
 
@@ -137,14 +189,16 @@ def load_csv_folder(con, folder, *, vocabulary: Vocabulary | None = None, tz: st
     progress_bar = raw.execute("SELECT current_setting('enable_progress_bar')").fetchone()[0]
     raw.execute("SET enable_progress_bar = false")  # the caller shows its own progress
     try:
-        _load_files(raw, folder, vocab, tz, progress, report)
+        with load_transaction(raw):  # all files or none (sources/atomic.py)
+            _load_files(raw, folder, vocab, tz, progress, report)
     finally:
-        raw.execute(f"SET enable_progress_bar = {'true' if progress_bar else 'false'}")
+        cleanup(raw, [f"SET enable_progress_bar = {'true' if progress_bar else 'false'}"])
     return report
 
 
 def _load_files(raw, folder: Path, vocab: Vocabulary, tz: str,
                 progress: Callable[[str], None] | None, report: LoadReport) -> None:
+    other_separator: dict[str, list[str]] = {}
     for spec in CSV_LAYOUT:
         if progress is not None:
             progress(spec.table)
@@ -153,12 +207,19 @@ def _load_files(raw, folder: Path, vocab: Vocabulary, tz: str,
             report.tables.append(TableLoadCounts(table=spec.table, source=str(path)))
             report.notes.append(f"{_file_name(spec)} not found: no {spec.table} rows loaded.")
             continue
-        header = _read_header(path, spec)
+        header, delimiter = _read_header(path, spec)
         extra = [h for h in header if h not in spec.columns]
         if extra:
             report.notes.append(f"{_file_name(spec)}: column(s) {', '.join(extra)} are not in the "
                                 f"layout and were ignored (kept in quarantine raw rows only).")
+        if delimiter != ",":
+            other_separator.setdefault(delimiter, []).append(_file_name(spec))
         report.tables.append(_load_file(raw, spec, path, vocab, tz))
+    for delimiter, names in other_separator.items():
+        report.notes.append(
+            f"{', '.join(names)}: fields are separated by a {DELIMITERS[delimiter]}, not a comma "
+            f"(recognised from the header line); numbers must still use a decimal point: a "
+            f"decimal comma (12,5) is quarantined as unparseable_value.")
 
 
 def render_load_report(report: LoadReport, console) -> None:

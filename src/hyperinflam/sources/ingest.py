@@ -14,7 +14,9 @@ A reader stages the rows of one canonical table as text columns named as in the 
    in the database count as ``already_present`` when identical, else they are quarantined as
    ``conflicts_with_existing``: a reload never duplicates and never silently overwrites.
 3. Valid rows are inserted into the canonical table; the source's earlier quarantine rows are
-   replaced by this run's. Each table of a source is one transaction.
+   replaced by this run's. A whole load (every table of every file) is written at its end in
+   one transaction (:mod:`hyperinflam.sources.atomic`): a load that stops leaves the database
+   as it was.
 
 Units (clinical reference §11.1): ``canonical = value x factor + offset`` from ``units.csv``, computed
 so that the result is the double nearest the exact value of the text as written (the integer
@@ -34,6 +36,8 @@ import pandas as pd
 
 from hyperinflam.errors import SourceError, VocabularyError
 from hyperinflam.schema import TABLES_BY_NAME
+from hyperinflam.sources.atomic import (append_rows, cleanup, forget_rows, in_load_transaction,
+                                        table_transaction)
 from hyperinflam.sources.quarantine import TableLoadCounts
 from hyperinflam.sources.timeparse import (TIME_EXAMPLES, check_time_zone, date_sql,
                                            site_time_zone, time_sql)
@@ -588,7 +592,7 @@ def ingest(raw, spec: TableLayout, header: list[str], source: str, location: str
     counts = TableLoadCounts(table=table, source=source)
     plan = _PLANS[table](vocab, tz)
     # The staged and checked rows live in temporary tables outside any transaction, so DuckDB can
-    # spill them to disk; only the writes to the canonical tables are one transaction. The order of
+    # spill them to disk; only the writes are one transaction (sources/atomic.py). The order of
     # rows inside the temporary tables does not matter (every row carries its _line).
     try:
         n_rejected = stage()  # line numbers are taken in file order here
@@ -623,28 +627,27 @@ def ingest(raw, spec: TableLayout, header: list[str], source: str, location: str
             counts.examples["malformed_line"] = f"{location}:{line}"
 
         cols = TABLES_BY_NAME[table].column_names
-        raw.execute("BEGIN TRANSACTION")
-        try:
+        if in_load_transaction(raw):  # written with the rest of the load (sources/atomic.py)
             _write(raw, table, source, header, cols)
-            raw.execute("COMMIT")
-        except BaseException:
-            raw.execute("ROLLBACK")
-            raise
+        else:
+            with table_transaction(raw):
+                _write(raw, table, source, header, cols)
     finally:
-        raw.execute("SET preserve_insertion_order = true")
-        for t in ("_hi_stg", "_hi_chk", "_hi_dups", "_hi_fin", "_hi_rejects", "_hi_reject_errors",
-                  "_hi_reject_scans"):
-            raw.execute(f"DROP TABLE IF EXISTS {t}")
+        cleanup(raw, ["SET preserve_insertion_order = true"] + [
+            f"DROP TABLE IF EXISTS {t}" for t in ("_hi_stg", "_hi_chk", "_hi_dups", "_hi_fin",
+                                                  "_hi_rejects", "_hi_reject_errors",
+                                                  "_hi_reject_scans")])
     return counts
 
 
 def _write(raw, table: str, source: str, header: list[str], cols: list[str]) -> None:
-    """Insert the valid rows and replace the source's quarantine rows (inside a transaction)."""
-    raw.execute(f"""INSERT INTO {table} ({', '.join(cols)})
+    """Insert the valid rows and replace the source's quarantine rows (inside a transaction, or
+    the load's pending rows: :mod:`hyperinflam.sources.atomic`)."""
+    append_rows(raw, table, cols, f"""
         SELECT {', '.join(f'out_{c}' for c in cols)} FROM _hi_fin
         WHERE _final_reason IS NULL AND NOT _key_hit ORDER BY _line""")
     raw_json = "json_object(" + ", ".join(f"{_q(h)}, f{i}" for i, h in enumerate(header)) + ")"
-    raw.execute("DELETE FROM quarantine WHERE target_table = ? AND source_file = ?", [table, source])
+    forget_rows(raw, "quarantine", "target_table = ? AND source_file = ?", [table, source])
     raw.execute(f"""INSERT INTO quarantine
         SELECT {_q(table)}, {_q(source)}, _line, _final_reason, _final_detail, {raw_json}
         FROM _hi_fin WHERE _final_reason IS NOT NULL

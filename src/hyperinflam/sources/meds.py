@@ -56,6 +56,7 @@ from typing import Callable, Iterable
 
 from hyperinflam.errors import SourceError
 from hyperinflam.sources import LoadReport
+from hyperinflam.sources.atomic import cleanup, load_transaction
 from hyperinflam.sources.ingest import _q, load_staged, open_load, with_site_codes
 from hyperinflam.vocabulary import Vocabulary
 
@@ -402,16 +403,16 @@ def load_meds(con, path, *, vocabulary: Vocabulary | None = None, codes: Iterabl
         _map_events(raw)
         _build_stays(raw, picu_units, all_icu, max_age_years)
         source = str(path.resolve())
-        for table, sql in (("person", _PERSON_SQL), ("stay", _STAY_SQL),
-                           ("measurement", _MEASUREMENT_SQL), ("drug_administration", _drug_sql()),
-                           ("event", _EVENT_SQL)):
-            step(table)
-            report.tables.append(load_staged(con, table, sql, source=f"{source}#{table}",
-                                             location=path.name, vocabulary=vocab, tz=tz))
+        with load_transaction(raw):  # every table or none (sources/atomic.py)
+            for table, sql in (("person", _PERSON_SQL), ("stay", _STAY_SQL),
+                               ("measurement", _MEASUREMENT_SQL),
+                               ("drug_administration", _drug_sql()), ("event", _EVENT_SQL)):
+                step(table)
+                report.tables.append(load_staged(con, table, sql, source=f"{source}#{table}",
+                                                 location=path.name, vocabulary=vocab, tz=tz))
         _account(raw, report, picu_units, all_icu, max_age_years)
     finally:
-        for t in temp:
-            raw.execute(f"DROP TABLE IF EXISTS {t}")
+        cleanup(raw, [f"DROP TABLE IF EXISTS {t}" for t in temp])
     return report
 
 

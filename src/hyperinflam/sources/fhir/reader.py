@@ -28,6 +28,7 @@ import pandas as pd
 
 from hyperinflam.errors import SourceError
 from hyperinflam.sources import LoadReport
+from hyperinflam.sources.atomic import cleanup, forget_rows, load_transaction
 from hyperinflam.sources.fhir.parse import EVENT_SYSTEM, Staging  # noqa: F401
 from hyperinflam.sources.ingest import (fold_unit_sql, load_staged, open_load, register_vocabulary,
                                        with_site_codes)
@@ -139,8 +140,8 @@ class _Loader:
         file and line."""
         raw = self.raw
         placeholder = f"fhir:{table}"
-        raw.execute("DELETE FROM quarantine WHERE target_table = ? AND (source_file = ? OR "
-                    "source_file IN (SELECT DISTINCT file FROM _fhir_loc))", [table, placeholder])
+        forget_rows(raw, "quarantine", "target_table = ? AND (source_file = ? OR source_file IN "
+                    "(SELECT DISTINCT file FROM _fhir_loc))", [table, placeholder])
         counts = load_staged(self.con, table, staged_sql, source=placeholder,
                              vocabulary=self.vocab, tz=self.tz)
         raw.execute("""UPDATE quarantine SET source_file = m.file, source_line = m.loc,
@@ -215,12 +216,13 @@ def load_fhir(con, path, *, vocabulary: Vocabulary | None = None, codes: Path | 
     register_vocabulary(raw, vocab)
     loader = _Loader(con, str(path), vocab, tz, settings)
     try:
-        _load_all(loader, raw, settings)
-        _malformed(loader, staging)
+        with load_transaction(raw):  # every table or none (sources/atomic.py)
+            _load_all(loader, raw, settings)
+            _malformed(loader, staging)
     finally:
-        for name in ("loc", "keys", "patient", "encounter", "location", "medication", "obs", "med",
-                     "proc", "cond", "codes", "obs_var", "med_drug", "proc_sup", "route"):
-            raw.execute(f"DROP TABLE IF EXISTS _fhir_{name}")
+        cleanup(raw, [f"DROP TABLE IF EXISTS _fhir_{name}" for name in (
+            "loc", "keys", "patient", "encounter", "location", "medication", "obs", "med", "proc",
+            "cond", "codes", "obs_var", "med_drug", "proc_sup", "route")])
     report = loader.report
     report.notes = notes + report.notes
     if staging.ignored:
@@ -411,8 +413,8 @@ def _malformed(loader: _Loader, staging: Staging) -> None:
     unknown = 0
     for file, line, message, table in staging.malformed:
         target = table or "(unknown)"
-        raw.execute("DELETE FROM quarantine WHERE target_table = ? AND source_file = ? AND "
-                    "source_line = ? AND reason = 'malformed_line'", [target, file, line])
+        forget_rows(raw, "quarantine", "target_table = ? AND source_file = ? AND source_line = ? "
+                    "AND reason = 'malformed_line'", [target, file, line])
         raw.execute("INSERT INTO quarantine VALUES (?, ?, ?, 'malformed_line', ?, NULL)",
                     [target, file, line, f"{Path(file).name} line {line}: {message}. Fix or "
                      f"remove the line; the rest of the file was loaded."])

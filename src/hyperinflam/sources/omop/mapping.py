@@ -62,6 +62,7 @@ from pathlib import Path
 
 from hyperinflam.errors import SourceError
 from hyperinflam.sources import LoadReport
+from hyperinflam.sources.atomic import cleanup, load_transaction
 from hyperinflam.sources.ingest import (_q, load_staged, open_load, register_vocabulary,
                                        with_site_codes)
 from hyperinflam.sources.omop.access import (CATALOG, REQUIRED_COLUMNS, V54_ONLY_USED, OmopSource,
@@ -155,9 +156,10 @@ def load_omop(con, source: str | Path, *, schema: str | None = None,
     code_rows = read_codes(codes, vocab)
     prefix, label = attach_omop(raw, source, schema)
     try:
-        return load_source(con, OmopSource(raw, prefix, label), vocab, code_rows, tz, options)
+        with load_transaction(raw):  # every table or none (sources/atomic.py)
+            return load_source(con, OmopSource(raw, prefix, label), vocab, code_rows, tz, options)
     finally:
-        raw.execute(f"DETACH DATABASE IF EXISTS {CATALOG}")
+        cleanup(raw, [f"DETACH DATABASE IF EXISTS {CATALOG}"])
 
 
 def check_options(options: OmopOptions | None) -> OmopOptions:
@@ -195,9 +197,9 @@ def load_source(con, src: OmopSource, vocab: Vocabulary, code_rows: list[dict], 
         _resolve_codes(raw, src, report)
         _Loader(con, src, vocab, tz, options, report).run()
     finally:
-        for t in ("_omop_codes", "_omop_code_rows", "_omop_stays", "_omop_units",
-                  "_omop_drug_list", "_omop_drug_rxnorm", "_omop_drug_match"):
-            raw.execute(f"DROP TABLE IF EXISTS {t}")
+        cleanup(raw, [f"DROP TABLE IF EXISTS {t}" for t in (
+            "_omop_codes", "_omop_code_rows", "_omop_stays", "_omop_units", "_omop_drug_list",
+            "_omop_drug_rxnorm", "_omop_drug_match")])
     return report
 
 
@@ -234,8 +236,19 @@ class _Loader:
         self.options, self.report, self.raw = options, report, con.con
 
     def load(self, canonical: str, omop_table: str, select_sql: str, key: str) -> None:
-        counts = load_staged(self.con, canonical, select_sql, source=f"{self.src.label}#{omop_table}",
-                             location=f"{omop_table}.{key}", vocabulary=self.vocab, tz=self.tz)
+        import duckdb
+
+        try:
+            counts = load_staged(self.con, canonical, select_sql,
+                                 source=f"{self.src.label}#{omop_table}",
+                                 location=f"{omop_table}.{key}", vocabulary=self.vocab, tz=self.tz)
+        except duckdb.OutOfMemoryException:
+            raise
+        except duckdb.Error as exc:  # an unreadable table (a broken CSV file, a dropped connection)
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise SourceError(f"{self.src.label}: OMOP table {omop_table} cannot be read into "
+                              f"{canonical} ({message}). Nothing of this load was written; "
+                              f"correct or re-export the table and load again.") from None
         self.report.tables.append(counts)
 
     def absent(self, omop_table: str, canonical: str) -> bool:
