@@ -147,3 +147,24 @@ def test_meds_an_interrupt_after_persons_and_stays_writes_nothing(site):
         load_meds(con, MEDS, all_icu=True, max_age_years=None, progress=progress)
     assert _snapshot(con.con) == before
     _nothing_left_over(con.con)
+
+
+def test_bookkeeping_at_the_commit_sees_the_load_and_fails_with_it(site, tmp_path):
+    from hyperinflam.sources.atomic import on_commit
+
+    con, before = site
+    raw = con.con
+    seen = []
+
+    def register(table: str) -> None:
+        if table == "person":  # e.g. the load log, written once per load
+            on_commit(raw, lambda: seen.append(raw.execute(
+                "SELECT count(*) FROM person").fetchone()[0]))
+            on_commit(raw, lambda: (_ for _ in ()).throw(OSError("disk full")))
+
+    with pytest.raises(OSError, match="disk full"):
+        load_csv_folder(con, _renamed_example(tmp_path / "second"), progress=register)
+    # the first step ran inside the final transaction: the 2 earlier + 2 new persons
+    assert seen == [len(before["person"]) + _data_rows(EXAMPLE / "person.csv")] == [4]
+    assert _snapshot(raw) == before
+    _nothing_left_over(raw)

@@ -31,14 +31,14 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import duckdb
 
 from hyperinflam.schema import CANONICAL_TABLES
 
 __all__ = ["append_rows", "cleanup", "forget_rows", "in_load_transaction", "load_transaction",
-           "table_transaction"]
+           "on_commit", "table_transaction"]
 
 #: Tables a load replaces rows of (per source) and appends to: shadowed by a temporary table.
 SHADOWED: tuple[str, ...] = ("quarantine",)
@@ -51,6 +51,7 @@ class _Load:
     prefix: str  # "catalog"."schema" of the database's own tables
     canonical: list[str] = field(default_factory=list)  # canonical tables with pending rows
     shadowed: list[str] = field(default_factory=list)
+    at_commit: list[Callable[[], None]] = field(default_factory=list)
 
     def real(self, table: str) -> str:
         return f"{self.prefix}.{_ident(table)}"
@@ -100,12 +101,28 @@ def load_transaction(raw) -> Iterator[None]:
         _commit(raw, state)
     finally:
         del _OPEN[id(raw)]
-        drops = [f"DROP VIEW IF EXISTS temp.main.{_ident(t)}" for t in state.canonical]
-        drops += [f"DROP TABLE IF EXISTS temp.main.{_ident(PENDING_PREFIX + t)}"
-                  for t in state.canonical]
-        drops += [f"DROP TABLE IF EXISTS temp.main.{_ident(n)}" for t in state.shadowed
-                  for n in (t, FORGET_PREFIX + t)]
-        cleanup(raw, drops)
+        _drop_shadows(raw, state)
+
+
+def _drop_shadows(raw, state: _Load) -> None:
+    drops = [f"DROP VIEW IF EXISTS temp.main.{_ident(t)}" for t in state.canonical]
+    drops += [f"DROP TABLE IF EXISTS temp.main.{_ident(PENDING_PREFIX + t)}"
+              for t in state.canonical]
+    drops += [f"DROP TABLE IF EXISTS temp.main.{_ident(n)}" for t in state.shadowed
+              for n in (t, FORGET_PREFIX + t)]
+    cleanup(raw, drops)
+
+
+def on_commit(raw, step: Callable[[], None]) -> None:
+    """Run ``step`` inside the load's final transaction, after its rows are written (it sees the
+    database's own tables, this load's rows included; what it writes is committed with them, or
+    not at all). Outside a load it runs at once. For bookkeeping written once per load (the
+    load log)."""
+    state = _OPEN.get(id(raw))
+    if state is None:
+        step()
+    else:
+        state.at_commit.append(step)
 
 
 def _commit(raw, state: _Load) -> None:
@@ -123,6 +140,10 @@ def _commit(raw, state: _Load) -> None:
         for table in state.canonical:
             raw.execute(f"INSERT INTO {state.real(table)} SELECT * FROM "
                         f"temp.main.{_ident(PENDING_PREFIX + table)}")
+        if state.at_commit:  # they see the database's own tables, this load's rows included
+            _drop_shadows(raw, state)
+            for step in state.at_commit:
+                step()
 
 
 @contextmanager
