@@ -5,6 +5,7 @@ and a patient page are written to a temporary folder (printed with -s)."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -14,11 +15,11 @@ import pytest
 from test_web_app import PASSWORD, PERSONS, STAYS, shared_app  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def server():
+@contextlib.contextmanager
+def live_server(app):
+    """``app`` served by uvicorn on a free loopback port in a thread: yields the base URL."""
     import uvicorn
 
-    app = shared_app()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -26,13 +27,22 @@ def server():
                                         log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
-    for _ in range(200):
+    for _ in range(400):
         if srv.started:
             break
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", app
-    srv.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server():
+    app = shared_app()
+    with live_server(app) as base:
+        yield base, app
 
 
 def _sign_in(page, base, user):

@@ -7,14 +7,12 @@ it)."""
 from __future__ import annotations
 
 import re
-import socket
-import threading
-import time
 
 import pytest
 
 from test_recognition import _untreated
 from test_web_app import PASSWORD, make_app
+from test_web_browser import live_server
 
 
 def _adult(raw) -> None:
@@ -29,23 +27,9 @@ def _adult(raw) -> None:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    import uvicorn
-
     app = make_app(tmp_path_factory, extra=_adult)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, access_log=False,
-                                        log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    for _ in range(400):
-        if srv.started:
-            break
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", app
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with live_server(app) as base:
+        yield base, app
 
 
 def _sign_in(page, base, user):

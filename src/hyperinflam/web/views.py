@@ -206,10 +206,11 @@ def _text(value) -> str:
     return "" if value is None else str(value)
 
 
-#: The times ``?at=`` accepts (documented in docs/web.md): a calendar the engine and every
-#: reader handle, far wider than any stay.
-AT_EARLIEST = dt.datetime(1900, 1, 1)
-AT_LATEST = dt.datetime(2199, 12, 31, 23, 59)
+#: The times ``?at=`` accepts (documented in docs/web.md): pandas' nanosecond calendar, which
+#: every frame of the census passes through (1677-09-21 to 2262-04-11), in whole years; wide
+#: enough for de-identified sources shifted by centuries (the MIMIC-IV demo loads in the 1700s).
+AT_EARLIEST = dt.datetime(1678, 1, 1)
+AT_LATEST = dt.datetime(2261, 12, 31, 23, 59)
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 #: The form of ``at`` in the OpenAPI document (checked by the route, with a message, not by the
 #: schema validator): 'now' or an ISO 8601 date, optionally with a time and an offset.
