@@ -171,6 +171,28 @@ QUARANTINE = Table(
     key=("source_file", "source_line", "reason"),
 )
 
+LOAD_LOG = Table(
+    "load_log",
+    "One row per canonical table per load: what was loaded, from where, when, by which version "
+    "(written by every reader at the end of a load; 'hyperinflam info' shows it).",
+    (
+        C("load_id", "BIGINT", True, "The load (1, 2, ...): every table of one load shares it."),
+        C("loaded_at", "TIMESTAMP", True, "When the load finished, UTC."),
+        C("hyperinflam_version", "VARCHAR", True, "The hyperinflam version that loaded it."),
+        C("reader", "VARCHAR", True, "'csv', 'omop', 'fhir' or 'meds'."),
+        C("source", "VARCHAR", True, "What was loaded: the folder, file, database or URL."),
+        C("target_table", "VARCHAR", True, "The canonical table."),
+        C("table_source", "VARCHAR", True, "Where that table's rows came from (the value of "
+          "quarantine.source_file for its quarantined rows)."),
+        C("time_zone", "VARCHAR", True, "The site time zone (--tz) times without an offset were read in."),
+        C("rows_read", "BIGINT", True, "Rows read = loaded + already present + quarantined."),
+        C("rows_loaded", "BIGINT", True, "Rows added to the table."),
+        C("rows_already_present", "BIGINT", True, "Identical rows loaded by an earlier load."),
+        C("rows_quarantined", "BIGINT", True, "Rows written to the quarantine."),
+    ),
+    key=("load_id", "target_table"),
+)
+
 CANONICAL_TABLES: tuple[Table, ...] = (
     PERSON,
     STAY,
@@ -181,4 +203,6 @@ CANONICAL_TABLES: tuple[Table, ...] = (
     EVENT,
 )
 ALL_TABLES: tuple[Table, ...] = CANONICAL_TABLES + (QUARANTINE,)
+#: Bookkeeping of a DuckDB database, beside the tables above (not exported to Parquet).
+BOOKKEEPING_TABLES: tuple[Table, ...] = (LOAD_LOG,)
 TABLES_BY_NAME: dict[str, Table] = {t.name: t for t in ALL_TABLES}

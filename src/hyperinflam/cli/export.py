@@ -8,7 +8,8 @@ from typing import Optional
 
 import typer
 
-from hyperinflam.cli.common import CODES_HELP, DB_HELP, console, fail
+from hyperinflam.cli.common import (QUIET_OPTION, codes_option, db_option, fail, out_option, say,
+                                    set_quiet, status)
 
 export_app = typer.Typer(help="Write the canonical tables out for other engines.",
                          no_args_is_help=True)
@@ -19,16 +20,16 @@ def _run_export(db, label: str, write):
     message. Returns (what write returned, seconds)."""
     import time
 
-    from hyperinflam.engine import connect
-    from hyperinflam.errors import SourceError
+    from hyperinflam.engine import open_engine
+    from hyperinflam.errors import EngineError, SourceError
 
     try:
-        con = connect(db, read_only=True)
-    except FileNotFoundError as exc:
+        con = open_engine(db)
+    except (FileNotFoundError, EngineError, SourceError) as exc:
         fail(str(exc))
     started = time.perf_counter()
     try:
-        with console.status(label, spinner="dots"):
+        with status(label):
             result = write(con)
     except SourceError as exc:
         fail(str(exc))
@@ -39,14 +40,15 @@ def _run_export(db, label: str, write):
 
 @export_app.command("parquet")
 def export_parquet_command(
-    out: Path = typer.Option(..., "--out", "-o", help="Folder to write (created; must be new or "
-                             "empty unless --overwrite)."),
-    db: Optional[Path] = typer.Option(None, "--db", help=DB_HELP),
+    out: Path = out_option("Folder to write (created; must be new or empty unless --overwrite).",
+                           metavar="FOLDER"),
+    db: Optional[Path] = db_option(),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier hyperinflam "
                                    "export in --out (never a folder of other files)."),
     partition: bool = typer.Option(True, "--partition/--no-partition", help="Partition "
                                    "measurement by variable (default; both engines then read "
                                    "only the variables a query needs)."),
+    quiet: bool = QUIET_OPTION,
 ):
     """Export the canonical tables to a folder of Parquet datasets (one per table).
 
@@ -57,14 +59,15 @@ def export_parquet_command(
     """
     from hyperinflam.exports.parquet import export_parquet
 
+    set_quiet(quiet)
     manifest, seconds = _run_export(db, f"Writing {out}...", lambda con: export_parquet(
         con, out, overwrite=overwrite, partition=partition))
     for name, info in manifest["tables"].items():
         parts = f" (partitioned by {', '.join(info['partition_by'])})" if info["partition_by"] \
             else ""
-        console.print(f"  {name:<20} {info['rows']:>12,} rows{parts}")
-    console.print(f"Wrote [bold]{out}[/] in {seconds:.1f} s. Use it as "
-                  f"--db {out} (add --engine spark to compute on Spark).")
+        say(f"  {name:<20} {info['rows']:>12,} rows{parts}")
+    say(f"Wrote {out} in {seconds:.1f} s. Use it as --db {out} (add --engine spark to compute "
+        f"on Spark).")
 
 
 # --- export omop ----------------------------------------------------------------------------
@@ -72,11 +75,12 @@ def export_parquet_command(
 @export_app.command("omop")
 def export_omop_command(
     target: str = typer.Argument(..., help="DuckDB file (created) or postgresql://user@host:5432/db "
-                                 "URL.", show_default=False),
-    db: Optional[Path] = typer.Option(None, "--db", help=DB_HELP),
-    schema: str = typer.Option("cdm", "--schema", help="CDM schema to create (must not exist "
-                               "yet, or be empty)."),
-    codes: Optional[Path] = typer.Option(None, "--codes", help=CODES_HELP),
+                                 "URL.", show_default=False, metavar="TARGET"),
+    db: Optional[Path] = db_option(),
+    schema: str = typer.Option("cdm", "--schema", metavar="NAME", help="CDM schema to create "
+                               "(must not exist yet, or be empty)."),
+    codes: Optional[list[Path]] = codes_option("Here: the code written for each target."),
+    quiet: bool = QUIET_OPTION,
 ):
     """Write the canonical tables as an OMOP CDM 5.4 schema (official DDL).
 
@@ -87,9 +91,11 @@ def export_omop_command(
     """
     from hyperinflam.exports.omop import export_omop
 
+    set_quiet(quiet)
     written, seconds = _run_export(db, f"Writing OMOP CDM 5.4 to {target}...",
-                                   lambda con: export_omop(con, target, schema=schema, codes=codes))
+                                   lambda con: export_omop(con, target, schema=schema,
+                                                           codes=list(codes or ())))
     for name, n in written.items():
-        console.print(f"  {name:<22} {n:>12,} rows")
-    console.print(f"Wrote schema [bold]{schema}[/] in {seconds:.1f} s. Read it "
-                  f"back with: hyperinflam load omop {target} --schema {schema} --ids source_value")
+        say(f"  {name:<22} {n:>12,} rows")
+    say(f"Wrote schema {schema} in {seconds:.1f} s. Read it back with: hyperinflam load omop "
+        f"{target} --schema {schema} --ids source_value")

@@ -8,10 +8,10 @@ from typing import Optional
 
 import typer
 
-from hyperinflam.cli.common import (DB_HELP, ENGINE_OPTION, QUIET_OPTION, SPARK_CONF_OPTION,
+from hyperinflam.cli.common import (ENGINE_OPTION, QUIET_OPTION, SITE_TZ_OPTION, SPARK_CONF_OPTION,
                                     SPARK_MASTER_OPTION, StepProgress, close_connection, console,
-                                    fail, open_for_plans_or_fail, parse_at, parse_grid,
-                                    show_progress, status)
+                                    db_option, fail, open_for_plans_or_fail, out_option, parse_at,
+                                    parse_grid, plural, say, set_quiet, show_progress, status)
 
 SCREEN_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
@@ -34,26 +34,25 @@ SCREEN_HELP = (
 
 
 def screen_command(
-    out: Path = typer.Option(..., "--out", "-o", help="Output file: .csv or .parquet. One row per "
-                             "stay x evaluation time with every feature and criterion column "
-                             "(docs/screen-output.md)."),
-    db: Optional[Path] = typer.Option(None, "--db", help=DB_HELP),
-    at: Optional[str] = typer.Option(None, "--at", help="Evaluate the stays in the PICU at this one "
-                                     "time (ISO 8601, e.g. '2024-03-01 14:30'; an offset such as "
-                                     "+01:00 is honoured). Excludes --grid."),
-    grid: Optional[str] = typer.Option(None, "--grid", help="Evaluate every stay every STEP from "
-                                       "admission plus at discharge, e.g. '24h' (default), '6h', "
-                                       "'1d'. Excludes --at."),
-    tz: str = typer.Option("UTC", "--tz", help="Time zone of an --at time written without an "
-                           "offset, e.g. 'Europe/Paris'."),
-    criteria: Optional[list[str]] = typer.Option(None, "--criterion", "-c", help="Run only this "
-                                                 "criterion (repeatable), e.g. -c hscore -c "
-                                                 "hlh2004. Default: all."),
+    out: Path = out_option("Output file: .csv or .parquet. One row per stay x evaluation time "
+                           "with every feature and criterion column (docs/screen-output.md)."),
+    db: Optional[Path] = db_option(),
+    at: Optional[str] = typer.Option(None, "--at", metavar="TIME", help="Evaluate the stays in "
+                                     "the PICU at this one time (ISO 8601, e.g. '2024-03-01 "
+                                     "14:30', read in --tz; an offset such as +01:00 is "
+                                     "honoured). Excludes --grid."),
+    grid: Optional[str] = typer.Option(None, "--grid", metavar="STEP", help="Evaluate every stay "
+                                       "every STEP from admission plus at discharge, e.g. '24h' "
+                                       "(default), '6h', '1d'. Excludes --at."),
+    tz: str = SITE_TZ_OPTION,
+    criteria: Optional[list[str]] = typer.Option(None, "--criterion", "-c", metavar="NAME",
+                                                 help="Run only this criterion (repeatable), "
+                                                 "e.g. -c hscore -c hlh2004. Default: all."),
     engine: str = ENGINE_OPTION,
     spark_master: Optional[str] = SPARK_MASTER_OPTION,
     spark_conf: Optional[list[str]] = SPARK_CONF_OPTION,
     batch_rows: Optional[int] = typer.Option(
-        None, "--batch-rows", min=1, help="Screen in batches of persons holding about this many "
+        None, "--batch-rows", min=1, metavar="ROWS", help="Screen in batches of persons holding about this many "
         "measurement rows each (DuckDB): memory stays bounded, finished batches are kept if the "
         "run stops and a rerun resumes after them. Default 12,000,000 "
         "(HYPERINFLAM_BATCH_ROWS)."),
@@ -64,6 +63,7 @@ def screen_command(
     from hyperinflam.screening.plans import screen_plan, write_screen
     from hyperinflam.screening.summary import summarise_screen_file
 
+    set_quiet(quiet)
     kind = SCREEN_FORMATS.get(out.suffix.lower())
     if kind is None:
         fail(f"--out {out}: unknown file type '{out.suffix}'; name a .csv or .parquet file.")
@@ -76,6 +76,7 @@ def screen_command(
     progress = show_progress(quiet)
     con = open_for_plans_or_fail(db, engine, spark_master, spark_conf)
     try:
+        n_stays_in_db = _count_stays(con)
         plan = screen_plan(con, mode, criteria=criteria, building=lambda: status(
             "Compiling the screen for these criteria (once: later runs reuse it)...", progress))
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -87,10 +88,22 @@ def screen_command(
     finally:
         close_connection(con)
 
+    if n_stays_in_db == 0:
+        from hyperinflam.engine import resolve_db_path
+
+        where = db if db is not None and engine == "spark" else resolve_db_path(db)
+        say(f"The database {where} holds no PICU stays: nothing to screen ({out} has the columns "
+            f"and no rows). Load a site's data first, e.g. 'hyperinflam load csv FOLDER --db "
+            f"{where}', or see what it holds with 'hyperinflam info --db {where}'.")
+        return
     with status("Summarising...", progress):
         summary = summarise_screen_file(out, kind, criteria, columns=plan.columns)
-    console.print(f"Wrote [bold]{summary.n_rows}[/] evaluations of [bold]{summary.n_stays}[/] "
-                  f"stays to [bold]{out}[/].")
+    if at_time is not None and summary.n_stays == 0:
+        say(f"No stay was in the PICU at {at} ({at_time:%Y-%m-%d %H:%M} UTC): {out} has the "
+            f"columns and no rows.")
+        return
+    say(f"Wrote {plural(summary.n_rows, 'evaluation')} of {plural(summary.n_stays, 'stay')} to "
+        f"{out}.")
     for line in summary_lines(summary, plan.meta):
         console.print(line)
     if summary.shown:
@@ -108,13 +121,18 @@ def summary_lines(summary, meta: dict) -> list[str]:
         return ", ".join(labels[n] for n in meta["results"] if groups[n] == group)
     n = summary.n_stays
     phenotype, severity = names(meta["phenotype"]), names(meta["severity"])
-    lines = [f"[bold]{summary.n_meeting_phenotype}[/] of {n:,} stays meet a phenotype criterion "
+
+    def meet(k: int) -> str:
+        return "meets" if k == 1 else "meet"
+
+    pheno, severe = summary.n_meeting_phenotype, summary.n_meeting_severity
+    lines = [f"[bold]{pheno}[/] of {plural(n, 'stay')} {meet(pheno)} a phenotype criterion "
              f"at some evaluation ({phenotype or 'none screened'}).",
-             f"[bold]{summary.n_meeting_severity}[/] of {n:,} stays meet an organ dysfunction or "
+             f"[bold]{severe}[/] of {plural(n, 'stay')} {meet(severe)} an organ dysfunction or "
              f"severity criterion at some evaluation ({severity or 'none screened'})."]
     for name, count in (summary.n_outside_ages or {}).items():
         lines.append(f"[yellow]{labels.get(name, name)}[/] was evaluated outside the ages its "
-                     f"authors validated in {count:,} stays (column "
+                     f"authors validated in {plural(count, 'stay')} (column "
                      f"{name}{meta['outside_ages_suffix']}).")
     return lines
 
@@ -128,10 +146,13 @@ def _screen_table(shown: list[dict], n_meeting: int, meta: dict):
     labels = meta["labels"]
     by_group = {g: [n for n in meta["results"] if meta["groups"][n] == g]
                 for g in meta["group_titles"]}
-    title = (f"{n_meeting} stays meet at least one criterion"
+    title = (f"{plural(n_meeting, 'stay')} {'meets' if n_meeting == 1 else 'meet'} at least one "
+             f"criterion"
              + (f" (the first {len(shown)} shown; all in the output file)"
                 if n_meeting > len(shown) else ""))
-    table = Table(title=title, title_justify="left")
+    from rich.text import Text
+
+    table = Table(title=Text(title), title_justify="left")
     table.add_column("stay", no_wrap=True)
     table.add_column("phenotype\nfirst met (h)", justify="right")
     table.add_column("phenotype criteria met", ratio=1, min_width=20)
@@ -148,9 +169,17 @@ def _screen_table(shown: list[dict], n_meeting: int, meta: dict):
             cells.append(", ".join(labels.get(n, n) for n in by_group[group]
                                    if bool(row.get(f"{n}_met"))))
         cells += ["" if _is_missing(row[col]) else f"{row[col]:,.0f}" for _, col in peaks]
-        table.add_row(*cells)
+        table.add_row(*(Text(cell) for cell in cells))
     return table
 
 
 def _is_missing(value) -> bool:
     return value is None or (isinstance(value, float) and value != value)
+
+
+def _count_stays(con) -> int:
+    """Stays in the database: on a bare DuckDB connection (a cached plan) or an ibis backend."""
+    if hasattr(con, "table") and hasattr(con, "disconnect"):
+        return int(con.table("stay").count().execute())
+    return int(con.execute("SELECT count(*) FROM stay").fetchone()[0])
+

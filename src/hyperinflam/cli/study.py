@@ -1,5 +1,6 @@
-"""``hyperinflam study run``: a declarative study on the canonical tables, its results and report
-(study/, report/)."""
+"""``hyperinflam study list | check | run``: the shipped studies, a study file validated and shown
+with every default filled in, and a declarative study run on the canonical tables with its
+results and report (study/, report/)."""
 
 from __future__ import annotations
 
@@ -8,31 +9,43 @@ from typing import Optional
 
 import typer
 
-from hyperinflam.cli.common import (DB_HELP, ENGINE_OPTION, SPARK_CONF_OPTION, SPARK_MASTER_OPTION,
-                                    console, fail, open_engine_or_fail)
+from hyperinflam.cli.common import (ENGINE_OPTION, QUIET_OPTION, SPARK_CONF_OPTION,
+                                    SPARK_MASTER_OPTION, console, db_option, fail,
+                                    open_engine_or_fail, out_option, say, set_quiet)
 
-study_app = typer.Typer(help="Run declarative studies (see the studies/ folder).", no_args_is_help=True)
+study_app = typer.Typer(help="Declarative studies: list the shipped ones, check a study file, run "
+                        "one (docs/study-definition.md).", no_args_is_help=True)
+
+STUDY_ARGUMENT_HELP = "A study file (TOML), or the name of a shipped study ('hyperinflam study list')."
+
+
+def _load_or_fail(study_ref: str):
+    from hyperinflam.errors import StudyDefinitionError
+    from hyperinflam.study.definition import load_study
+
+    try:
+        return load_study(study_ref)
+    except (StudyDefinitionError, FileNotFoundError) as exc:
+        fail(str(exc))
 
 
 def run_and_render(con, study_ref: str, out: Path, *, db_label: str) -> Path:
     """Run a study on an open database and write every output; returns the report path."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+    from rich.markup import escape
+
     from hyperinflam.errors import StudyDefinitionError
     from hyperinflam.report import render_terminal, write_outputs
-    from hyperinflam.study.definition import load_study
     from hyperinflam.study.run import run_study
 
-    try:
-        study = load_study(study_ref)
-    except (StudyDefinitionError, FileNotFoundError) as exc:
-        fail(str(exc))
+    study = _load_or_fail(study_ref)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                   console=console, transient=True) as bar:
-        task = bar.add_task(f"study {study.study.id}: starting", total=None)
+        task = bar.add_task(escape(f"study {study.study.id}: starting"), total=None)
 
         def progress(step: str) -> None:
-            bar.update(task, description=f"study {study.study.id}: {step}")
+            bar.update(task, description=escape(f"study {study.study.id}: {step}"))
 
         try:
             results = run_study(con, study, progress=progress)
@@ -44,21 +57,63 @@ def run_and_render(con, study_ref: str, out: Path, *, db_label: str) -> Path:
     render_terminal(results, console)
     console.print()
     for kind, path in paths.items():
-        console.print(f"  {kind:<14} {path}")
+        say(f"  {kind:<14} {path}")
     return paths["report_html"]
+
+
+@study_app.command("list")
+def study_list():
+    """List the studies shipped with hyperinflam: name, title and reference.
+
+    Run one with 'hyperinflam study run NAME'; see its settings with 'hyperinflam study check
+    NAME'; copy and edit it to write your own (docs/study-definition.md).
+    """
+    from rich.table import Table
+    from rich.text import Text
+
+    from hyperinflam.study.definition import shipped_studies
+
+    table = Table(title="Shipped studies", title_justify="left")
+    for column in ("name", "title", "reference"):
+        table.add_column(column, overflow="fold")
+    for name in shipped_studies():
+        study = _load_or_fail(name)
+        table.add_row(Text(name), Text(study.study.title or ""), Text(study.study.reference or ""))
+    console.print(table)
+    say("Run one: hyperinflam study run NAME --db FILE. Its settings: hyperinflam study check NAME.")
+
+
+@study_app.command("check")
+def study_check(
+    study: str = typer.Argument(..., help=STUDY_ARGUMENT_HELP, metavar="STUDY",
+                                show_default=False),
+):
+    """Validate a study file without running it and print the resolved definition: every key of
+    every section with its default filled in (TOML; keys not set are shown as comments).
+
+    Exits 0 when the file is valid, 2 with one message per problem (file, section, key and the
+    allowed values) when it is not. Some checks need the data (a required criterion's columns):
+    'study run' makes them.
+    """
+    from hyperinflam.study.definition import resolved_toml
+
+    definition = _load_or_fail(study)
+    say(resolved_toml(definition))
+    say(f"{definition.source}: valid.", style="green")
 
 
 @study_app.command("run")
 def study_run(
-    study: str = typer.Argument(
-        ..., help="A study file (TOML), or the name of a shipped study: 'rajasekaran2014'."),
-    db: Optional[Path] = typer.Option(None, "--db", help=DB_HELP),
-    out: Path = typer.Option(Path("study-out"), "--out",
-                             help="Folder for results.csv, results.json, observations.csv and "
-                                  "report.html (created if missing)."),
+    study: str = typer.Argument(..., help=STUDY_ARGUMENT_HELP, metavar="STUDY",
+                                show_default=False),
+    db: Optional[Path] = db_option(),
+    out: Path = out_option("Folder for results.csv, results.json, observations.csv and "
+                           "report.html (created if missing).", default=Path("study-out"),
+                           metavar="FOLDER"),
     engine: str = ENGINE_OPTION,
     spark_master: Optional[str] = SPARK_MASTER_OPTION,
     spark_conf: Optional[list[str]] = SPARK_CONF_OPTION,
+    quiet: bool = QUIET_OPTION,
 ):
     """Run a declarative study on the canonical tables and write its results and report.
 
@@ -69,5 +124,7 @@ def study_run(
     """
     from hyperinflam.engine import resolve_db_path
 
+    set_quiet(quiet)
+    _load_or_fail(study)  # a wrong study file is reported before the engine starts
     con = open_engine_or_fail(db, engine, spark_master, spark_conf)
     run_and_render(con, study, out, db_label=str(resolve_db_path(db)))

@@ -19,9 +19,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from hyperinflam.engine.duckdb import (DEFAULT_MEMORY_LIMIT, DEFAULT_TEMP_DIRECTORY,
-                                       LOAD_MEMORY_LIMIT, connect, connect_duckdb_views,
-                                       connect_file, connect_memory, create_canonical_tables,
-                                       default_db_path, raw_sql, resolve_db_path)
+                                       LOAD_MEMORY_LIMIT, check_database_path, connect,
+                                       connect_duckdb_views, connect_file, connect_memory,
+                                       create_canonical_tables, default_db_path,
+                                       missing_canonical_tables, not_hyperinflam_message, raw_sql,
+                                       resolve_db_path)
 from hyperinflam.engine.spark import (DEFAULT_SPARK_MASTER, JAVA_OPTIONS, SPARK_DEFAULT_CONF,
                                       SPARK_LOCAL_CONF, connect_spark, parse_spark_conf,
                                       spark_conf_for, spark_session)
@@ -30,7 +32,8 @@ from hyperinflam.errors import EngineError
 __all__ = [
     "CATALOG_PREFIX", "DEFAULT_MEMORY_LIMIT", "DEFAULT_SPARK_MASTER", "DEFAULT_TEMP_DIRECTORY",
     "ENGINES", "JAVA_OPTIONS", "LOAD_MEMORY_LIMIT", "SPARK_DEFAULT_CONF", "SPARK_LOCAL_CONF",
-    "connect", "connect_duckdb_views", "connect_file", "connect_memory", "connect_spark",
+    "check_database_path", "connect", "connect_duckdb_views", "connect_file", "connect_memory",
+    "connect_spark",
     "create_canonical_tables", "default_db_path", "engine_name", "open_engine",
     "parse_spark_conf", "raw_sql", "resolve_db_path", "spark_conf_for", "spark_session",
     "write_result_file",
@@ -87,7 +90,12 @@ def open_engine(db: str | os.PathLike | None = None, engine: str = "duckdb",
     if engine == "duckdb":
         if spark_conf or spark_master:
             raise EngineError("--spark-master and --spark-conf need --engine spark.")
-        return connect(db, read_only=True)
+        con = connect(db, read_only=True)
+        missing = missing_canonical_tables(set(con.list_tables()))
+        if missing:
+            con.disconnect()
+            raise EngineError(not_hyperinflam_message(resolve_db_path(db), missing))
+        return con
 
     from hyperinflam.engine import storage
 

@@ -16,7 +16,13 @@ How a file is loaded (all set-based inside DuckDB, no row ever goes through Pyth
    reader) and quoted fields spanning several lines shift the reported line numbers of the rows
    after them.
    A file holding only its header line is an empty table.
-3. The staged rows go through the shared pipeline of :mod:`hyperinflam.sources.ingest`
+3. A site's own names (``--codes FILE``, repeatable: rows of vocabulary/codes.csv with system
+   ``CSV``, e.g. ``measurement,ferritin,CSV,Ferritine (serum)``) are replaced by the names they
+   map to: kind ``measurement`` in measurement.variable, ``drug`` in drug_administration.drug,
+   ``support`` in organ_support.support (case and surrounding spaces ignored). A site row takes
+   precedence over the shipped names and aliases, a later file over an earlier one; the
+   quarantine keeps the mapped name.
+4. The staged rows go through the shared pipeline of :mod:`hyperinflam.sources.ingest`
    (validation, unit conversion, quarantine with one reason per row, idempotent reloads).
 
 The whole folder is one load (:mod:`hyperinflam.sources.atomic`): when any file stops the load
@@ -27,22 +33,55 @@ from __future__ import annotations
 
 import csv as _pycsv
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 from hyperinflam.errors import SourceError
 from hyperinflam.sources import LoadReport
-from hyperinflam.sources.atomic import cleanup, load_transaction
+from hyperinflam.sources.atomic import cleanup, load_transaction, on_commit
 from hyperinflam.sources.ingest import (LAYOUT, TableLayout, _q, ingest, open_load,
-                                         register_vocabulary)
+                                         register_vocabulary, with_site_codes)
+from hyperinflam.sources.load_log import record_load
 from hyperinflam.sources.quarantine import TableLoadCounts
 from hyperinflam.vocabulary import Vocabulary
 
-__all__ = ["CSV_LAYOUT", "CsvFile", "load_csv_folder", "render_load_report"]
+__all__ = ["CSV_LAYOUT", "CsvFile", "load_csv_folder", "read_site_names", "render_load_report"]
 
 #: The CSV layout: one file per canonical table, in load order.
 CSV_LAYOUT = LAYOUT
 CsvFile = TableLayout
 REQUIRED_FILES = ("person", "stay")
+#: Site names (--codes rows of system CSV): kind -> the table and column whose values they rename.
+SITE_NAME_COLUMNS = {"measurement": ("measurement", "variable"),
+                     "drug": ("drug_administration", "drug"),
+                     "support": ("organ_support", "support")}
+#: The code system of a site's own names in the CSV layout (vocabulary/codes.csv ``system``).
+CSV_SYSTEM = "CSV"
+
+
+def read_site_names(vocabulary: Vocabulary) -> list[tuple]:
+    """(kind, name_key, target) of the vocabulary's CSV-name codes (the site's --codes rows of
+    system CSV; a later file's row first, so it wins over an earlier one's for the same name)."""
+    names: dict[tuple[str, str], str] = {}
+    for code in vocabulary.codes:
+        if code.system == CSV_SYSTEM and code.kind in SITE_NAME_COLUMNS and code.code:
+            names.setdefault((code.kind, code.code.strip().lower()), code.target)
+    return [(kind, key, target) for (kind, key), target in names.items()]
+
+
+def _register_site_names(raw, names: list[tuple]) -> None:
+    raw.execute("CREATE OR REPLACE TEMP TABLE _hi_site_names "
+                "(kind VARCHAR, name_key VARCHAR, target VARCHAR)")
+    if names:
+        raw.executemany("INSERT INTO _hi_site_names VALUES (?, ?, ?)", names)
+
+
+def _rename_site_names(raw, spec: TableLayout, header: list[str]) -> None:
+    """Replace the site's names in the staged column this table's names live in."""
+    for kind, (table, column) in SITE_NAME_COLUMNS.items():
+        if table == spec.table and column in header:
+            col = f"f{header.index(column)}"
+            raw.execute(f"""UPDATE _hi_stg SET {col} = m.target FROM _hi_site_names m
+                WHERE m.kind = {_q(kind)} AND m.name_key = lower(trim(_hi_stg.{col}))""")
 
 
 def _file_name(spec: TableLayout) -> str:
@@ -148,7 +187,7 @@ def _load_file(raw, spec: TableLayout, path: Path, vocab: Vocabulary, tz: str) -
 
     def stage() -> int:
         try:
-            return _stage(raw, path, header, delimiter)
+            rejected = _stage(raw, path, header, delimiter)
         except Exception as exc:  # duckdb errors: encoding, unreadable file
             text = str(exc).strip()
             first = text.splitlines()[0] if text else type(exc).__name__
@@ -158,19 +197,23 @@ def _load_file(raw, spec: TableLayout, path: Path, vocab: Vocabulary, tz: str) -
                     if "state machine" in text else "")
             raise SourceError(f"{path}: cannot be read as a UTF-8 CSV file ({first}).{hint} "
                               f"Nothing of this load was written.") from None
+        _rename_site_names(raw, spec, header)
+        return rejected
 
     return ingest(raw, spec, header, str(path), path.name, vocab, tz, stage)
 
 
 def load_csv_folder(con, folder, *, vocabulary: Vocabulary | None = None, tz: str = "UTC",
+                    codes: Iterable[str | Path] = (),
                     progress: Callable[[str], None] | None = None) -> LoadReport:
     """Load a folder of CSV files (docs/csv-layout.md) into the canonical tables of ``con``.
 
     ``con`` comes from :func:`hyperinflam.engine.connect` (or ``connect_memory``). Times without an
     offset are read in ``tz`` (an IANA name); everything is stored as naive UTC. Every row is
     loaded, counted as already present (a reload), or quarantined with one reason; the report
-    reconciles read = loaded + already present + quarantined per table. ``progress`` is called with
-    each table name as its file starts.
+    reconciles read = loaded + already present + quarantined per table. ``codes`` are site names
+    files (see the module docstring). ``progress`` is called with each table name as its file
+    starts.
 
     Raises :class:`SourceError` when the folder, person.csv or stay.csv is missing, when a file
     lacks a required column, or when ``tz`` is not a time zone.
@@ -184,15 +227,25 @@ def load_csv_folder(con, folder, *, vocabulary: Vocabulary | None = None, tz: st
         raise SourceError(f"{folder}: missing {' and '.join(missing)}; a CSV folder needs person.csv "
                           f"and stay.csv (see docs/csv-layout.md).")
     raw, vocab = open_load(con, vocabulary, tz)
+    codes = list(codes or ())
+    vocab = with_site_codes(vocab, codes)
+    site_names = read_site_names(vocab)
     register_vocabulary(raw, vocab)
+    _register_site_names(raw, site_names)
     report = LoadReport(source=str(folder.resolve()))
+    if codes:
+        report.notes.append(f"site codes from {', '.join(str(c) for c in codes)}: "
+                            f"{len(site_names)} CSV name(s) mapped (--codes; they take "
+                            f"precedence).")
     progress_bar = raw.execute("SELECT current_setting('enable_progress_bar')").fetchone()[0]
     raw.execute("SET enable_progress_bar = false")  # the caller shows its own progress
     try:
         with load_transaction(raw):  # all files or none (sources/atomic.py)
+            on_commit(raw, lambda: record_load(raw, report, reader="csv", tz=tz))
             _load_files(raw, folder, vocab, tz, progress, report)
     finally:
-        cleanup(raw, [f"SET enable_progress_bar = {'true' if progress_bar else 'false'}"])
+        cleanup(raw, [f"SET enable_progress_bar = {'true' if progress_bar else 'false'}",
+                      "DROP TABLE IF EXISTS _hi_site_names"])
     return report
 
 

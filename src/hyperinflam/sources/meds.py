@@ -56,8 +56,9 @@ from typing import Callable, Iterable
 
 from hyperinflam.errors import SourceError
 from hyperinflam.sources import LoadReport
-from hyperinflam.sources.atomic import cleanup, load_transaction
+from hyperinflam.sources.atomic import cleanup, load_transaction, on_commit
 from hyperinflam.sources.ingest import _q, load_staged, open_load, with_site_codes
+from hyperinflam.sources.load_log import record_load
 from hyperinflam.vocabulary import Vocabulary
 
 __all__ = ["ADMINISTERED_STATUSES", "DAYS_PER_400_YEARS", "MedsCode", "MedsLoadReport",
@@ -404,6 +405,7 @@ def load_meds(con, path, *, vocabulary: Vocabulary | None = None, codes: Iterabl
         _build_stays(raw, picu_units, all_icu, max_age_years)
         source = str(path.resolve())
         with load_transaction(raw):  # every table or none (sources/atomic.py)
+            on_commit(raw, lambda: record_load(raw, report, reader="meds", tz=tz))
             for table, sql in (("person", _PERSON_SQL), ("stay", _STAY_SQL),
                                ("measurement", _MEASUREMENT_SQL),
                                ("drug_administration", _drug_sql()), ("event", _EVENT_SQL)):

@@ -99,16 +99,17 @@ def render_load_report(report: LoadReport, console: Console) -> None:
         for reason, n in sorted(t.reasons.items(),
                                 key=lambda kv: (REASON_PRIORITY.get(kv[0], len(REASONS)), kv[0])):
             total += n
-            reasons.add_row(t.table, reason, f"{n:,}", examples.get(reason, ""))
+            reasons.add_row(escape(t.table), escape(reason), f"{n:,}",
+                            escape(examples.get(reason, "")))
     reasons.add_row("[bold]total[/]", "", f"[bold]{total:,}[/]", "")
     if total:
         console.print(reasons)
-        console.print("Inspect them with: SELECT * FROM quarantine WHERE reason = '...'; "
-                      "the detail column says how to fix each row.", highlight=False)
+        console.print("See them, where each came from and its fix: 'hyperinflam quarantine "
+                      "--list' (with this load's --db).", highlight=False)
     else:
         console.print("[green]No rows quarantined.[/]")
     for note in report.notes:
-        console.print(f"note: {note}", highlight=False)
+        console.print(f"note: {escape(note)}", highlight=False)
 
 
 def _file_name(source: str) -> str:

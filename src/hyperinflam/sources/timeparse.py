@@ -86,3 +86,55 @@ def site_time_zone(raw, tz: str):
             except duckdb.Error:
                 pass
             raw.execute("SET TimeZone = 'UTC'")
+
+
+# ---------------------------------------------------------------------------------------------
+# One time given on the command line or to the web application (--at, --as-of, ...)
+def check_zone_name(tz: str):
+    """The :class:`zoneinfo.ZoneInfo` of an IANA zone name; ``ValueError`` naming the zone as
+    the problem otherwise (the same words as :func:`check_time_zone`)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        if not tz or tz != tz.strip():
+            raise ValueError
+        return ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        raise ValueError(
+            f"time zone '{tz}' is not a known IANA time zone name; use a name such as "
+            f"'UTC', 'Europe/Amsterdam' or 'America/Chicago'.") from None
+
+
+def parse_time(text: str, tz: str = "UTC", *, what: str = "time"):
+    """One ISO 8601 time -> a naive UTC :class:`datetime.datetime` (as the canonical tables
+    store times).
+
+    The accepted form is exactly the loaders' (:data:`ISO_TIME_PATTERN`): year-month-day, then
+    hours and minutes, optional seconds and fraction, optional offset (``Z``, ``+01:00``,
+    ``-0500``). A time with an offset is that instant; one without is read in the site zone
+    ``tz`` as the loaders read it (a local time skipped when clocks go forward is moved forward
+    by the gap; one that occurs twice is the first of the two). Anything else, such as
+    ``11/03/2024`` (day/month is never guessed) or a date without a time, raises ``ValueError``
+    naming ``what`` (e.g. ``--at``) and the accepted form; an unknown ``tz`` raises
+    ``ValueError`` naming the zone.
+    """
+    import re
+    from datetime import datetime, timezone
+
+    zone = check_zone_name(tz)
+    raw = "" if text is None else str(text)
+    if not re.fullmatch(ISO_TIME_PATTERN, raw.strip()):
+        raise ValueError(
+            f"{what} '{raw}' is not an ISO 8601 time: write year-month-day and a time, such as "
+            f"{TIME_EXAMPLES} (an offset is honoured; without one the time is read in the site "
+            f"time zone, --tz).")
+    clean = raw.strip().replace(" Z", "Z").replace(" z", "Z").replace("z", "Z")
+    clean = re.sub(r" ([+-]\d{2}(:?\d{2})?)$", r"\1", clean)
+    try:
+        stamp = datetime.fromisoformat(clean)
+    except ValueError:
+        raise ValueError(f"{what} '{raw}' is not a valid time (a month, day, hour or minute out "
+                         f"of range); write it as {TIME_EXAMPLES}.") from None
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=zone, fold=0)
+    return stamp.astimezone(timezone.utc).replace(tzinfo=None)

@@ -386,3 +386,22 @@ def load_study(path_or_name: str | os.PathLike | StudyDefinition) -> StudyDefini
     except tomllib.TOMLDecodeError as exc:
         raise StudyDefinitionError(f"{source}: not valid TOML: {exc}.") from None
     return parse_study(data, source=source, text=text)
+
+
+def resolved_toml(definition: StudyDefinition) -> str:
+    """The definition as TOML with every key of every section, defaults filled in ('study
+    check'); a key that is not set (None) is a comment, since TOML has no null."""
+    import tomli_w
+
+    chunks = [f"# {definition.source or 'study'}: the resolved definition (every default filled "
+              f"in; keys docs/study-definition.md)."]
+    for section, values in definition.model_dump(mode="python").items():
+        if not isinstance(values, dict):
+            continue
+        unset = [f"# {key} = (not set)" for key, value in values.items() if value is None]
+        text = tomli_w.dumps({section: {k: v for k, v in values.items() if v is not None}})
+        lines = text.rstrip("\n").splitlines()
+        if not lines or lines[0] != f"[{section}]":
+            lines.insert(0, f"[{section}]")
+        chunks.append("\n".join([lines[0], *unset, *lines[1:]]))
+    return "\n\n".join(chunks) + "\n"

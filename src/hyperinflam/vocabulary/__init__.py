@@ -86,6 +86,8 @@ SYSTEM_SPELLINGS: dict[str, str] = {
     "loinc": "LOINC", "snomed": "SNOMED", "sct": "SNOMED", "snomed ct": "SNOMED",
     "rxnorm": "RxNorm", "atc": "ATC", "icd10cm": "ICD10CM", "icd-10-cm": "ICD10CM",
     "icd10": "ICD10", "icd-10": "ICD10", "ucum": "UCUM", "meds": "MEDS",
+    # a site's own names in the CSV layout (variable, drug, support columns): load csv --codes
+    "csv": "CSV",
 }
 #: Kinds of the former OMOP code-file layout that are one kind now.
 _LEGACY_OMOP_KINDS = {"ventilation_procedure": "support", "ventilation_device": "support",
@@ -335,7 +337,9 @@ class Vocabulary:
                           self, False)
                     for r in _rows("codes.csv", CODE_COLUMNS[:4])]
         site = []
-        for path in self.site_codes:
+        # a later --codes file first, so it takes precedence over an earlier one wherever the
+        # first matching code is taken
+        for path in reversed(self.site_codes):
             if not path.is_file():
                 raise VocabularyError(f"{path}: site codes file not found (layout of "
                                       f"vocabulary/codes.csv: {','.join(CODE_COLUMNS)}).")

@@ -28,10 +28,11 @@ import pandas as pd
 
 from hyperinflam.errors import SourceError
 from hyperinflam.sources import LoadReport
-from hyperinflam.sources.atomic import cleanup, forget_rows, load_transaction
+from hyperinflam.sources.atomic import cleanup, forget_rows, load_transaction, on_commit
 from hyperinflam.sources.fhir.parse import EVENT_SYSTEM, Staging  # noqa: F401
 from hyperinflam.sources.ingest import (fold_unit_sql, load_staged, open_load, register_vocabulary,
                                        with_site_codes)
+from hyperinflam.sources.load_log import record_load
 from hyperinflam.sources.quarantine import TableLoadCounts
 from hyperinflam.vocabulary import Vocabulary
 
@@ -217,6 +218,7 @@ def load_fhir(con, path, *, vocabulary: Vocabulary | None = None, codes: Path | 
     loader = _Loader(con, str(path), vocab, tz, settings)
     try:
         with load_transaction(raw):  # every table or none (sources/atomic.py)
+            on_commit(raw, lambda: record_load(raw, loader.report, reader="fhir", tz=tz))
             _load_all(loader, raw, settings)
             _malformed(loader, staging)
     finally:

@@ -62,9 +62,10 @@ from pathlib import Path
 
 from hyperinflam.errors import SourceError
 from hyperinflam.sources import LoadReport
-from hyperinflam.sources.atomic import cleanup, load_transaction
+from hyperinflam.sources.atomic import cleanup, load_transaction, on_commit
 from hyperinflam.sources.ingest import (_q, load_staged, open_load, register_vocabulary,
                                        with_site_codes)
+from hyperinflam.sources.load_log import record_load
 from hyperinflam.sources.omop.access import (CATALOG, REQUIRED_COLUMNS, V54_ONLY_USED, OmopSource,
                                             attach_omop)
 from hyperinflam.vocabulary import Vocabulary
@@ -157,7 +158,10 @@ def load_omop(con, source: str | Path, *, schema: str | None = None,
     prefix, label = attach_omop(raw, source, schema)
     try:
         with load_transaction(raw):  # every table or none (sources/atomic.py)
-            return load_source(con, OmopSource(raw, prefix, label), vocab, code_rows, tz, options)
+            report = load_source(con, OmopSource(raw, prefix, label), vocab, code_rows, tz,
+                                 options)
+            on_commit(raw, lambda: record_load(raw, report, reader="omop", tz=tz))
+            return report
     finally:
         cleanup(raw, [f"DETACH DATABASE IF EXISTS {CATALOG}"])
 
