@@ -207,14 +207,17 @@ def finish_app(app: typer.Typer) -> typer.Typer:
 
 
 # --- shared options (one definition, one help text) ------------------------------------------
-DB_HELP = ("DuckDB database file holding the canonical tables (or a folder of Parquet tables "
-           "written by 'export parquet'). Default: hyperinflam.duckdb in your user data "
-           "directory ('hyperinflam info' shows which).")
+DB_WHAT = ("DuckDB database file holding the canonical tables (or a folder of Parquet tables "
+           "written by 'export parquet').")
+DB_DEFAULT = ("Default: hyperinflam.duckdb in your user data directory ('hyperinflam info' "
+              "shows which).")
+DB_HELP = f"{DB_WHAT} {DB_DEFAULT}"
 
 
-def db_option(note: str = "", metavar: str = "FILE"):
-    """--db: the database a command reads or writes; ``note`` adds what is particular to it."""
-    return typer.Option(None, "--db", help=DB_HELP + (f" {note}" if note else ""),
+def db_option(note: str = "", metavar: str = "FILE", default: str = DB_DEFAULT):
+    """--db: the database a command reads or writes; ``note`` adds what is particular to it,
+    ``default`` says what happens without it when that is not the default database."""
+    return typer.Option(None, "--db", help=" ".join(t for t in (DB_WHAT, default, note) if t),
                         metavar=metavar, show_default=False)
 
 

@@ -68,18 +68,15 @@ def study_list():
     Run one with 'hyperinflam study run NAME'; see its settings with 'hyperinflam study check
     NAME'; copy and edit it to write your own (docs/study-definition.md).
     """
-    from rich.table import Table
-    from rich.text import Text
-
     from hyperinflam.study.definition import shipped_studies
 
-    table = Table(title="Shipped studies", title_justify="left")
-    for column in ("name", "title", "reference"):
-        table.add_column(column, overflow="fold")
-    for name in shipped_studies():
+    names = shipped_studies()
+    say(f"Shipped studies ({len(names)}):", style="bold")
+    for name in names:
         study = _load_or_fail(name)
-        table.add_row(Text(name), Text(study.study.title or ""), Text(study.study.reference or ""))
-    console.print(table)
+        say(f"{name}  {study.study.title or ''}")
+        if study.study.reference:
+            say(f"    {study.study.reference}")
     say("Run one: hyperinflam study run NAME --db FILE. Its settings: hyperinflam study check NAME.")
 
 

@@ -8,8 +8,8 @@ from typing import Optional
 
 import typer
 
-from hyperinflam.cli.common import (QUIET_OPTION, check_db_or_fail, console, err_console, fail,
-                                    out_option, plural, say, set_quiet)
+from hyperinflam.cli.common import (QUIET_OPTION, check_db_or_fail, console, db_option,
+                                    err_console, fail, out_option, plural, say, set_quiet)
 from hyperinflam.cli.study import run_and_render
 
 SYNTH_HELP = (
@@ -40,9 +40,9 @@ def synth_command(
     mix: Optional[str] = typer.Option(
         None, "--mix", metavar="SHARES", help="Shares of treated,untreated_phenotype,sepsis,other, "
         "e.g. 0.03,0.02,0.20,0.75 (must sum to 1)."),
-    db: Optional[Path] = typer.Option(None, "--db", metavar="FILE", help="Also load the folder "
-                                      "into this DuckDB database, as 'hyperinflam load csv OUT "
-                                      "--db FILE' would."),
+    db: Optional[Path] = db_option(default="Default: none (the folder only).",
+                                   note="Also load the folder into it, as 'hyperinflam load csv "
+                                   "OUT --db FILE' would."),
     admitted_from: str = typer.Option("2011-01-01", "--admitted-from", metavar="DATE",
                                       help="First admission date (YYYY-MM-DD)."),
     admitted_to: str = typer.Option("2024-12-31", "--admitted-to", metavar="DATE", help="Last "
@@ -60,6 +60,8 @@ def synth_command(
     from hyperinflam.synth.writer import synthesize
 
     set_quiet(quiet)
+    if db is not None:
+        check_db_or_fail(db)  # before generating anything
     for name, value in (("--admitted-from", admitted_from), ("--admitted-to", admitted_to)):
         try:
             dt.date.fromisoformat(value)
@@ -121,10 +123,9 @@ def demo(
                               help="Synthetic PICU stays to generate."),
     seed: int = typer.Option(2014, "--seed", metavar="N",
                              help="Seed of the synthetic cohort (deterministic)."),
-    db: Optional[Path] = typer.Option(
-        None, "--db", metavar="FILE", help="Database for the demo (replaced). Default: "
-        "demo.duckdb in your user data directory, so the demo never touches your real database; "
-        "the demo prints where it is."),
+    db: Optional[Path] = db_option(
+        default="Default: demo.duckdb in your user data directory, so the demo never touches "
+        "your real database; the demo prints where it is.", note="It is replaced."),
     quiet: bool = QUIET_OPTION,
 ):
     """Generate a synthetic PICU cohort into the embedded DuckDB and run the founding study.

@@ -7,9 +7,10 @@ load reported. Everything here is one SQL statement on the database (set-based; 
 through Python), on a DuckDB database or a Parquet folder opened with :func:`hyperinflam.engine.connect`.
 
 **Resolved rows.** A quarantined row is resolved when the canonical table now holds the row it
-was meant to become: the same identifying columns (the table's key without the as-received
-value and unit: person_id; stay_id; person, time and variable; person, drug (or an alias) and
-start; person, support and start; person, condition and onset; person, event type and time),
+was meant to become: the same identifying columns (person_id; stay_id; person, time, variable
+and the value as recorded, whatever its unit, so a corrected unit resolves the row and another
+value of the same variable at the same time does not; person, drug (or an alias) and start;
+person, support and start; person, condition and onset; person, event type and time),
 its times read in the time zone of the load that quarantined it (``load_log``; UTC when the
 database has no log). Rows quarantined because the same row was already there
 (``duplicate_row``, ``conflicting_duplicate``, ``conflicts_with_existing``) are never "resolved":
@@ -114,7 +115,8 @@ def _matches(table: str, tz: str) -> str:
         "person": f"c.person_id = {_j('person_id')}",
         "stay": f"c.stay_id = {_j('stay_id')}",
         "measurement": (f"c.person_id = {_j('person_id')} AND c.time = {t('time')} "
-                        f"AND c.variable = {_lower('variable')}"),
+                        f"AND c.variable = {_lower('variable')} "
+                        f"AND trim(c.value_original) = trim({_j('value')})"),
         "drug_administration": (f"c.person_id = {_j('person_id')} AND c.start_time = "
                                 f"{t('start_time')} AND {named('drug', 'drug')}"),
         "organ_support": (f"c.person_id = {_j('person_id')} AND c.start_time = "
