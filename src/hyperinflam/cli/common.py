@@ -165,32 +165,27 @@ def _escaped_help(objects):
             setattr(obj, attr, value)
 
 
-class HyperCommand(TyperCommand):
+class _WordsAndBrackets:
+    """Help that names option types in words and keeps brackets (commands and groups)."""
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        for param in params:
+            _name_type_in_words(param)
+        return params
+
+    def format_help(self, ctx, formatter) -> None:
+        commands = list(getattr(self, "commands", {}).values())  # a group's command summaries
+        with _escaped_help([self, *self.get_params(ctx), *commands]):
+            super().format_help(ctx, formatter)
+
+
+class HyperCommand(_WordsAndBrackets, TyperCommand):
     """A command whose help names option types in words and keeps brackets."""
 
-    def get_params(self, ctx):
-        params = super().get_params(ctx)
-        for param in params:
-            _name_type_in_words(param)
-        return params
 
-    def format_help(self, ctx, formatter) -> None:
-        with _escaped_help([self, *self.get_params(ctx)]):
-            super().format_help(ctx, formatter)
-
-
-class HyperGroup(TyperGroup):
+class HyperGroup(_WordsAndBrackets, TyperGroup):
     """A command group rendered like :class:`HyperCommand` (its commands' summaries too)."""
-
-    def get_params(self, ctx):
-        params = super().get_params(ctx)
-        for param in params:
-            _name_type_in_words(param)
-        return params
-
-    def format_help(self, ctx, formatter) -> None:
-        with _escaped_help([self, *self.get_params(ctx), *self.commands.values()]):
-            super().format_help(ctx, formatter)
 
 
 def finish_app(app: typer.Typer) -> typer.Typer:
