@@ -233,3 +233,17 @@ def test_demo_prints_its_database_and_a_next_command_that_runs(tmp_path):
                            timeout=600, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert "Wrote" in again.stdout and (tmp_path / "screen.csv").is_file()
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_screen_at_a_time_no_stay_was_in_the_picu_says_so(tmp_path, suffix):
+    db = tmp_path / "site.duckdb"
+    con = connect(db)
+    load_csv_folder(con, EXAMPLE)
+    con.disconnect()
+    out = tmp_path / f"at{suffix}"
+    result = CliRunner().invoke(app, ["screen", "--db", str(db), "--at", "1990-01-01 00:00",
+                                      "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "No stay was in the PICU at 1990-01-01 00:00" in result.output
+    assert out.is_file()

@@ -60,25 +60,29 @@ def _option(command: str, name: str):
     return next((p for p in params if name in p.opts), None)
 
 
+USE = ("use the shared definition in src/hyperinflam/cli/common.py: db_option(), out_option(), "
+       "SITE_TZ_OPTION, codes_option(), engine_option(), QUIET_OPTION")
+
+
 def test_every_shared_option_has_one_definition():
     for command, (_, params) in COMMANDS.items():
         for p in params:
+            where = f"'{command}' {'/'.join(p.opts)}: {USE}"
             if "--db" in p.opts:
-                assert p.help.startswith(DB_WHAT), command
-                assert p.metavar in ("FILE",), command
+                assert p.help.startswith(DB_WHAT) and p.metavar == "FILE", where
             if "--tz" in p.opts:
-                assert p.help == TZ_HELP and p.default == "UTC" and p.metavar == "ZONE", command
+                assert p.help == TZ_HELP and p.default == "UTC" and p.metavar == "ZONE", where
             if "--engine" in p.opts:
-                assert p.help.startswith(ENGINE_HELP) and p.default == "duckdb", command
+                assert p.help.startswith(ENGINE_HELP) and p.default == "duckdb", where
             if "--quiet" in p.opts:
-                assert "-q" in p.opts and p.is_flag, command
+                assert "-q" in p.opts and p.is_flag, where
             if "--out" in p.opts:
-                assert "-o" in p.opts, command
+                assert "-o" in p.opts, where
             if "--codes" in p.opts:
-                assert p.multiple, f"{command} --codes is not repeatable"
-                assert "takes precedence over a shipped row" in p.help, command
+                assert p.multiple, f"{command} --codes is not repeatable; {USE}"
                 prefix = CODES_HELP.split("{layout}")[0]
-                assert p.help.startswith(prefix), command
+                assert p.help.startswith(prefix), where
+                assert "takes precedence over a shipped row" in p.help, where
 
 
 def test_loaders_and_writers_take_the_shared_options():

@@ -68,8 +68,9 @@ def _order_sql(alias: str = "q") -> str:
 
 
 def _file_name_sql(col: str) -> str:
-    """The file name of a source (the part after the last '/' or '#')."""
-    return f"regexp_extract({col}, '([^/\\\\#]*)$', 1)"
+    """The file name of a source: the part after the last '/' (an OMOP or MEDS source keeps
+    its '#table', e.g. 'omop#measurement')."""
+    return f"regexp_extract({col}, '([^/\\\\]*)$', 1)"
 
 
 def quarantine_counts(raw, where: QuarantineFilter = QuarantineFilter()) -> list[tuple]:
