@@ -195,12 +195,13 @@ def test_site_codes_in_the_former_layouts_are_read(tmp_path):
     vocab = load(site_codes=[omop, meds, fhir])
     site = [(c.kind, c.target, c.system, c.code, c.concept_id, c.unit_when_missing)
             for c in vocab.codes if c.site]
+    # a later file's rows first (a later --codes file takes precedence), each file in its order
     assert site == [
-        ("inpatient_visit", "er", "Visit", "ER", 9203, None),
-        ("support", "invasive_ventilation", "SNOMED", "243155002", 4074666, None),
+        ("measurement", "sbp", "SNOMED", "271649006", None, None),
         ("measurement", "fio2", "MEDS", "LAB//223835", None, "%"),
         ("drug", "anakinra", "MEDS", "MEDICATION//Kineret", None, None),
-        ("measurement", "sbp", "SNOMED", "271649006", None, None),
+        ("inpatient_visit", "er", "Visit", "ER", 9203, None),
+        ("support", "invasive_ventilation", "SNOMED", "243155002", 4074666, None),
     ]
 
 

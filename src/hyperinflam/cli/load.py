@@ -70,7 +70,8 @@ def load_csv_command(
     units: Optional[Path] = UNITS_OPTION,
     codes: Optional[list[Path]] = codes_option("Here: rows of system CSV give the site's own "
                                                "names of variables, drugs and supports, e.g. "
-                                               "measurement,ferritin,CSV,Ferritine (serum)."),
+                                               "measurement,ferritin,CSV,Ferritine (serum); a "
+                                               "drug's name also names a vasoactive support."),
     quiet: bool = QUIET_OPTION,
 ) -> None:
     from hyperinflam.sources.csv import load_csv_folder

@@ -49,13 +49,13 @@ Every `--codes FILE` has the one layout of the dictionary, `vocabulary/codes.csv
 per-reader layouts are read too): see [vocabulary.md](vocabulary.md). A site row replaces the
 shipped rows of the same kind, system and code; with several `--codes` files, a later file's row
 comes before an earlier one's. For `load csv`, rows of system `CSV` give the site's own names as
-written in its CSV files (kind `measurement`, `drug` or `support`; case and surrounding spaces
-ignored), for example:
+written in its CSV files (kind `measurement`, `drug` or `support`; a drug's name also names a
+vasoactive infusion in `organ_support.csv`; case and surrounding spaces ignored), for example:
 
     kind,target,system,code,reference
     measurement,ferritin,CSV,Ferritine (serum),site lab system
     drug,anakinra,CSV,Kineret 100 mg,site pharmacy
-    support,norepinephrine,CSV,Noradrenalin,site ICU chart
+    drug,norepinephrine,CSV,Noradrenalin,site ICU chart
 
 ## Times
 

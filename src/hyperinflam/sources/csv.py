@@ -50,38 +50,42 @@ __all__ = ["CSV_LAYOUT", "CsvFile", "load_csv_folder", "read_site_names", "rende
 CSV_LAYOUT = LAYOUT
 CsvFile = TableLayout
 REQUIRED_FILES = ("person", "stay")
-#: Site names (--codes rows of system CSV): kind -> the table and column whose values they rename.
-SITE_NAME_COLUMNS = {"measurement": ("measurement", "variable"),
-                     "drug": ("drug_administration", "drug"),
-                     "support": ("organ_support", "support")}
+#: Site names (--codes rows of system CSV): the table and column whose values they rename, and
+#: the kinds of name that apply there, the first kind first (a drug's name is also valid as the
+#: support of a vasoactive infusion).
+SITE_NAME_COLUMNS = {("measurement", "variable"): ("measurement",),
+                     ("drug_administration", "drug"): ("drug",),
+                     ("organ_support", "support"): ("support", "drug")}
 #: The code system of a site's own names in the CSV layout (vocabulary/codes.csv ``system``).
 CSV_SYSTEM = "CSV"
 
 
 def read_site_names(vocabulary: Vocabulary) -> list[tuple]:
-    """(kind, name_key, target) of the vocabulary's CSV-name codes (the site's --codes rows of
-    system CSV; a later file's row first, so it wins over an earlier one's for the same name)."""
+    """(table, name_key, target) of the vocabulary's CSV-name codes (the site's --codes rows of
+    system CSV; a later file's row comes first, so it wins over an earlier one's)."""
     names: dict[tuple[str, str], str] = {}
-    for code in vocabulary.codes:
-        if code.system == CSV_SYSTEM and code.kind in SITE_NAME_COLUMNS and code.code:
-            names.setdefault((code.kind, code.code.strip().lower()), code.target)
-    return [(kind, key, target) for (kind, key), target in names.items()]
+    for (table, _), kinds in SITE_NAME_COLUMNS.items():
+        for kind in kinds:
+            for code in vocabulary.codes_of(kind, system=CSV_SYSTEM):
+                if code.code:
+                    names.setdefault((table, code.code.strip().lower()), code.target)
+    return [(table, key, target) for (table, key), target in names.items()]
 
 
 def _register_site_names(raw, names: list[tuple]) -> None:
     raw.execute("CREATE OR REPLACE TEMP TABLE _hi_site_names "
-                "(kind VARCHAR, name_key VARCHAR, target VARCHAR)")
+                "(target_table VARCHAR, name_key VARCHAR, target VARCHAR)")
     if names:
         raw.executemany("INSERT INTO _hi_site_names VALUES (?, ?, ?)", names)
 
 
 def _rename_site_names(raw, spec: TableLayout, header: list[str]) -> None:
     """Replace the site's names in the staged column this table's names live in."""
-    for kind, (table, column) in SITE_NAME_COLUMNS.items():
+    for (table, column) in SITE_NAME_COLUMNS:
         if table == spec.table and column in header:
             col = f"f{header.index(column)}"
             raw.execute(f"""UPDATE _hi_stg SET {col} = m.target FROM _hi_site_names m
-                WHERE m.kind = {_q(kind)} AND m.name_key = lower(trim(_hi_stg.{col}))""")
+                WHERE m.target_table = {_q(table)} AND m.name_key = lower(trim(_hi_stg.{col}))""")
 
 
 def _file_name(spec: TableLayout) -> str:

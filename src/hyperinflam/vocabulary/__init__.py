@@ -344,6 +344,8 @@ class Vocabulary:
                 raise VocabularyError(f"{path}: site codes file not found (layout of "
                                       f"vocabulary/codes.csv: {','.join(CODE_COLUMNS)}).")
             site += read_code_file(path, self)
+        once: set[tuple] = set()  # of two site rows for the same code, the later file's
+        site = [c for c in site if not (c.replace_key in once or once.add(c.replace_key))]
         replaced = {c.replace_key for c in site}
         #: Every code, site rows first; a site row replaces the packaged rows of the same kind,
         #: system and code.
