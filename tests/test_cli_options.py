@@ -319,13 +319,18 @@ def test_bad_times_and_zones_are_one_message_on_every_command(example_db, tmp_pa
             assert "--tz" in result.output  # the option named as the problem
 
 
-def test_quiet_prints_nothing_on_standard_output(tmp_path):
+def test_quiet_turns_progress_off_and_keeps_the_results(tmp_path):
+    from hyperinflam.cli import common
+
+    common.set_quiet(True)
+    try:
+        assert not common.show_progress()
+        with common.status("never drawn") as spinner:
+            assert spinner._spinner is None
+    finally:
+        common.set_quiet(False)
     done = subprocess.run([HYPERINFLAM, "load", "csv", str(EXAMPLE), "--db",
                            str(tmp_path / "q.duckdb"), "--quiet"], capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout == ""
-    loud = subprocess.run([HYPERINFLAM, "load", "csv", str(EXAMPLE), "--db",
-                           str(tmp_path / "q.duckdb")], capture_output=True, text=True,
-                          timeout=120)
-    assert "already" in loud.stdout  # without --quiet the reconciliation is printed
+    assert "Load of" in done.stdout and "Database:" in done.stdout  # results still print

@@ -40,7 +40,7 @@ every command that takes it; the table below shows which command takes which.
 | `--codes FILE` | Site codes, repeatable, on every loader (CSV included) and on `export omop`: a CSV laid out like `vocabulary/codes.csv` (see "Site codes"). A site row takes precedence over a shipped row for the same code, and a later `--codes` file over an earlier one. |
 | `--units FILE` | Site unit spellings, on every loader: a CSV laid out like `vocabulary/units.csv`; its rows take precedence. |
 | `--engine NAME` | The engine that computes: `duckdb` (embedded, default) or `spark` (with `--spark-master URL` and `--spark-conf KEY=VALUE`; see [scale.md](scale.md)). |
-| `-q, --quiet` | Nothing on standard output (no progress, no tables); errors and warnings still go to standard error, and the exit status says whether the command worked. |
+| `-q, --quiet` | No progress bar, spinner or step lines; the results and any error are still printed. Progress is also off when the output is not a terminal. |
 
 ## Site codes
 

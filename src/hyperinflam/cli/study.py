@@ -40,8 +40,10 @@ def run_and_render(con, study_ref: str, out: Path, *, db_label: str) -> Path:
     from hyperinflam.study.run import run_study
 
     study = _load_or_fail(study_ref)
+    from hyperinflam.cli.common import show_progress
+
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                  console=console, transient=True) as bar:
+                  console=console, transient=True, disable=not show_progress()) as bar:
         task = bar.add_task(escape(f"study {study.study.id}: starting"), total=None)
 
         def progress(step: str) -> None:
