@@ -43,8 +43,12 @@ Mapping (documented for users in ``docs/sources-meds.md``):
   years (146,097 days exactly), which keeps each calendar date, weekday, time of day, leap day,
   interval and age unchanged; ``None`` (default) chooses the smallest multiple that puts the last
   event in the past (0 for real dates) and says so in the report.
-* **Locations**: ``_line`` is the event's row number in the file (1 = first row); with several
-  files, rows are numbered on through the files in sorted order (listed in the report notes).
+* **Files**: a folder is read only from its files that follow the MEDS data schema
+  (:data:`MEDS_COLUMNS`; ``data/`` of a MEDS dataset root, else the folder itself); the others are
+  named in the report notes with what departs, so that no event is read twice (a long-form
+  extract beside the events file). A file named as PATH is read when it has the columns.
+* **Locations**: a quarantined event is filed under its own Parquet file and row (1 = the first
+  row of that file); inside the load ``_line`` numbers the events on through the files.
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ from typing import Callable, Iterable
 
 from hyperinflam.errors import SourceError
 from hyperinflam.sources import LoadReport
-from hyperinflam.sources.atomic import cleanup, load_transaction, on_commit
+from hyperinflam.sources.atomic import cleanup, forget_rows, load_transaction, on_commit
 from hyperinflam.sources.ingest import _q, load_staged, open_load, with_site_codes
 from hyperinflam.sources.load_log import record_load
 from hyperinflam.vocabulary import Vocabulary
@@ -154,17 +158,88 @@ def _register_codes(raw, codes: list[MedsCode], vocab: Vocabulary) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # reading the events
-def _parquet_files(path: Path) -> list[Path]:
+#: The MEDS data schema (meds 0.4 ``DataSchema``): column -> (Parquet type, required).
+MEDS_COLUMNS: dict[str, tuple[str, bool]] = {
+    "subject_id": ("int64", True), "time": ("timestamp[us]", True), "code": ("string", True),
+    "numeric_value": ("float", False), "text_value": ("large_string", False)}
+
+
+def meds_schema_problems(schema) -> list[str]:
+    """How a Parquet schema (``pyarrow.Schema``) departs from the MEDS data schema
+    (:data:`MEDS_COLUMNS`; extra columns are allowed), plus the one fallback this reader takes: a
+    file without ``numeric_value`` may carry its values in a numeric column ``value``. An empty
+    list: the file follows MEDS."""
+    import pyarrow as pa
+
+    problems = []
+    names = set(schema.names)
+    for name, (want, required) in MEDS_COLUMNS.items():
+        if name not in names:
+            if required:
+                problems.append(f"no column {name}")
+            continue
+        got = str(schema.field(name).type)
+        if got != want:
+            problems.append(f"{name} is {got}, MEDS requires {want}")
+    if "numeric_value" not in names and "value" in names:
+        kind = schema.field("value").type
+        if not (pa.types.is_floating(kind) or pa.types.is_integer(kind)):
+            problems.append(f"value is {kind}, not a number")
+    return problems
+
+
+def _schema(path: Path):
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_schema(path)
+    except Exception as exc:  # noqa: BLE001 - pyarrow: not Parquet, truncated, unreadable
+        raise SourceError(f"{path}: cannot be read as Parquet ({_first_line(exc)}). Give MEDS "
+                          f"event files (Parquet: subject_id, time, code, numeric_value).") from None
+
+
+def _parquet_files(path: Path, report: MedsLoadReport | None = None) -> list[Path]:
+    """The event files to read: PATH itself, or the files of a MEDS folder that follow the MEDS
+    schema (``data/**/*.parquet`` of a MEDS dataset root, else the folder's ``*.parquet``).
+
+    A folder's files that do not follow MEDS (another layout of the same events, a long-form
+    extract) are not read: each is named in the report notes with what departs, so that no event
+    is counted twice. A file given as PATH is read when it has the columns subject_id, time and
+    code, its departures from MEDS types named in a note."""
     if path.is_file():
+        problems = meds_schema_problems(_schema(path))
+        if problems and report is not None:
+            report.notes.append(f"{path.name} departs from the MEDS schema ({'; '.join(problems)}); "
+                                f"read because it was named as PATH.")
         return [path]
     if not path.is_dir():
         raise SourceError(f"{path}: no such file or folder. Give a MEDS Parquet file or a MEDS "
                           f"dataset folder (its data/ shards are read).")
     root = path / "data" if (path / "data").is_dir() else path
-    files = sorted(p for p in root.rglob("*.parquet") if "metadata" not in p.relative_to(root).parts)
-    if not files:
+    candidates = sorted(p for p in root.rglob("*.parquet")
+                        if "metadata" not in p.relative_to(root).parts)
+    if not candidates:
         raise SourceError(f"{path}: no .parquet files found (MEDS events are Parquet files, in "
                           f"data/ for a MEDS dataset folder).")
+    files, skipped = [], []
+    for f in candidates:
+        problems = meds_schema_problems(_schema(f))
+        (skipped.append((f, problems)) if problems else files.append(f))
+    others = sorted(p.name for p in path.iterdir() if p.is_file() and p.suffix.lower() != ".parquet"
+                    and not p.name.startswith(".")) if root == path else []
+    if not files:
+        raise SourceError(f"{path}: no file follows the MEDS schema (subject_id int64, time "
+                          f"timestamp[us], code string; numeric_value float): " + "; ".join(
+                              f"{f.name}: {', '.join(p)}" for f, p in skipped)
+                          + ". Name a file as PATH to read it anyway.")
+    if report is not None:
+        for f, problems in skipped:
+            report.notes.append(f"{f.relative_to(path)} not read: it does not follow the MEDS "
+                                f"schema ({'; '.join(problems)}). A folder is read only from its "
+                                f"MEDS files, so that no event is counted twice; name the file as "
+                                f"PATH to read it instead.")
+        if others:
+            report.notes.append(f"not read (not Parquet): {', '.join(others)}.")
     return files
 
 
@@ -199,10 +274,11 @@ def _stage_events(raw, files: list[Path], shift_years: int | None, report: MedsL
     for f in files:
         offsets.append((str(f), start))
         start += size_by_file.get(str(f), 0)
-    if len(files) > 1:
-        report.notes.append("event rows are numbered on through the files: " + "; ".join(
-            f"{Path(f).name} from {o + 1:,}" for f, o in offsets))
     offset_rows = ", ".join(f"({_q(f)}, {o})" for f, o in offsets)
+    # where each event came from: _line = off + row, row 1 = the first row of its file
+    raw.execute(f"""CREATE OR REPLACE TEMP TABLE _meds_files AS
+        SELECT path, off, n FROM (VALUES {", ".join(
+            f"({_q(f)}, {o}, {size_by_file.get(f, 0)})" for f, o in offsets)}) v(path, off, n)""")
     try:
         raw.execute(f"""CREATE OR REPLACE TEMP TABLE _meds_raw AS
             SELECT o.off + e.file_row_number + 1 AS _line,
@@ -392,11 +468,11 @@ def load_meds(con, path, *, vocabulary: Vocabulary | None = None, codes: Iterabl
     raw, vocab = open_load(con, vocabulary, tz)
     picu_units = tuple(p for p in picu_units if p.strip())
     code_map = read_meds_codes(vocab, codes)
-    files = _parquet_files(path)
     report = MedsLoadReport(source=str(path.resolve()))
+    files = _parquet_files(path, report)
     step = progress or (lambda _: None)
     temp = ("_meds_ev", "_meds_raw", "_meds_codes", "_meds_mapped", "_meds_birth", "_meds_icu",
-            "_meds_persons")
+            "_meds_persons", "_meds_files")
     try:
         step("reading events")
         _stage_events(raw, files, shift_years, report)
@@ -410,12 +486,59 @@ def load_meds(con, path, *, vocabulary: Vocabulary | None = None, codes: Iterabl
                                ("measurement", _MEASUREMENT_SQL),
                                ("drug_administration", _drug_sql()), ("event", _EVENT_SQL)):
                 step(table)
-                report.tables.append(load_staged(con, table, sql, source=f"{source}#{table}",
-                                                 location=path.name, vocabulary=vocab, tz=tz))
+                report.tables.append(_load_table(con, table, sql, f"{source}#{table}", vocab, tz,
+                                                 report))
         _account(raw, report, picu_units, all_icu, max_age_years)
     finally:
         cleanup(raw, [f"DROP TABLE IF EXISTS {t}" for t in temp])
     return report
+
+
+def _load_table(con, table: str, sql: str, placeholder: str, vocab: Vocabulary, tz: str,
+                report: MedsLoadReport):
+    """Load one canonical table through the shared pipeline, then file its quarantine rows under
+    the event's own file and row (row 1 = the first row of that Parquet file)."""
+    raw = con.con
+    # a reload replaces the quarantine rows of these files (the pipeline those of ``placeholder``)
+    forget_rows(raw, "quarantine", "target_table = ? AND source_file IN (SELECT path FROM "
+                "_meds_files)", [table])
+    counts = load_staged(con, table, sql, source=placeholder, vocabulary=vocab, tz=tz)
+    if table == "measurement":
+        _missing_unit_note(raw, placeholder, report)
+    raw.execute("""UPDATE quarantine SET source_file = f.path, source_line = quarantine.source_line - f.off
+        FROM _meds_files f
+        WHERE quarantine.target_table = ? AND quarantine.source_file = ?
+          AND quarantine.source_line > f.off AND quarantine.source_line <= f.off + f.n""",
+                [table, placeholder])
+    files = raw.execute("SELECT path, off, n FROM _meds_files ORDER BY off").fetchall()
+    if len(files) == 1:  # the table's rows all come from that file (quarantine.source_file)
+        counts.source = files[0][0]
+    for reason, example in counts.examples.items():
+        line = int(example.rsplit(":", 1)[-1])
+        where = next(((p, line - o) for p, o, n in files if o < line <= o + n), None)
+        if where is not None:
+            counts.examples[reason] = f"{Path(where[0]).name}:{where[1]}"
+    return counts
+
+
+def _missing_unit_note(raw, placeholder: str, report: MedsLoadReport) -> None:
+    """Name the mapped codes whose events carry no unit (UNK), and the codes row that loads
+    them once the site states the unit."""
+    rows = raw.execute("""
+        SELECT array_to_string(list_slice(string_split(e.code, '//'), 1,
+                                          len(string_split(e.code, '//')) - 1), '//') AS prefix,
+               min(m.variable), count(*)
+        FROM quarantine q JOIN _meds_ev e ON e._line = q.source_line
+        JOIN _meds_mapped m ON m._line = q.source_line
+        WHERE q.target_table = 'measurement' AND q.source_file = ? AND q.reason = 'missing_unit'
+        GROUP BY 1 ORDER BY 3 DESC, 1""", [placeholder]).fetchall()
+    for prefix, variable, n in rows:
+        report.notes.append(
+            f"{prefix}//{UNKNOWN_UNIT} ({variable}): {n:,} events without a unit, quarantined as "
+            f"missing_unit (a unit is never guessed from the values). If the site knows the unit, "
+            f"a site codes file (--codes) row loads them: measurement,{variable},MEDS,{prefix},,"
+            f"<unit>,,,<your reference> (unit_when_missing = the unit, e.g. % or 1 for FiO2; "
+            f"docs/sources-meds.md).")
 
 
 def _account(raw, report: MedsLoadReport, picu_units, all_icu, max_age_years) -> None:
