@@ -25,6 +25,11 @@ if [ -n "${HYPERINFLAM_SKIP_BROWSER:-}" ]; then
   echo "== HYPERINFLAM_SKIP_BROWSER is ignored by this script: the browser tests run"
   unset HYPERINFLAM_SKIP_BROWSER
 fi
+# Nor the Spark half of the engine suite (HYPERINFLAM_SKIP_SPARK=1 skips it in a local run).
+if [ -n "${HYPERINFLAM_SKIP_SPARK:-}" ]; then
+  echo "== HYPERINFLAM_SKIP_SPARK is ignored by this script: the Spark tests run"
+  unset HYPERINFLAM_SKIP_SPARK
+fi
 
 # The local PostgreSQL server for the OMOP-on-PostgreSQL tests (fails loudly if it is missing).
 bash scripts/ensure-postgres.sh

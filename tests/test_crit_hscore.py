@@ -20,8 +20,9 @@ CASES, case, wide = BOOK.cases, BOOK.case, BOOK.wide
 
 
 @pytest.fixture(scope="module")
-def results():
-    return BOOK.evaluate()
+def results(backend):
+    """Every case of this module, in one query per engine (DuckDB, Spark)."""
+    return BOOK.evaluate(backend)
 
 hs = MODULE
 C = {name: spec.column for name, spec in {
@@ -207,23 +208,22 @@ def test_cutoff_169_tristate(results, key, observed, maximum, expected):
         observed, maximum, expected)
 
 
-def test_probability_band_from_published_table():
+def test_probability_band_from_published_table(backend):
     # Expected bands read off the §2.3 table by hand.
     expected = [(0, "<1%", 0, 1), (90, "<1%", 0, 1), (95, "<1–1%", 0, 1), (100, "1%", 1, 1),
                 (114, "3–5%", 3, 5), (169, "40–54%", 40, 54), (170, "54%", 54, 54),
                 (245, "99–>99%", 99, 100), (250, ">99%", 99, 100), (337, ">99%", 99, 100)]
     t = ibis.memtable(pd.DataFrame({"p": [e[0] for e in expected]}), schema={"p": "int64"})
     label, low, high = hs.probability_band(t.p)
-    out = ibis.duckdb.connect().execute(t.mutate(label=label, low=low, high=high).order_by("p"))
+    out = backend.execute(t.mutate(label=label, low=low, high=high).order_by("p"))
     assert list(out.itertuples(index=False, name=None)) == expected
 
 
-def test_project_fit_matches_reference_values_and_table_rows():
+def test_project_fit_matches_reference_values_and_table_rows(backend):
     rows = [100, 110, 120, 130, 140, 150, 160, 170, 180, 190, 200, 210, 220, 230, 240]
     t = ibis.memtable(pd.DataFrame({"i": range(17), "p": [169, 250, *rows]}),
                       schema={"i": "int64", "p": "int64"})
-    fit = ibis.duckdb.connect().execute(
-        t.mutate(f=hs.probability_fit_pct(t.p)).order_by("i")).f.tolist()
+    fit = backend.execute(t.mutate(f=hs.probability_fit_pct(t.p)).order_by("i")).f.tolist()
     assert fit[0] == pytest.approx(52.0, abs=0.05)
     assert fit[1] == pytest.approx(99.4, abs=0.05)
     published = {r: float(p) for r, p in hs.PROBABILITY_TABLE if p[0].isdigit()}

@@ -20,8 +20,9 @@ CASES, case, wide = BOOK.cases, BOOK.case, BOOK.wide
 
 
 @pytest.fixture(scope="module")
-def results():
-    return BOOK.evaluate()
+def results(backend):
+    """Every case of this module, in one query per engine (DuckDB, Spark)."""
+    return BOOK.evaluate(backend)
 
 hf = MODULE
 C = {name: spec.column for name, spec in {

@@ -27,8 +27,9 @@ CASES, case, wide = BOOK.cases, BOOK.case, BOOK.wide
 
 
 @pytest.fixture(scope="module")
-def results():
-    return BOOK.evaluate()
+def results(backend):
+    """Every case of this module, in one query per engine (DuckDB, Spark)."""
+    return BOOK.evaluate(backend)
 
 C = {name: spec.column for name, spec in {
     "temp": mas.TEMPERATURE, "sjia": mas.SYSTEMIC_JIA, "ferritin": mas.FERRITIN,

@@ -177,14 +177,43 @@ def test_screen_is_identical(engine, cohort):
     assert_same_rows(actual, cohort.screen, "screen")
 
 
-def test_compiled_screen_is_identical(engine, cohort, tmp_path):
+@pytest.fixture(scope="session")
+def duckdb_screen_file(cohort, tmp_path_factory):
+    """The compiled screen written by DuckDB from the Parquet export: the reference file."""
+    from hyperinflam.screening.plans import write_screen
+
+    out = tmp_path_factory.mktemp("screen-duckdb") / "screen.parquet"
+    con = open_engine(cohort.parquet, "duckdb")
+    write_screen(con, out, "parquet", criteria=cohort.criteria)
+    con.disconnect()
+    return out
+
+
+def test_compiled_screen_is_identical(engine, cohort, tmp_path, duckdb_screen_file):
     """The screen from its compiled plan (the SQL ``hyperinflam screen``, the study and the web
     application run; hyperinflam.screening.plans), written to a file as the command writes it:
-    the same rows and values as the DuckDB reference of the ibis expression."""
+    the same rows and values as the DuckDB reference of the ibis expression, and the same
+    Parquet column types on every engine, which are the types the screen declares (an INTEGER
+    where the screen says int64, or a DECIMAL where it says float64, fails)."""
+    import pyarrow.parquet as pq
+
     from hyperinflam.screening.plans import write_screen
+    from hyperinflam.screening.screen import screen_columns
 
     out = tmp_path / "screen.parquet"
     write_screen(engine, out, "parquet", criteria=cohort.criteria)
+    types = {f.name: str(f.type) for f in pq.read_schema(out)}
+    reference = {f.name: str(f.type) for f in pq.read_schema(duckdb_screen_file)}
+    assert list(types) == list(reference)
+    differ = {c: (types[c], reference[c]) for c in types if types[c] != reference[c]}
+    assert differ == {}, f"Parquet types differ from DuckDB's: {differ}"
+    declared = dict(zip(screen_columns(cohort.criteria).column,
+                        screen_columns(cohort.criteria).type))
+    arrow = {"int64": "int64", "float64": "double", "string": "string", "boolean": "bool",
+             "date": "date32[day]", "timestamp(6)": "timestamp[us]", "timestamp": "timestamp[us]"}
+    undeclared = {c: (t, declared[c]) for c, t in types.items()
+                  if c in declared and arrow.get(declared[c], declared[c]) != t}
+    assert undeclared == {}, f"Parquet types are not the declared ones: {undeclared}"
     actual = pd.read_parquet(out)
     for name in actual.columns:  # pandas reads a Parquet DATE as datetime.date, ibis as Timestamp
         if pd.api.types.is_datetime64_any_dtype(cohort.screen[name]):
@@ -303,7 +332,9 @@ def test_local_spark_starts_without_log_noise(tmp_path):
     # A fresh JVM (not the shared session): what a person sees on the terminal when an
     # --engine spark command starts -- no WARN lines, no log-level banner; only the JVM's own
     # one-line note about incubator modules may remain.
-    pytest.importorskip("pyspark")
+    from conftest import require_pyspark
+
+    require_pyspark()
     import subprocess
     import sys
 

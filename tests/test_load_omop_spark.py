@@ -28,7 +28,7 @@ from hyperinflam.sources.omop.mapping import OmopOptions, load_omop
 from hyperinflam.engine.storage import MANIFEST_NAME, read_manifest
 from hyperinflam.synth.writer import synthesize
 
-pytest.importorskip("pyspark")
+pytestmark = pytest.mark.slow  # a Spark load per test (tens of seconds each)
 
 BACK = OmopOptions(ids="source_value")
 #: Three stays: every OMOP table the reader maps has rows (persons, PICU visit_detail,

@@ -1,11 +1,16 @@
 """Wide tables as the screen builds them, for testing one criterion module on hand-made rows.
 
 A criterion's ``evaluate`` receives the base columns of the screening contract plus one column
-per FeatureSpec of its INPUTS (``hyperinflam.criteria``). Tests register cases (input columns by
-name), then evaluate every case of a module in one query, which keeps them fast.
+per FeatureSpec of its INPUTS (``hyperinflam.criteria``). Tests register their cases at import
+(input columns by name), then every case of a module is evaluated in one query per engine (the
+``backend`` fixture of conftest.py: DuckDB and Spark), which keeps them fast on both: hundreds of
+cases cost one Spark query, not hundreds.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 
 import ibis
 import pandas as pd
@@ -39,11 +44,69 @@ def wide(rows: dict[str, dict], module) -> ibis.Table:
     return ibis.memtable(pd.DataFrame(records, columns=list(schema)), schema=schema)
 
 
-def evaluate(rows: dict[str, dict], module) -> pd.DataFrame:
-    """Evaluate ``module`` on every case at once; the result is indexed by case key."""
+def evaluate(rows: dict[str, dict], module, con=None) -> pd.DataFrame:
+    """Evaluate ``module`` on every case at once (on ``con``, default a DuckDB connection); the
+    result is indexed by case key."""
     t = wide(rows, module)
-    out = ibis.duckdb.connect().execute(t.mutate(**module.evaluate(t)))
-    return out.set_index("stay_id", drop=False)
+    con = con if con is not None else ibis.duckdb.connect()
+    out = con.execute(t.mutate(**module.evaluate(t)))
+    return out.set_index("stay_id", drop=False).loc[list(rows)]
+
+
+@contextmanager
+def settings(modules: Sequence, values: dict | None):
+    """Module settings (named constants a criterion reads at evaluate) changed for a block."""
+    saved = []
+    try:
+        for name, value in (values or {}).items():
+            module = next(m for m in modules if hasattr(m, name))
+            saved.append((module, name, getattr(module, name)))
+            setattr(module, name, value)
+        yield
+    finally:
+        for module, name, value in reversed(saved):
+            setattr(module, name, value)
+
+
+class Batch:
+    """Rows registered at import and evaluated together, once per engine.
+
+    ``frame`` turns the list of rows into a wide pandas frame (one row each, in order);
+    ``modules`` are evaluated on it (their columns side by side); ``settings`` are module
+    constants set while the expression is built (e.g. ``{"HYPOTENSION_TABLE": ...}``).
+    """
+
+    def __init__(self, modules, frame: Callable[[list[dict]], pd.DataFrame],
+                 settings: dict | None = None):
+        self.modules = tuple(modules) if isinstance(modules, (list, tuple)) else (modules,)
+        self.frame = frame
+        self.settings = settings
+        self.rows: list[dict] = []
+
+    def add(self, row: dict) -> str:
+        self.rows.append(row)
+        return f"row{len(self.rows) - 1:05d}"
+
+    def add_all(self, rows) -> list[str]:
+        return [self.add(r) for r in rows]
+
+    def table(self, rows: list[dict] | None = None) -> ibis.Table:
+        frame = self.frame(list(self.rows if rows is None else rows)).copy()
+        frame["stay_id"] = [f"row{i:05d}" for i in range(len(frame))]
+        return ibis.memtable(frame)
+
+    def expression(self, rows: list[dict] | None = None) -> ibis.Table:
+        t = self.table(rows)
+        with settings(self.modules, self.settings):
+            columns = {}
+            for module in self.modules:
+                columns.update(module.evaluate(t))
+        return t.select("stay_id", **columns)
+
+    def evaluate(self, con) -> pd.DataFrame:
+        """Every registered row on ``con``, indexed by its key."""
+        out = con.execute(self.expression())
+        return out.set_index("stay_id", drop=False).sort_index()
 
 
 class CaseBook:
@@ -59,9 +122,9 @@ class CaseBook:
         self.cases[key] = columns
         return key
 
-    def evaluate(self) -> pd.DataFrame:
-        """Every registered case, in one query."""
-        return evaluate(self.cases, self.module)
+    def evaluate(self, con=None) -> pd.DataFrame:
+        """Every registered case, in one query (on ``con``, default DuckDB)."""
+        return evaluate(self.cases, self.module, con)
 
     def wide(self, rows: dict[str, dict]) -> ibis.Table:
         return wide(rows, self.module)

@@ -25,6 +25,8 @@ from collections.abc import Mapping, Sequence
 from fractions import Fraction
 
 import ibis
+import ibis.expr.datatypes as dt
+import ibis.expr.operations as ops
 from ibis.expr.types import BooleanValue, IntegerValue, NumericValue, StringValue
 
 from hyperinflam import vocabulary
@@ -92,6 +94,14 @@ def at_least(conditions: Sequence[BooleanValue], required: int) -> BooleanValue:
         possible = possible + cond.fill_null(True).cast("int64")
     level = (met >= required).cast("int64") + (possible >= required).cast("int64")
     return level.cases((2, True), (0, False), else_=ibis.null("boolean"))
+
+
+def typed(value: ibis.Value, dtype: str) -> ibis.Value:
+    """``value`` with an explicit CAST to ``dtype`` in the compiled SQL, even when ibis already
+    types it so. A CASE over integer literals is INTEGER and an array of decimal literals DECIMAL
+    to both engines (ibis writes the literals bare), so an output declared int64 / float64 would
+    be int32 / decimal in a result file; ``Value.cast`` to the same type is dropped by ibis."""
+    return ops.Cast(value, to=dt.dtype(dtype)).to_expr()
 
 
 def as_int(condition: BooleanValue) -> IntegerValue:

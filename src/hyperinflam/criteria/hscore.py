@@ -29,7 +29,7 @@ from __future__ import annotations
 import ibis
 
 from hyperinflam.criteria._toolkit import (
-    MET, NOT_MET, UNKNOWN, count_null, count_true, missing_list, native)
+    MET, NOT_MET, UNKNOWN, count_null, count_true, missing_list, native, typed)
 from hyperinflam.features import FeatureSpec
 
 NAME = "hscore"
@@ -233,7 +233,7 @@ def probability_band(points: ibis.Value) -> tuple[ibis.Value, ibis.Value, ibis.V
     printed = [p for _, p in PROBABILITY_TABLE]
 
     def lookup(index, values, type_):
-        return ibis.literal(values, type=f"array<{type_}>")[index]
+        return typed(ibis.literal(values, type=f"array<{type_}>")[index], type_)
 
     low_text = lookup(low_index, printed, "string")
     high_text = lookup(high_index, printed, "string")

@@ -43,7 +43,7 @@ from __future__ import annotations
 import ibis
 import ibis.expr.types as ir
 
-from hyperinflam.criteria._toolkit import missing_list, native
+from hyperinflam.criteria._toolkit import missing_list, native, typed
 from hyperinflam.features import FeatureSpec
 
 NAME = "prism3"
@@ -203,8 +203,8 @@ def age_group(t: ir.Table) -> ir.StringValue:
 
 def _points(*bands: tuple[ir.BooleanValue, int]) -> ir.IntegerValue:
     """First matching band's points; 0 when none matches or the input is NULL (§7.3)."""
-    return ibis.cases(*[(cond, ibis.literal(p, type="int64")) for cond, p in bands],
-                      else_=ibis.literal(0, type="int64"))
+    return typed(ibis.cases(*[(cond, ibis.literal(p, type="int64")) for cond, p in bands],
+                            else_=ibis.literal(0, type="int64")), "int64")
 
 
 def _native(t: ir.Table, spec: FeatureSpec, digits_key: str, unit: str | None = None):
