@@ -1,6 +1,6 @@
 """Statistics of the case-series study, end to end through the canonical tables.
 
-Expected values: the toy check printed in clinical reference 10.4 (asserted to the printed
+Expected values: the toy check printed in clinical reference §10.4 (asserted to the printed
 precision), and a second cohort whose expected values are computed here with numpy/scipy from
 the raw numbers.
 """
@@ -58,10 +58,16 @@ def marker_stats(results, marker="crp"):
 
 
 def p_value(results, test, marker="crp"):
+    """The p-value row of a test: ``p_paired_t`` or ``p_wilcoxon`` (comparison day7)."""
     m = marker_stats(results, marker)
-    rows = m[(m["statistic"] == "p_value") & m["method"].str.startswith(test)]
+    rows = m[(m["stat_name"] == test) & (m["comparison"] == "day7")]
     assert len(rows) == 1
     return rows.iloc[0]
+
+
+def at(results, stat, timepoint=None, marker="crp"):
+    """A statistic of the day-7 comparison: descriptive at ``timepoint``, change when None."""
+    return results.stat("marker", marker, stat, comparison="day7", timepoint=timepoint)
 
 
 def test_toy_check_of_clinical_reference_10_4():
@@ -69,7 +75,7 @@ def test_toy_check_of_clinical_reference_10_4():
     res = run_study(con, crp_study())
     assert list(res.results.columns) == RESULTS_COLUMNS
     assert list(res.observations.columns) == OBSERVATIONS_COLUMNS
-    s = lambda stat, tp: res.stat("marker", "crp", stat, timepoint=tp)  # noqa: E731
+    s = lambda stat, tp: at(res, stat, None if tp == "change" else tp)  # noqa: E731
     assert round(s("mean", "baseline"), 1) == 212.5
     assert round(s("sem", "baseline"), 1) == 39.4
     assert round(s("mean", "day7"), 1) == 55.0
@@ -78,13 +84,14 @@ def test_toy_check_of_clinical_reference_10_4():
     assert round(s("median_pct_change", "change"), 1) == -76.9
     assert round(s("t_statistic", "change"), 3) == 3.136
     assert s("df", "change") == 3
-    assert round(p_value(res, "paired t-test")["value"], 4) == 0.0518
-    w = p_value(res, "Wilcoxon")
+    assert round(p_value(res, "p_paired_t")["value"], 4) == 0.0518
+    w = p_value(res, "p_wilcoxon")
     assert round(w["value"], 3) == 0.125
-    assert "exact" in w["method"] and "zero_method=wilcox" in w["method"]
-    assert res.stat("marker", "crp", "n") == 4
-    assert res.stat("marker", "crp", "n_excluded") == 0
-    assert res.stat("flow", "analysable_crp", "count") == 4
+    assert "exact distribution" in w["method"] and "zero differences dropped" in w["method"]
+    assert w["warning"] is None and w["error"] is None
+    assert at(res, "n") == 4
+    assert at(res, "n_excluded") == 0
+    assert res.stat("flow", "analysable_crp", "count", comparison="day7") == 4
 
 
 def test_second_cohort_against_numpy_and_scipy():
@@ -93,9 +100,9 @@ def test_second_cohort_against_numpy_and_scipy():
     con = build(list(baseline), list(day7), extra_day7_missing=2)
     res = run_study(con, crp_study())
     n = baseline.size
-    s = lambda stat, tp: res.stat("marker", "crp", stat, timepoint=tp)  # noqa: E731
-    assert res.stat("marker", "crp", "n") == n
-    assert res.stat("marker", "crp", "n_excluded") == 2
+    s = lambda stat, tp: at(res, stat, None if tp == "change" else tp)  # noqa: E731
+    assert at(res, "n") == n
+    assert at(res, "n_excluded") == 2
     assert res.stat("flow", "cohort", "count") == n + 2
     for tp, x in (("baseline", baseline), ("day7", day7)):
         assert s("mean", tp) == pytest.approx(x.mean())
@@ -112,10 +119,10 @@ def test_second_cohort_against_numpy_and_scipy():
     assert s("mean_difference", "change") == pytest.approx((day7 - baseline).mean())
     t = stats.ttest_rel(baseline, day7)
     assert s("t_statistic", "change") == pytest.approx(t.statistic)
-    assert p_value(res, "paired t-test")["value"] == pytest.approx(t.pvalue)
+    assert p_value(res, "p_paired_t")["value"] == pytest.approx(t.pvalue)
     w = stats.wilcoxon(day7 - baseline, method="exact", zero_method="wilcox")
     assert s("w_statistic", "change") == pytest.approx(w.statistic)
-    assert p_value(res, "Wilcoxon")["value"] == pytest.approx(w.pvalue)
+    assert p_value(res, "p_wilcoxon")["value"] == pytest.approx(w.pvalue)
     # Patient labels by index time; the chosen values carry their role.
     obs = res.observations
     assert sorted(obs["patient"].unique()) == [f"P{i:02d}" for i in range(1, n + 3)]
@@ -130,22 +137,26 @@ def test_ties_use_normal_approximation_with_explicit_options():
     baseline = [100.0, 80.0, 60.0, 90.0, 50.0]
     day7 = [50.0, 30.0, 60.0, 40.0, 70.0]  # |differences| 50, 50, 0, 50, 20: zero and ties
     res = run_study(build(baseline, day7), crp_study())
-    w = p_value(res, "Wilcoxon")
+    w = p_value(res, "p_wilcoxon")
     d = np.array(day7) - np.array(baseline)
     expected = stats.wilcoxon(d, method="approx", zero_method="wilcox", correction=False)
     assert w["value"] == pytest.approx(expected.pvalue)
-    assert "normal approximation" in w["method"] and "correction=False" in w["method"]
+    assert "normal approximation, without continuity correction" in w["method"]
+    assert w["warning"] == ("normal approximation instead of the exact distribution: zero "
+                            "differences present")
 
 
 def test_single_patient_gives_descriptives_and_no_test():
     res = run_study(build([200.0], [50.0]), crp_study())
-    assert res.stat("marker", "crp", "mean", timepoint="baseline") == 200.0
+    assert at(res, "mean", "baseline") == 200.0
     m = marker_stats(res)
-    assert "t_statistic" not in set(m["statistic"])
-    pv = m[m["statistic"] == "p_value"]
+    assert "t_statistic" not in set(m["stat_name"])
+    pv = m[m["stat_name"].isin(["p_paired_t", "p_wilcoxon"])]
     assert len(pv) == 2
     assert pv["value"].isna().all()
-    assert pv["method"].str.contains("not computed").all()
+    assert (pv["error"] == "not computed: n = 1, needs at least 2 pairs").all()
+    sd = m[(m["stat_name"] == "sd") & (m["timepoint"] == "baseline")].iloc[0]
+    assert math.isnan(sd["value"]) and sd["error"] == "not defined for n = 1"
 
 
 def test_baseline_characteristics_and_flow():
@@ -153,6 +164,7 @@ def test_baseline_characteristics_and_flow():
     res = run_study(con, "rajasekaran2014")
     assert res.stat("flow", "stays", "count") == 4
     assert res.stat("flow", "stays_with_index_drug", "count") == 4
+    assert res.stat("flow", "excluded_no_index_drug", "count") == 0
     assert res.stat("baseline", "sex", "count", level="male") == 2  # patients 0 and 3
     assert res.stat("baseline", "sex", "percent", level="male") == 50.0
     assert res.stat("baseline", "admission_reason", "count",
@@ -160,10 +172,20 @@ def test_baseline_characteristics_and_flow():
     ages = np.array([(T0 + timedelta(days=i) - timedelta(hours=4)
                       - datetime(2010, 1, 1)).total_seconds() / 86400 / 365.25 for i in range(4)])
     assert res.stat("baseline", "age_years", "median") == pytest.approx(np.median(ages), abs=1e-4)
-    assert res.stat("baseline", "health_status", "count", level="previously healthy") == 4
+    # No condition is recorded at all: "previously healthy" is unknown, never 4 of 4.
+    assert res.stat("baseline", "health_status", "count", level="not recorded") == 4
+    assert res.stat("baseline", "health_status", "count", level="previously healthy") is None
+    assert res.stat("domains", "conditions", "recorded") == 0
+    assert res.stat("domains", "drugs", "recorded") == 1
+    imv = res.row("baseline", "invasive_ventilation", "count")
+    assert math.isnan(imv["value"]) and imv["error"].startswith("not recorded at this site")
     # Markers without data: counted, no crash.
-    assert res.stat("marker", "ferritin", "n_excluded") == 4
+    assert at(res, "n_excluded", marker="ferritin") == 4
     assert "PRISM" in res.provenance["methods"]["prism"]
     assert res.provenance["data_source"]["measurement"] == 8
     assert res.definition["study"]["id"] == "rajasekaran2014"
-    assert math.isnan(res.stat("marker", "ferritin", "p_value", timepoint="change"))
+    fer = res.row("marker", "ferritin", "p_paired_t", comparison="day7")
+    assert math.isnan(fer["value"]) and fer["error"] == "not computed: n = 0, needs at least 2 pairs"
+    # The listing: one pseudonymised row per patient, no source identifier.
+    assert res.patients["patient"].tolist() == ["P01", "P02", "P03", "P04"]
+    assert not res.patients.astype(str).apply(lambda c: c.str.contains("src-|stay-")).any().any()

@@ -79,3 +79,63 @@ def test_requirement_on_a_screening_output():
     assert s.cohort.required_criterion.criterion == "phoenix8"  # longest prefix, not phoenix
     with pytest.raises(StudyDefinitionError, match="unknown name 'hscroe_points'"):
         parse_study({**MINIMAL, "cohort": {"require": "hscroe_points >= 169"}})
+
+
+def test_timepoints_default_to_the_founding_day_7():
+    s = load_study("rajasekaran2014")
+    assert [(t.name, t.label, t.target_hours, t.tolerance_hours) for t in s.timepoints] == [
+        ("day7", "day 7", 168, 24)]
+    assert s.fits_mixed_model is False  # one timepoint: the paired tests only
+    s = parse_study({**MINIMAL, "windows": {"day7_target_hours": 72, "day7_tolerance_hours": 12}})
+    assert [(t.name, t.label, t.from_hours, t.to_hours) for t in s.timepoints] == [
+        ("day3", "day 3", 60, 84)]
+
+
+def test_timepoints_as_an_array_of_tables():
+    s = parse_study({**MINIMAL, "timepoints": [
+        {"target_hours": 36, "tolerance_hours": 6},
+        {"target_hours": 72, "tolerance_hours": 24},
+        {"name": "week1", "label": "one week", "target_hours": 168, "tolerance_hours": 24}]})
+    assert [(t.name, t.label) for t in s.timepoints] == [("h36", "36 h"), ("day3", "day 3"),
+                                                        ("week1", "one week")]
+    assert s.fits_mixed_model is True
+    s = parse_study({**MINIMAL, "analysis": {"mixed_model": False},
+                     "timepoints": [{"target_hours": 72, "tolerance_hours": 24},
+                                    {"target_hours": 168, "tolerance_hours": 24}]})
+    assert s.fits_mixed_model is False
+
+
+@pytest.mark.parametrize("timepoints, expected", [
+    ([{"target_hours": 168, "tolerance_hours": 24}, {"target_hours": 72, "tolerance_hours": 24}],
+     "[[timepoints]]: list the timepoints in order of target_hours"),
+    ([{"target_hours": 72, "tolerance_hours": 48}, {"target_hours": 96, "tolerance_hours": 24}],
+     "the windows of 'day3' (24 .. 120 h) and 'day4' (72 .. 120 h) overlap"),
+    ([{"target_hours": 24, "tolerance_hours": 12}],
+     "must start after the baseline window ends (baseline_to_hours = 12)"),
+    ([{"name": "baseline", "target_hours": 72, "tolerance_hours": 24}],
+     "[[timepoints]] entry 1 name: 'baseline' is reserved"),
+    ([{"target_hours": 72, "tolerance_hours": 24, "window": 3}],
+     "[[timepoints]] entry 1 window: unknown key; allowed keys in [[timepoints]]: name, label, "
+     "target_hours, tolerance_hours"),
+    ([{"name": "d", "target_hours": 72, "tolerance_hours": 2},
+      {"name": "d", "target_hours": 96, "tolerance_hours": 2}], "each name may be used once"),
+])
+def test_timepoint_errors_name_the_entry_and_the_fix(timepoints, expected):
+    with pytest.raises(StudyDefinitionError) as err:
+        parse_study({**MINIMAL, "timepoints": timepoints}, source="studies/x.toml")
+    assert expected in str(err.value)
+
+
+def test_day7_keys_and_timepoints_together_is_an_error():
+    with pytest.raises(StudyDefinitionError, match=r"\[windows\]: day7_target_hours and "
+                                                   r"\[\[timepoints\]\] both given"):
+        parse_study({**MINIMAL, "windows": {"day7_target_hours": 100},
+                     "timepoints": [{"target_hours": 72, "tolerance_hours": 24}]})
+
+
+def test_published_rows_of_the_founding_study():
+    s = load_study("rajasekaran2014")
+    crp = next(r for r in s.published.rows if r.label.startswith("CRP at the start"))
+    assert (crp.published, crp.section, crp.variable, crp.comparison, crp.timepoint,
+            crp.stat_name) == ("206 ± 50", "marker", "crp", "day7", "baseline", "mean_sem")
+    assert "§10.1" in s.published.citation

@@ -1,4 +1,4 @@
-"""The founding study end to end from CSV files: the toy check of clinical reference 10.4, and the
+"""The founding study end to end from CSV files: the toy check of clinical reference §10.4, and the
 same patients recorded in other units (CRP mg/dL, fibrinogen g/L, ANC cells/uL) give the same
 results. Expected values are computed here by hand and with scipy from the raw numbers."""
 
@@ -15,7 +15,7 @@ from hyperinflam.engine import connect_memory
 from hyperinflam.sources.csv import load_csv_folder
 from hyperinflam.study.run import run_study
 
-# Clinical reference 10.4 toy check: CRP mg/L at the first dose and 7 days later.
+# Clinical reference §10.4 toy check: CRP mg/L at the first dose and 7 days later.
 CRP_BASE = [250.0, 180.0, 120.0, 300.0]
 CRP_DAY7 = [60.0, 40.0, 90.0, 30.0]
 FIB_BASE = [272.0, 150.0, 310.0, 95.0]        # mg/dL
@@ -44,7 +44,7 @@ def write_folder(folder: Path, units: str) -> None:
             if units == "canonical":
                 values = [("crp", crp, "mg/L"), ("fibrinogen", fib, "mg/dL"),
                           ("anc", anc, "10*3/uL")]
-            else:  # clinical reference 11.1: mg/L = mg/dL x 10; mg/dL = g/L x 100; /uL / 1000
+            else:  # clinical reference §11.1: mg/L = mg/dL x 10; mg/dL = g/L x 100; /uL / 1000
                 values = [("crp", crp / 10, "mg/dL"), ("fibrinogen", fib / 100, "g/L"),
                           ("anc", round(anc * 1000), "cells/uL")]
             for variable, value, unit in values:
@@ -71,43 +71,37 @@ def results(tmp_path_factory):
     return out
 
 
+def _day7(r, variable, stat, timepoint=None):
+    return r.stat("marker", variable, stat, comparison="day7", timepoint=timepoint)
+
+
 def test_toy_check_from_csv(results):
     r = results["canonical"]
-    assert r.stat("marker", "crp", "n", timepoint="change") == 4
-    assert r.stat("marker", "crp", "mean", timepoint="baseline") == pytest.approx(212.5)
-    assert r.stat("marker", "crp", "sem", timepoint="baseline") == pytest.approx(39.4, abs=0.05)
-    assert r.stat("marker", "crp", "mean", timepoint="day7") == pytest.approx(55.0)
-    assert r.stat("marker", "crp", "sem", timepoint="day7") == pytest.approx(13.2, abs=0.05)
-    assert r.stat("marker", "crp", "pct_change_of_means",
-                  timepoint="change") == pytest.approx(-74.1, abs=0.05)
-    assert r.stat("marker", "crp", "median_pct_change",
-                  timepoint="change") == pytest.approx(-76.9, abs=0.05)
-    rows = r.results
-    p = rows[(rows.variable == "crp") & (rows.statistic == "p_value")]
-    t_p = p[p.method.str.startswith("paired t-test")].value.iloc[0]
-    w_p = p[p.method.str.startswith("Wilcoxon")].value.iloc[0]
-    assert t_p == pytest.approx(0.0518, abs=5e-5)
-    assert w_p == pytest.approx(0.125)
+    assert _day7(r, "crp", "n") == 4
+    assert _day7(r, "crp", "mean", "baseline") == pytest.approx(212.5)
+    assert _day7(r, "crp", "sem", "baseline") == pytest.approx(39.4, abs=0.05)
+    assert _day7(r, "crp", "mean", "day7") == pytest.approx(55.0)
+    assert _day7(r, "crp", "sem", "day7") == pytest.approx(13.2, abs=0.05)
+    assert _day7(r, "crp", "pct_change_of_means") == pytest.approx(-74.1, abs=0.05)
+    assert _day7(r, "crp", "median_pct_change") == pytest.approx(-76.9, abs=0.05)
+    assert _day7(r, "crp", "p_paired_t") == pytest.approx(0.0518, abs=5e-5)
+    assert _day7(r, "crp", "p_wilcoxon") == pytest.approx(0.125)
 
 
 def test_fibrinogen_and_anc_against_scipy(results):
     r = results["canonical"]
     for variable, base, day7 in (("fibrinogen", FIB_BASE, FIB_DAY7), ("anc", ANC_BASE, ANC_DAY7)):
         b, d = np.array(base), np.array(day7)
-        assert r.stat("marker", variable, "mean", timepoint="baseline") == pytest.approx(b.mean())
-        assert r.stat("marker", variable, "sem", timepoint="day7") == pytest.approx(stats.sem(d))
-        rows = r.results
-        p = rows[(rows.variable == variable) & (rows.statistic == "p_value")
-                 & rows.method.str.startswith("paired t-test")].value.iloc[0]
-        assert p == pytest.approx(stats.ttest_rel(b, d).pvalue)
+        assert _day7(r, variable, "mean", "baseline") == pytest.approx(b.mean())
+        assert _day7(r, variable, "sem", "day7") == pytest.approx(stats.sem(d))
+        assert _day7(r, variable, "p_paired_t") == pytest.approx(stats.ttest_rel(b, d).pvalue)
 
 
 def test_other_units_give_the_same_results(results):
-    a = results["canonical"].results.sort_values(
-        ["section", "variable", "level", "timepoint", "statistic", "method"], na_position="first")
-    b = results["other"].results.sort_values(
-        ["section", "variable", "level", "timepoint", "statistic", "method"], na_position="first")
-    keys = ["section", "variable", "level", "timepoint", "statistic", "unit"]
+    order = ["section", "variable", "level", "comparison", "timepoint", "stat_name", "method"]
+    a = results["canonical"].results.sort_values(order, na_position="first")
+    b = results["other"].results.sort_values(order, na_position="first")
+    keys = ["section", "variable", "level", "comparison", "timepoint", "stat_name", "unit"]
     assert a[keys].fillna("").values.tolist() == b[keys].fillna("").values.tolist()
     np.testing.assert_allclose(a.value.to_numpy(dtype=float), b.value.to_numpy(dtype=float),
                                rtol=1e-9, equal_nan=True)

@@ -77,13 +77,13 @@ def test_prism3_24_uses_the_first_24_hours_only(frames):
 
 def test_results_rows(frames):
     rows = phenotype_results("toy", *frames)
-    hscore_median = rows[(rows.variable == "hscore_points") & (rows.statistic == "median")]
+    hscore_median = rows[(rows.variable == "hscore_points") & (rows.stat_name == "median")]
     assert float(hscore_median.value.iloc[0]) == 269.0
     met = rows[(rows.variable == "hlh2004_result") & (rows.level == "met")
-               & (rows.statistic == "percent")]
+               & (rows.stat_name == "percent")]
     assert float(met.value.iloc[0]) == 100.0
     prism = rows[(rows.section == "baseline") & (rows.variable == "prism3_points")
-                 & (rows.statistic == "median")]
+                 & (rows.stat_name == "median")]
     assert float(prism.value.iloc[0]) == 4.0
 
 

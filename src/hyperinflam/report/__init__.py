@@ -13,9 +13,9 @@ from hyperinflam.study.results import StudyResults
 
 
 def write_outputs(results: StudyResults, out_dir: str | Path) -> dict[str, Path]:
-    """Write every output file into ``out_dir``: results.csv, observations.csv, results.json and
-    report.html. Returns their paths by name (``results_csv``, ``observations_csv``,
-    ``results_json``, ``report_html``)."""
+    """Write every output file into ``out_dir``: results.csv, observations.csv, patients.csv,
+    results.json and report.html. Returns their paths by name (``results_csv``,
+    ``observations_csv``, ``patients_csv``, ``results_json``, ``report_html``)."""
     paths = write_results(results, out_dir)
     paths["report_html"] = write_report(results, out_dir)
     return paths

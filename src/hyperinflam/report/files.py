@@ -1,5 +1,5 @@
-"""The study results as files: results.csv, observations.csv and results.json
-(docs/results-format.md §3). The tables are written as they are; nothing is computed here."""
+"""The study results as files: results.csv, observations.csv, patients.csv and results.json
+(docs/results-format.md §4). The tables are written as they are; nothing is computed here."""
 
 from __future__ import annotations
 
@@ -12,11 +12,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hyperinflam.study.results import OBSERVATIONS_COLUMNS, RESULTS_COLUMNS, StudyResults
+from hyperinflam.study.results import (OBSERVATIONS_COLUMNS, PATIENTS_COLUMNS, RESULTS_COLUMNS,
+                                       StudyResults)
 
 RESULTS_CSV = "results.csv"
 OBSERVATIONS_CSV = "observations.csv"
 RESULTS_JSON = "results.json"
+PATIENTS_CSV = "patients.csv"
 
 
 def _json_value(value: Any) -> Any:
@@ -69,13 +71,16 @@ def results_document(results: StudyResults) -> dict:
 
 
 def write_results(results: StudyResults, out_dir: str | Path) -> dict[str, Path]:
-    """Write ``results.csv``, ``observations.csv`` and ``results.json`` into ``out_dir``
-    (created if needed) and return their paths by name. Floats are written with full precision
-    (shortest round-trip form); empty cells are empty in CSV and ``null`` in JSON."""
+    """Write ``results.csv``, ``observations.csv``, ``patients.csv`` and ``results.json`` into
+    ``out_dir`` (created if needed) and return their paths by name. Floats are written with full
+    precision (shortest round-trip form); empty cells are empty in CSV and ``null`` in JSON."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"results_csv": out / RESULTS_CSV, "observations_csv": out / OBSERVATIONS_CSV,
-             "results_json": out / RESULTS_JSON}
+             "patients_csv": out / PATIENTS_CSV, "results_json": out / RESULTS_JSON}
+    patients = results.patients if results.patients is not None else pd.DataFrame(
+        columns=PATIENTS_COLUMNS)
+    patients.to_csv(paths["patients_csv"], index=False, lineterminator="\n")
     _ordered(results.results, RESULTS_COLUMNS).to_csv(paths["results_csv"], index=False,
                                                       lineterminator="\n")
     _ordered(results.observations, OBSERVATIONS_COLUMNS).to_csv(
@@ -99,5 +104,7 @@ def read_results(out_dir: str | Path) -> StudyResults:
                       na_values={"value": [""], "hours_from_index": [""]})
     obs = obs.replace({"": None})
     doc = json.loads((out / RESULTS_JSON).read_text(encoding="utf-8"))
+    patients = (pd.read_csv(out / PATIENTS_CSV) if (out / PATIENTS_CSV).is_file()
+                else pd.DataFrame(columns=PATIENTS_COLUMNS))
     return StudyResults(results=res, observations=obs, definition=doc.get("study") or {},
-                        provenance=doc.get("provenance") or {})
+                        provenance=doc.get("provenance") or {}, patients=patients)

@@ -55,6 +55,8 @@ class CohortFrames:
     cotherapy: one row per member and drug class given (stay_id, drug_class, in_window, in_stay).
     events: infections after and deaths at/after the index (stay_id, event_type,
         days_from_index, in_stay, within_followup).
+    exposure: the index drug's course per member (:func:`index_drug_exposure`).
+    recorded: whether the source records each domain (:func:`recorded_domains`).
     """
 
     flow: dict[str, int]
@@ -63,6 +65,8 @@ class CohortFrames:
     cotherapy: pd.DataFrame
     events: pd.DataFrame
     units: dict[str, str] = field(default_factory=dict)
+    exposure: pd.DataFrame = field(default_factory=pd.DataFrame)
+    recorded: dict[str, bool | None] = field(default_factory=dict)
 
 
 def _hours_between(later, earlier):
@@ -137,45 +141,54 @@ def stays_with_index(con, study: StudyDefinition) -> ibis.Table:
 
 
 def chosen_values(con, members: ibis.Table, variables: list[str], study: StudyDefinition,
-                  *, include_trajectory: bool = True) -> ibis.Table:
-    """Marker values around each member's index, with ``role`` 'baseline' / 'day7' for the values
-    chosen by the window rules (clinical reference §10.4; §12.1-§12.2).
+                  *, include_trajectory: bool = True, timepoints: bool = True) -> ibis.Table:
+    """Marker values around each member's index, with ``role`` 'baseline' or a timepoint name
+    ('day7', ...) for the values chosen by the window rules (clinical reference §10.4;
+    §12.1-§12.2).
 
     ``members`` needs stay_id, person_id and index_time. Rows returned: every value in the
-    trajectory span (if ``include_trajectory``) and every chosen value.
+    trajectory span (if ``include_trajectory``) and every chosen value. The timepoint windows do
+    not overlap one another or the baseline window (the definition checks it), so a value has
+    at most one role. ``timepoints=False`` chooses the baseline only.
     """
     w = study.windows
+    points = list(study.timepoints) if timepoints else []
     m = con.table("measurement")
     m = m.filter(m.variable.isin(variables)).select(
         m_person_id=m.person_id, m_time=m.time, variable=m.variable, value=m.value, unit=m.unit)
-    lo = min(w.baseline_from_hours, w.trajectory_from_days * 24.0)
-    hi = max(w.day7_to_hours, w.trajectory_to_days * 24.0)
+    lo = min([w.baseline_from_hours] + [t.from_hours for t in points]
+             + ([w.trajectory_from_days * 24.0] if include_trajectory else []))
+    hi = max([w.baseline_to_hours] + [t.to_hours for t in points]
+             + ([w.trajectory_to_days * 24.0] if include_trajectory else []))
     j = members.select("stay_id", "person_id", "index_time").join(
         m, members.person_id == m.m_person_id, how="inner")
     j = j.mutate(hours_from_index=_hours_between(j.m_time, j.index_time))
     j = j.filter((j.hours_from_index >= lo) & (j.hours_from_index <= hi) & j.value.notnull())
     h = j.hours_from_index
-    in_baseline = (h >= w.baseline_from_hours) & (h <= w.baseline_to_hours)
-    in_day7 = (h >= w.day7_from_hours) & (h <= w.day7_to_hours)
-    in_trajectory = (h >= w.trajectory_from_days * 24.0) & (h <= w.trajectory_to_days * 24.0)
-    j = j.mutate(in_baseline=in_baseline, in_day7=in_day7, in_trajectory=in_trajectory)
     part = [j.stay_id, j.variable]
-    baseline_rank = ibis.row_number().over(
-        group_by=part,
-        order_by=[ibis.ifelse(j.in_baseline, 0, 1), j.hours_from_index.abs(), j.hours_from_index,
-                  j.value])
-    day7_rank = ibis.row_number().over(
-        group_by=part,
-        order_by=[ibis.ifelse(j.in_day7, 0, 1), (j.hours_from_index - w.day7_target_hours).abs(),
-                  j.hours_from_index, j.value])
-    j = j.mutate(baseline_rank=baseline_rank, day7_rank=day7_rank)
-    role = ibis.cases((j.in_baseline & (j.baseline_rank == 0), "baseline"),
-                      (j.in_day7 & (j.day7_rank == 0), "day7"),
+
+    def closest(inside, target):
+        """Rank 0 = the value inside the window closest to ``target``; ties -> earlier, lower."""
+        return ibis.row_number().over(
+            group_by=part,
+            order_by=[ibis.ifelse(inside, 0, 1), (h - target).abs(), h, j.value])
+
+    windows = [("baseline", w.baseline_from_hours, w.baseline_to_hours, 0.0)] + [
+        (t.name, t.from_hours, t.to_hours, t.target_hours) for t in points]
+    flags = {f"in_{i}": (h >= lo_h) & (h <= hi_h) for i, (_, lo_h, hi_h, _) in enumerate(windows)}
+    j = j.mutate(**flags)
+    h = j.hours_from_index
+    part = [j.stay_id, j.variable]
+    j = j.mutate(**{f"rank_{i}": closest(j[f"in_{i}"], target)
+                    for i, (_, _, _, target) in enumerate(windows)})
+    role = ibis.cases(*[(j[f"in_{i}"] & (j[f"rank_{i}"] == 0), name)
+                        for i, (name, _, _, _) in enumerate(windows)],
                       else_=ibis.null().cast("string"))
     j = j.mutate(role=role)
     keep = j.role.notnull()
     if include_trajectory:
-        keep = keep | j.in_trajectory
+        keep = keep | ((j.hours_from_index >= w.trajectory_from_days * 24.0)
+                       & (j.hours_from_index <= w.trajectory_to_days * 24.0))
     return j.filter(keep).select(
         "stay_id", "person_id", "variable", time=j.m_time, hours_from_index=j.hours_from_index,
         value=j.value, unit=j.unit, role=j.role)
@@ -190,7 +203,8 @@ def _apply_requirement(con, stays: ibis.Table, study: StudyDefinition) -> ibis.T
         return stays.mutate(require_ok=ibis.literal(True))
     candidates = stays.filter(stays.has_index)
     if req.is_marker:
-        base = chosen_values(con, candidates, [req.variable], study, include_trajectory=False)
+        base = chosen_values(con, candidates, [req.variable], study, include_trajectory=False,
+                             timepoints=False)
         base = base.filter(base.role == "baseline")
         values, stay_ids = base.value, base.stay_id
     else:  # a screening output at the index time
@@ -316,6 +330,90 @@ def outcome_events(con, members: ibis.Table, study: StudyDefinition) -> ibis.Tab
     )
 
 
+def index_drug_exposure(con, members: ibis.Table, study: StudyDefinition) -> ibis.Table:
+    """The index drug's course per member (clinical reference §9.1, §12.34, §12.39): daily doses
+    in mg/kg per 24-h period from the first dose (hyperinflam.screening.anakinra.daily_doses, for
+    any drug), the routes used and the days with a dose.
+
+    Columns: stay_id, days_with_dose (24-h periods with an administration), course_days (from
+    the first to the last administration's period, inclusive), median_mg_kg_day and
+    max_mg_kg_day (over the periods whose dose is known; NULL when none is), periods_dose_unknown,
+    routes (distinct routes, comma-separated, '' when none recorded), n_administrations.
+    """
+    from hyperinflam.screening.anakinra import administrations, daily_doses
+
+    drug = study.cohort.index_drug
+    ids = members.select(e_stay_id=members.stay_id)
+    days = daily_doses(con, drug=drug)
+    days = days.join(ids, days.stay_id == ids.e_stay_id).drop("e_stay_id")
+    per_stay = days.group_by(x_stay_id=days.stay_id).aggregate(
+        days_with_dose=days.count(),
+        course_days=days.period.max() + 1,
+        median_mg_kg_day=days.dose_mg_per_kg.median(),
+        max_mg_kg_day=days.dose_mg_per_kg.max(),
+        periods_dose_unknown=days.dose_mg_per_kg.isnull().sum(),
+        n_administrations=days.n_administrations.sum(),
+    )
+    a = administrations(con, drug=drug)
+    a = a.join(ids, a.stay_id == ids.e_stay_id).drop("e_stay_id")
+    routes = a.filter(a.route.notnull() & (a.route != "")).select(
+        r_stay_id=a.stay_id, route=a.route.lower()).distinct()
+    routes = routes.group_by("r_stay_id").aggregate(
+        routes=routes.route.group_concat(",", order_by=routes.route))
+    t = per_stay.left_join(routes, per_stay.x_stay_id == routes.r_stay_id)
+    return t.select(stay_id=t.x_stay_id, days_with_dose=t.days_with_dose,
+                    course_days=t.course_days, median_mg_kg_day=t.median_mg_kg_day,
+                    max_mg_kg_day=t.max_mg_kg_day, periods_dose_unknown=t.periods_dose_unknown,
+                    routes=t.routes.fill_null(""), n_administrations=t.n_administrations)
+
+
+#: Domains a study reads, with the human words every output uses (docs/results-format.md).
+DOMAIN_LABELS = {
+    "conditions": "diagnoses (underlying disease)",
+    "invasive_ventilation": "invasive mechanical ventilation",
+    "vasoactive_infusion": "vasoactive infusions",
+    "drugs": "drug administrations",
+    "infection": "infections",
+    "death": "deaths",
+}
+
+
+def recorded_domains(con) -> dict[str, bool]:
+    """Whether the source records each domain the study reads (:data:`DOMAIN_LABELS`).
+
+    A domain counts as recorded when the canonical tables hold at least one row of it anywhere
+    (any patient, any time): a source without a single death or ventilation record is taken not
+    to record deaths or ventilation, and every figure derived from it is "not recorded", never
+    "no" or 0. One query over the tables present.
+    """
+    present = set(con.list_tables())
+    vasoactive = Vocabulary().drugs_in_class("vasoactive")
+    parts = []
+    if "condition" in present:
+        c = con.table("condition")
+        parts.append(c.aggregate(conditions=c.count()))
+    if "organ_support" in present:
+        o = con.table("organ_support")
+        parts.append(o.aggregate(
+            invasive_ventilation=(o.support == "invasive_ventilation").cast("int64").sum(),
+            vasoactive_infusion=o.support.isin(vasoactive).cast("int64").sum()))
+    if "drug_administration" in present:
+        d = con.table("drug_administration")
+        parts.append(d.aggregate(drugs=d.count()))
+    if "event" in present:
+        e = con.table("event")
+        parts.append(e.aggregate(infection=(e.event_type == "infection").cast("int64").sum(),
+                                 death=(e.event_type == "death").cast("int64").sum()))
+    found: dict[str, int] = {}
+    if parts:
+        row = parts[0]
+        for other in parts[1:]:
+            row = row.cross_join(other)
+        values = row.to_pyarrow().to_pylist()[0]
+        found = {k: int(v or 0) for k, v in values.items()}
+    return {domain: found.get(domain, 0) > 0 for domain in DOMAIN_LABELS}
+
+
 def extract_cohort(con, study: StudyDefinition) -> CohortFrames:
     """Build every expression and execute only the small cohort-level frames."""
     stays = cohort_stays(con, study)
@@ -328,7 +426,11 @@ def extract_cohort(con, study: StudyDefinition) -> CohortFrames:
         "prior_index_drug_exposure", "age_years", "age_completed_years", "sex",
         "admission_reason", "weight_kg", "underlying_disease", "invasive_ventilation",
         "vasoactive_infusion",
+        hours_admission_to_index=_hours_between(members_full.index_time,
+                                                members_full.admit_time),
+        picu_days=_hours_between(members_full.discharge_time, members_full.admit_time) / 24.0,
     ).order_by(["index_time", "person_id"]).to_pandas()
+    exposure = index_drug_exposure(con, members, study).to_pandas()
     markers = study.markers.variables
     values = chosen_values(con, members, markers, study).order_by(
         ["stay_id", "variable", "hours_from_index"]).to_pandas()
@@ -338,4 +440,5 @@ def extract_cohort(con, study: StudyDefinition) -> CohortFrames:
     vocab = Vocabulary()
     units = {v: vocab.variables[v].canonical_unit for v in markers}
     return CohortFrames(flow=flow, cohort=cohort, marker_values=values, cotherapy=cot,
-                        events=events, units=units)
+                        events=events, units=units, exposure=exposure,
+                        recorded=recorded_domains(con))

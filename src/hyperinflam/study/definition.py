@@ -173,9 +173,12 @@ class WindowsSection(_Section):
     """[windows]: hours relative to the index (clinical reference §10.4; §12.1-§12.2).
 
     Baseline: the value closest to the index within [baseline_from_hours, baseline_to_hours]
-    (edges inclusive); equidistant values -> the earlier (pre-index) one. Day 7: the value
-    closest to day7_target_hours within +/- day7_tolerance_hours (edges inclusive);
-    equidistant -> the earlier one. The trajectory span only selects values for the plots.
+    (edges inclusive); equidistant values -> the earlier (pre-index) one. The trajectory span only
+    selects values for the plots.
+
+    ``day7_target_hours`` and ``day7_tolerance_hours`` are the founding design's one timepoint
+    written the short way: a study without ``[[timepoints]]`` has one timepoint built from them
+    (default 168 +/- 24 h, "day 7"). A study that lists ``[[timepoints]]`` may not set them.
     """
 
     baseline_from_hours: float = -24.0
@@ -193,10 +196,6 @@ class WindowsSection(_Section):
         if self.trajectory_from_days > self.trajectory_to_days:
             raise ValueError(f"trajectory_from_days: {self.trajectory_from_days:g} must be <= "
                              f"trajectory_to_days ({self.trajectory_to_days:g})")
-        if self.day7_target_hours - self.day7_tolerance_hours <= self.baseline_to_hours:
-            raise ValueError("day7_tolerance_hours: the day-7 window (day7_target_hours - "
-                             f"day7_tolerance_hours) must start after baseline_to_hours "
-                             f"({self.baseline_to_hours:g})")
         return self
 
     @property
@@ -206,6 +205,58 @@ class WindowsSection(_Section):
     @property
     def day7_to_hours(self) -> float:
         return self.day7_target_hours + self.day7_tolerance_hours
+
+
+RESERVED_TIMEPOINT_NAMES = ("baseline", "change", "all_timepoints")
+
+
+def default_timepoint_name(target_hours: float) -> str:
+    """``day7`` for 168 h, ``h36`` for 36 h (a timepoint given without a name)."""
+    days = target_hours / 24.0
+    return f"day{days:g}" if float(days).is_integer() else f"h{target_hours:g}".replace(".", "_")
+
+
+def default_timepoint_label(target_hours: float) -> str:
+    """``day 7`` for 168 h, ``36 h`` for 36 h (a timepoint given without a label)."""
+    days = target_hours / 24.0
+    return f"day {days:g}" if float(days).is_integer() else f"{target_hours:g} h"
+
+
+class TimepointSection(_Section):
+    """One ``[[timepoints]]`` entry: the value closest to ``target_hours`` after the index within
+    +/- ``tolerance_hours`` (edges inclusive; equidistant -> the earlier value), compared with
+    baseline. ``name`` is the identifier written in the results (``day7``); ``label`` the words
+    every output uses ("day 7")."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    label: str = ""
+    target_hours: float = Field(gt=0)
+    tolerance_hours: float = Field(ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults(cls, data):
+        if isinstance(data, dict) and isinstance(data.get("target_hours"), (int, float)):
+            data = dict(data)
+            data.setdefault("name", default_timepoint_name(float(data["target_hours"])))
+            if not str(data.get("label") or "").strip():
+                data["label"] = default_timepoint_label(float(data["target_hours"]))
+        return data
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value in RESERVED_TIMEPOINT_NAMES:
+            raise ValueError(f"'{value}' is reserved; name a timepoint e.g. 'day7' or 'day14'")
+        return value
+
+    @property
+    def from_hours(self) -> float:
+        return self.target_hours - self.tolerance_hours
+
+    @property
+    def to_hours(self) -> float:
+        return self.target_hours + self.tolerance_hours
 
 
 class MarkersSection(_Section):
@@ -278,22 +329,119 @@ class AnalysisSection(_Section):
     wilcoxon_correction: bool = False
     sem_ddof: Literal[1, 0] = 1
     headline_change: Literal["pct_change_of_means", "median_pct_change"] = "pct_change_of_means"
+    #: The repeated-measures model over baseline and every timepoint (statsmodels MixedLM: random
+    #: intercept per patient, timepoint a fixed factor). Unset: fitted when the study has two or
+    #: more timepoints.
+    mixed_model: bool | None = None
+
+
+class PublishedRow(_Section):
+    """One ``[[published.rows]]`` entry: a number as the publication prints it, beside the row of
+    this site's results it corresponds to (``section``, ``variable``, ``level``, ``comparison``,
+    ``timepoint`` and ``stat_name`` as in docs/results-format.md). ``stat_name`` may also be
+    ``mean_sem`` (mean ± SEM) or ``count_percent`` (count (percent))."""
+
+    label: str
+    published: str
+    section: str
+    variable: str
+    stat_name: str
+    level: str | None = None
+    comparison: str | None = None
+    timepoint: str | None = None
+    note: str = ""
+
+
+class PublishedSection(_Section):
+    """``[published]``: the numbers of the publication the study reproduces, shown beside this
+    site's numbers ("published vs this site")."""
+
+    citation: str
+    source: str = ""
+    rows: list[PublishedRow] = Field(default_factory=list)
+
+
+def _timepoints_from_windows(data: dict) -> list[dict]:
+    windows = data.get("windows") if isinstance(data.get("windows"), dict) else {}
+    target = windows.get("day7_target_hours", WindowsSection.model_fields["day7_target_hours"].default)
+    tolerance = windows.get("day7_tolerance_hours",
+                            WindowsSection.model_fields["day7_tolerance_hours"].default)
+    if not isinstance(target, (int, float)) or not isinstance(tolerance, (int, float)):
+        return []  # the [windows] error is reported there
+    return [{"target_hours": target, "tolerance_hours": tolerance}]
 
 
 class StudyDefinition(_Section):
-    """A whole study file."""
+    """A whole study file.
+
+    ``timepoints`` is always filled after validation: the ``[[timepoints]]`` of the file, or the
+    one timepoint of ``[windows] day7_target_hours`` / ``day7_tolerance_hours`` (default day 7,
+    168 +/- 24 h). Timepoints are ordered by target; their windows start after the baseline window
+    ends and do not overlap one another.
+    """
 
     study: StudySection
     cohort: CohortSection = Field(default_factory=CohortSection)
     windows: WindowsSection = Field(default_factory=WindowsSection)
+    timepoints: list[TimepointSection] = Field(default_factory=list)
     markers: MarkersSection = Field(default_factory=MarkersSection)
     cotherapies: CotherapiesSection = Field(default_factory=CotherapiesSection)
     outcomes: OutcomesSection = Field(default_factory=OutcomesSection)
     analysis: AnalysisSection = Field(default_factory=AnalysisSection)
+    published: PublishedSection | None = None
 
     source: str | None = Field(default=None, exclude=True)
     #: The study file's text as read (newlines as LF), for the network package's study hash.
     text: str | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_timepoints(cls, data):
+        if not isinstance(data, dict):
+            return data
+        if not data.get("timepoints"):
+            return {**data, "timepoints": _timepoints_from_windows(data)}
+        windows = data.get("windows") if isinstance(data.get("windows"), dict) else {}
+        both = [k for k in ("day7_target_hours", "day7_tolerance_hours") if k in windows]
+        if both:
+            raise ValueError(f"windows: {both[0]} and [[timepoints]] both given; list "
+                             f"every timepoint as [[timepoints]] (name, label, target_hours, "
+                             f"tolerance_hours) and remove [windows] {', '.join(both)}")
+        return data
+
+    @model_validator(mode="after")
+    def _timepoints_apart(self) -> StudyDefinition:
+        points = sorted(self.timepoints, key=lambda t: t.target_hours)
+        if [t.name for t in points] != [t.name for t in self.timepoints]:
+            raise ValueError("timepoints: list the timepoints in order of target_hours")
+        names = [t.name for t in points]
+        if len(set(names)) != len(names):
+            raise ValueError(f"timepoints: each name may be used once (got {', '.join(names)})")
+        first = points[0]
+        if first.from_hours <= self.windows.baseline_to_hours:
+            raise ValueError(
+                f"timepoints: the window of '{first.name}' ({first.from_hours:g} h .. "
+                f"{first.to_hours:g} h) must start after the baseline window ends "
+                f"(baseline_to_hours = {self.windows.baseline_to_hours:g})")
+        for a, b in zip(points, points[1:]):
+            if b.from_hours <= a.to_hours:
+                raise ValueError(
+                    f"timepoints: the windows of '{a.name}' ({a.from_hours:g} .. {a.to_hours:g} h)"
+                    f" and '{b.name}' ({b.from_hours:g} .. {b.to_hours:g} h) overlap; narrow "
+                    f"tolerance_hours so that each value belongs to one timepoint")
+        return self
+
+    @property
+    def index_drug(self) -> str:
+        """The index drug as every output names it (the vocabulary's drug name)."""
+        return self.cohort.index_drug
+
+    @property
+    def fits_mixed_model(self) -> bool:
+        """Whether the repeated-measures model is fitted ([analysis] mixed_model)."""
+        if self.analysis.mixed_model is None:
+            return len(self.timepoints) >= 2
+        return self.analysis.mixed_model
 
 
 def _section_keys(model: type[BaseModel]) -> list[str]:
@@ -301,9 +449,16 @@ def _section_keys(model: type[BaseModel]) -> list[str]:
 
 
 _SECTIONS: dict[str, type[BaseModel]] = {
-    name: StudyDefinition.model_fields[name].annotation
-    for name in _section_keys(StudyDefinition)
+    "study": StudySection, "cohort": CohortSection, "windows": WindowsSection,
+    "timepoints": TimepointSection, "markers": MarkersSection, "cotherapies": CotherapiesSection,
+    "outcomes": OutcomesSection, "analysis": AnalysisSection, "published": PublishedSection,
 }
+#: Sections written as arrays of tables in TOML.
+_ARRAYS = {"timepoints"}
+
+
+def _heading(section: str) -> str:
+    return f"[[{section}]]" if section in _ARRAYS else f"[{section}]"
 
 
 def _format_error(source: str, err: dict) -> str:
@@ -312,11 +467,20 @@ def _format_error(source: str, err: dict) -> str:
     message = message.removeprefix("Value error, ")
     kind = err.get("type")
     where = source
+    if not loc:  # a whole-file rule: the message starts with the section it concerns
+        named = re.match(r"^([a-z0-9_]+): (.*)$", message, re.S)
+        if named and named.group(1) in _SECTIONS:
+            return f"{source}: {_heading(named.group(1))}: {named.group(2)}"
     if loc:
         section = loc[0]
         rest = loc[1:]
-        if section in _SECTIONS:
-            where += f": [{section}]"
+        if section in _ARRAYS and rest and rest[0].isdigit():
+            where += f": {_heading(section)} entry {int(rest[0]) + 1}"
+            rest = rest[1:]
+            if rest:
+                where += f" {'.'.join(rest)}"
+        elif section in _SECTIONS:
+            where += f": {_heading(section)}"
             if rest:
                 where += f" {'.'.join(rest)}"
             else:
@@ -328,11 +492,14 @@ def _format_error(source: str, err: dict) -> str:
             where += f": {'.'.join(loc)}"
         if kind == "extra_forbidden":
             if section in _SECTIONS and rest:
-                allowed = _section_keys(_SECTIONS[section])
-                message = f"unknown key; allowed keys in [{section}]: {', '.join(allowed)}"
+                model = _SECTIONS[section]
+                if section == "published" and rest[0] == "rows":
+                    model, section = PublishedRow, "published.rows"
+                allowed = _section_keys(model)
+                message = f"unknown key; allowed keys in {_heading(section)}: {', '.join(allowed)}"
             else:
                 message = (f"unknown section; allowed sections: "
-                           f"{', '.join('[' + s + ']' for s in _SECTIONS)}")
+                           f"{', '.join(_heading(s) for s in _SECTIONS)}")
         elif kind == "missing":
             message = "required key is missing"
         elif "input" in err and kind not in ("value_error",):

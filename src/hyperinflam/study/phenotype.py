@@ -1,5 +1,5 @@
 """The phenotype at the index time: criteria and scores of the screening engine at each cohort
-member's first anakinra dose, and PRISM III-24 points for the baseline table.
+member's first dose of the index drug, and PRISM III-24 points for the baseline table.
 
 The screen (``hyperinflam.screening.screen``) is evaluated at one time per stay (``times=``, from
 its compiled plan, :mod:`hyperinflam.screening.plans`: no building or compiling once cached): the
@@ -19,6 +19,8 @@ from hyperinflam.criteria import label as label_of
 from hyperinflam.engine import plans
 from hyperinflam.screening import meets
 from hyperinflam.screening.plans import screen_inputs, screen_pandas, screen_plan
+from hyperinflam.study import labels as words
+from hyperinflam.study.analysis import QUANTILE_METHOD
 
 #: Numeric scores summarised at the index time: column -> (label, unit). Sources: clinical
 #: reference 2 (HScore), 1 (HLH-2004), 5 (Phoenix), 6 (pSOFA).
@@ -47,17 +49,22 @@ MEETS_LABELS: dict[str, str] = {
     meets.GROUP_TITLES.items()}
 #: PRISM III-24 (points only; the probability equation is licensed, clinical reference §7.3).
 PRISM_COLUMN = "prism3_points"
+PRISM_MISSING_COLUMN = "prism3_missing"
 PRISM_LABEL = "PRISM III-24 (first 24 h of the PICU stay)"
 PRISM_WINDOW_HOURS = 24
-PRISM_METHOD = ("PRISM III-24 points (Pollack 1996; clinical reference §7): worst values of the "
-                "first 24 h of the PICU stay, unmeasured variables scored normal as the authors "
-                "do; points only (the mortality equation is licensed). The founding paper does "
-                "not state its PRISM version (clinical reference §10.2; §12.29).")
-PHENOTYPE_METHOD = ("Criteria and scores at the first anakinra dose from the screening engine "
-                    "(hyperinflam.screening.screen): labs worst in the 72 h before, clinical findings "
-                    "documented in the stay before (clinical reference §12.10); "
-                    "unknown inputs are never counted as normal except by Phoenix and pSOFA, "
-                    "whose authors score them 0.")
+PRISM_METHOD = ("PRISM III-24 points (Pollack 1996; §7): the worst values of the first 24 h of the "
+                "PICU stay, unmeasured variables scored normal as the authors do; points only "
+                "(the mortality equation is licensed, §7.3). The founding paper does not state "
+                "its PRISM version (§10.2, §12.29).")
+
+
+def phenotype_method(index_drug: str) -> str:
+    return (f"Criteria and scores at the first {index_drug} dose from the screening engine: "
+            f"laboratory values the worst in the 72 h before, clinical findings documented in the "
+            f"stay before (clinical reference §12.10); unknown inputs are never counted as normal "
+            f"except by Phoenix and pSOFA, whose authors score them 0. A criterion evaluated "
+            f"outside the ages its authors validated is counted and flagged.")
+
 
 _QUANTILE_METHOD = "linear"
 
@@ -97,23 +104,32 @@ def phenotype_frames(con, cohort: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFr
     at_24h = pd.DataFrame({"stay_id": cohort["stay_id"].astype(str),
                            "eval_time": prism_time.astype("datetime64[us]")})
     prism_frame = screen_pandas(con, "times", criteria=["prism3"],
-                                columns=["stay_id", PRISM_COLUMN], times=at_24h)
+                                columns=["stay_id", PRISM_COLUMN, PRISM_MISSING_COLUMN], times=at_24h)
     return index_frame, prism_frame
 
 
+def _row(study_id: str, section: str, variable: str, label: str, stat_name: str, value, *,
+         level=None, unit=None, method=None, warning=None, error=None) -> dict:
+    return dict(study=study_id, section=section, group="cohort", variable=variable, label=label,
+                level=level, comparison=None, timepoint=None, stat_name=stat_name,
+                stat_label=words.stat_label(stat_name),
+                value=np.nan if value is None else float(value), unit=unit, method=method,
+                warning=warning, error=error)
+
+
 def _numeric_rows(study_id: str, section: str, variable: str, label: str,
-                  values: pd.Series, unit: str) -> list[dict]:
+                  values: pd.Series, unit: str, warning: str | None = None) -> list[dict]:
     x = pd.to_numeric(values, errors="coerce").dropna().to_numpy(dtype=float)
-    base = dict(study=study_id, section=section, group="cohort", variable=variable, label=label,
-                level=None, timepoint=None, unit=unit, method=None)
-    rows = [dict(base, statistic="n", value=float(len(x)), unit=None)]
+    rows = [_row(study_id, section, variable, label, "n", len(x), warning=warning)]
     if len(x):
         q1, med, q3 = np.quantile(x, [0.25, 0.5, 0.75], method=_QUANTILE_METHOD)
-        for stat, value in (("median", med), ("q1", q1), ("q3", q3), ("min", x.min()),
-                            ("max", x.max())):
-            rows.append(dict(base, statistic=stat, value=float(value),
-                             method=f"numpy quantile, method={_QUANTILE_METHOD}"
-                             if stat in ("median", "q1", "q3") else None))
+        stats = (("median", med), ("q1", q1), ("q3", q3), ("min", x.min()), ("max", x.max()))
+    else:
+        stats = tuple((s, None) for s in ("median", "q1", "q3", "min", "max"))
+    for stat, value in stats:
+        rows.append(_row(study_id, section, variable, label, stat, value, unit=unit,
+                         method=QUANTILE_METHOD if stat in ("q1", "q3") else None,
+                         warning=warning, error=None if value is not None else "no values"))
     return rows
 
 
@@ -125,12 +141,22 @@ def _categorical_rows(study_id: str, variable: str, label: str, values: pd.Serie
         if level not in counts.index:
             continue
         count = int(counts[level])
-        base = dict(study=study_id, section="phenotype", group="cohort", variable=variable,
-                    label=label, level=level.replace("_", " "), timepoint=None, method=None)
-        rows.append(dict(base, statistic="count", value=float(count), unit=None))
-        rows.append(dict(base, statistic="percent",
-                         value=100.0 * count / n_cohort if n_cohort else np.nan, unit="%"))
+        shown = words.state_label(level)
+        rows.append(_row(study_id, "phenotype", variable, label, "count", count, level=shown))
+        rows.append(_row(study_id, "phenotype", variable, label, "percent",
+                         100.0 * count / n_cohort if n_cohort else None, level=shown, unit="%",
+                         error=None if n_cohort else "no patients"))
     return rows
+
+
+def prism_missing_counts(prism_frame: pd.DataFrame) -> tuple[int, int]:
+    """(patients scored, of whom scored with at least one unmeasured input counted normal)."""
+    if PRISM_MISSING_COLUMN not in prism_frame.columns or prism_frame.empty:
+        return 0, 0
+    scored = prism_frame[PRISM_COLUMN].notna() if PRISM_COLUMN in prism_frame.columns else (
+        pd.Series(False, index=prism_frame.index))
+    missing = prism_frame[PRISM_MISSING_COLUMN].fillna("").astype(str).str.len() > 0
+    return int(scored.sum()), int((scored & missing).sum())
 
 
 def phenotype_results(study_id: str, index_frame: pd.DataFrame,
@@ -153,14 +179,16 @@ def phenotype_results(study_id: str, index_frame: pd.DataFrame,
         if column.endswith(meets.OUTSIDE_AGES_SUFFIX):
             name = column.removesuffix(meets.OUTSIDE_AGES_SUFFIX)
             count = int(index_frame[column].fillna(False).astype(bool).sum())
-            base = dict(study=study_id, section="phenotype", group="cohort", variable=column,
-                        label=f"{label_of(name)}: evaluated outside the ages its authors "
-                              f"validated", level="outside validated ages", timepoint=None,
-                        method=None)
-            rows.append(dict(base, statistic="count", value=float(count), unit=None))
-            rows.append(dict(base, statistic="percent",
-                             value=100.0 * count / n if n else np.nan, unit="%"))
+            label = f"{label_of(name)}: evaluated outside the ages its authors validated"
+            rows.append(_row(study_id, "phenotype", column, label, "count", count,
+                             level="outside validated ages"))
+            rows.append(_row(study_id, "phenotype", column, label, "percent",
+                             100.0 * count / n if n else None, level="outside validated ages",
+                             unit="%", error=None if n else "no patients"))
     if PRISM_COLUMN in prism_frame.columns:
+        scored, with_missing = prism_missing_counts(prism_frame)
+        warning = (f"{with_missing} of {scored} patients scored with unmeasured inputs counted "
+                   f"normal, as the authors do" if with_missing else None)
         rows += _numeric_rows(study_id, "baseline", PRISM_COLUMN, PRISM_LABEL,
-                              prism_frame[PRISM_COLUMN], "points")
+                              prism_frame[PRISM_COLUMN], "points", warning=warning)
     return pd.DataFrame(rows)

@@ -6,7 +6,6 @@ call; renderers read only the returned :class:`~hyperinflam.study.results.StudyR
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from collections.abc import Callable
@@ -14,15 +13,16 @@ from datetime import datetime, timezone
 from importlib import metadata
 
 import ibis
+import numpy as np
+import pandas as pd
 
 from hyperinflam import __version__
 from hyperinflam.engine import engine_name
 from hyperinflam.schema import CANONICAL_TABLES
-import pandas as pd
-
 from hyperinflam.study import analysis, phenotype
 from hyperinflam.study.cohort import extract_cohort
 from hyperinflam.study.definition import StudyDefinition, load_study
+from hyperinflam.study.methods import methods_text
 from hyperinflam.study.results import StudyResults
 
 Progress = Callable[[str], None]
@@ -65,59 +65,36 @@ def data_source_summary(con) -> dict[str, int | None]:
 
 
 def methods_summary(study: StudyDefinition) -> dict:
-    """What the methods paragraph needs (clinical reference §10.4, §12.1-§12.8, §12.29, §12.33)."""
-    c, w, a, ct, o = (study.cohort, study.windows, study.analysis, study.cotherapies,
-                      study.outcomes)
-    req = c.required_criterion
+    """What the Methods say (hyperinflam.study.methods): ``paragraphs`` as [topic, text] pairs,
+    ``software`` (test -> call, for one footnote each), the PRISM III and phenotype notes."""
+    text = methods_text(study)
     return {
-        "index": (f"first administration of {c.index_drug} whose start lies within the PICU stay; "
-                  f"earlier exposure flagged (clinical reference §10.4; §12.7)"),
-        "cohort": {
-            "age_years": [c.age_min_years, c.age_max_years],
-            "age_rule": "completed years at PICU admission, both ends inclusive",
-            "admitted_from": c.admitted_from.isoformat() if c.admitted_from else None,
-            "admitted_to": c.admitted_to.isoformat() if c.admitted_to else None,
-            "first_qualifying_stay_only": c.first_qualifying_stay_only,
-            "required_criterion": str(req) if req else None,
-        },
-        "windows": {
-            "baseline_hours": [w.baseline_from_hours, w.baseline_to_hours],
-            "baseline_rule": "closest to the index, edges inclusive; equidistant -> the earlier "
-                             "(pre-index) value (§12.1)",
-            "day7_target_hours": w.day7_target_hours,
-            "day7_hours": [w.day7_from_hours, w.day7_to_hours],
-            "day7_rule": "closest to the target, edges inclusive; equidistant -> the earlier "
-                         "value (§12.2)",
-            "trajectory_days": [w.trajectory_from_days, w.trajectory_to_days],
-        },
-        "missing": "complete cases per marker; patients without both values are excluded from "
-                   "that marker only and counted (§12.3)",
-        "summary": {
-            "sem": analysis.SEM_METHOD if a.sem_ddof == 1 else "SD (n) / sqrt(n)",
-            "quantiles": analysis.QUANTILE_METHOD,
-            "pct_change_of_means": analysis.PCT_CHANGE_OF_MEANS_METHOD,
-            "median_pct_change": analysis.MEDIAN_PCT_CHANGE_METHOD,
-            "headline_change": a.headline_change,
-        },
-        "tests": {
-            "paired_t": ({"function": "scipy.stats.ttest_rel(baseline, day7)",
-                          "alternative": a.alternative} if "paired_t" in a.tests else None),
-            "wilcoxon": ({"function": "scipy.stats.wilcoxon(day7 - baseline)",
-                          "alternative": a.alternative,
-                          "method": f"exact when n <= {a.wilcoxon_exact_max_n} and no zero or "
-                                    f"tied absolute differences, else normal approximation",
-                          "zero_method": a.wilcoxon_zero_method,
-                          "correction": a.wilcoxon_correction} if "wilcoxon" in a.tests
-                         else None),
-        },
-        "cotherapies": {"classes": list(ct.classes),
-                        "window_hours": [ct.window_from_hours, ct.window_to_hours],
-                        "any_time_in_stay": ct.any_time_in_stay},
-        "outcomes": {"infections": "strictly after the index", "deaths": "at or after the index",
-                     "followup_days": o.followup_days, "in_stay": "time <= PICU discharge"},
+        "paragraphs": [[topic, sentence] for topic, sentence in text["paragraphs"]],
+        "software": text["software"],
         "prism": phenotype.PRISM_METHOD,
-        "phenotype": phenotype.PHENOTYPE_METHOD,
+        "phenotype": phenotype.phenotype_method(study.index_drug),
     }
+
+
+def _with_prism(patients: pd.DataFrame, prism_frame: pd.DataFrame) -> pd.DataFrame:
+    """The listing with each patient's PRISM III: a recorded score when the run has one
+    (``prism3_recorded``), else the computed PRISM III-24 points; then without stay ids."""
+    out = patients.copy()
+    if not out.empty and "stay_id" in prism_frame.columns:
+        p = prism_frame.set_index(prism_frame["stay_id"].astype(str))
+        ids = out["stay_id"].astype(str)
+        computed = ids.map(p[phenotype.PRISM_COLUMN]) if phenotype.PRISM_COLUMN in p else None
+        recorded = ids.map(p["prism3_recorded"]) if "prism3_recorded" in p else None
+        if recorded is not None:
+            out["prism3"] = recorded.where(recorded.notna(), computed)
+            out["prism3_source"] = np.where(recorded.notna(), "recorded",
+                                            np.where(computed.notna(), "computed", None))
+        elif computed is not None:
+            out["prism3"] = pd.to_numeric(computed, errors="coerce")
+            out["prism3_source"] = np.where(out["prism3"].notna(), "computed", None)
+        out["prism3_source"] = out["prism3_source"].astype(object).where(
+            out["prism3"].notna(), None)
+    return out.drop(columns=["stay_id"], errors="ignore")
 
 
 def run_study(con, study: StudyDefinition | str | os.PathLike, *,
@@ -130,31 +107,31 @@ def run_study(con, study: StudyDefinition | str | os.PathLike, *,
     say(f"Extracting the cohort for {definition.study.id}")
     frames = extract_cohort(con, definition)
     say(f"Computing statistics for {len(frames.cohort)} patients")
-    results, observations = analysis.analyse(frames, definition)
+    results, observations, patients = analysis.analyse(frames, definition)
     say("Screening criteria at the index time and PRISM III-24")
-    phenotype_rows = phenotype.phenotype_results(
-        definition.study.id, *phenotype.phenotype_frames(con, frames.cohort))
+    index_frame, prism_frame = phenotype.phenotype_frames(con, frames.cohort)
+    phenotype_rows = phenotype.phenotype_results(definition.study.id, index_frame, prism_frame)
     if not phenotype_rows.empty:
-        results = pd.concat([results, phenotype_rows.reindex(columns=results.columns)],
-                            ignore_index=True)
+        results = analysis.results_frame(
+            results.to_dict("records")
+            + phenotype_rows.reindex(columns=results.columns).to_dict("records"))
+    patients = _with_prism(patients, prism_frame)
     say("Collecting provenance")
     provenance = {
         "versions": {"hyperinflam": __version__, "duckdb": _version("duckdb"),
                      "ibis-framework": _version("ibis-framework"), "scipy": _version("scipy"),
-                     "numpy": _version("numpy"), "pandas": _version("pandas"),
+                     "statsmodels": _version("statsmodels"), "numpy": _version("numpy"),
+                     "pandas": _version("pandas"),
                      **({"pyspark": _version("pyspark")} if engine_name(con) == "spark"
                         else {})},
         "database": database_path(con),
         "backend": getattr(con, "name", None),
         "data_source": data_source_summary(con),
         "study_file": definition.source,
-        # the exact study text, so that a network can check every site ran the same file
-        "study_file_sha256": (hashlib.sha256(definition.text.encode("utf-8")).hexdigest()
-                              if definition.text is not None else None),
-        "study_file_text": definition.text,
         "run_time_utc": run_time.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "duration_seconds": round(time.perf_counter() - started, 3),
         "methods": methods_summary(definition),
     }
     return StudyResults(results=results, observations=observations,
-                        definition=definition.model_dump(mode="json"), provenance=provenance)
+                        definition=definition.model_dump(mode="json"), provenance=provenance,
+                        patients=patients)
