@@ -135,6 +135,11 @@ def package_table(zip_path: Path, name: str) -> list[dict]:
     return list(csv.DictReader(io.StringIO(package_files(zip_path)[name].decode("utf-8"))))
 
 
+def site_results(run: Path) -> pd.DataFrame:
+    """A site's results.csv, its ``stat_name`` read as ``statistic`` (the pooled results' name)."""
+    return pd.read_csv(run / "results.csv").rename(columns={"stat_name": "statistic"})
+
+
 def pooled_value(results: pd.DataFrame, **where) -> float:
     sel = results
     for column, value in where.items():
@@ -161,7 +166,7 @@ def contributing(network, marker: str) -> list[str]:
 def test_sizes_cover_small_and_large_sites(network):
     cohorts = {}
     for name, site in network.sites.items():
-        res = pd.read_csv(site.run / "results.csv")
+        res = site_results(site.run)
         cohorts[name] = pooled_value(res, section="flow", variable="cohort", statistic="count")
     assert len(cohorts) >= 6 and len(set(cohorts.values())) == len(cohorts)
     assert sum(1 for c in cohorts.values() if c < MIN_CELL) >= 2
@@ -280,7 +285,7 @@ def test_pooled_counts_sum_the_sites_that_published_them(network):
         for name, site in network.sites.items():
             row = next(r for r in package_table(site.zip, "counts.csv")
                        if r["variable"] == variable and r["level"] == level)
-            truth = pooled_value(pd.read_csv(site.run / "results.csv"), section="baseline",
+            truth = pooled_value(site_results(site.run), section="baseline",
                                  variable=variable, level=level, statistic="count")
             if row["status"] == "published":
                 assert int(row["count"]) == truth
@@ -298,7 +303,7 @@ def test_pooled_counts_sum_the_sites_that_published_them(network):
         row = next(r for r in package_table(site.zip, "continuous.csv")
                    if r["variable"] == "age_years")
         if row["status"] == "published":
-            own = pd.read_csv(site.run / "results.csv")
+            own = site_results(site.run)
             n = pooled_value(own, section="baseline", variable="age_years", statistic="n")
             num += n * pooled_value(own, section="baseline", variable="age_years",
                                     statistic="mean")
@@ -308,11 +313,11 @@ def test_pooled_counts_sum_the_sites_that_published_them(network):
 
 
 def test_results_files_follow_the_results_format(network):
-    from hyperinflam.study.results import RESULTS_COLUMNS
+    from hyperinflam.study.network.pool import POOL_COLUMNS
 
     out = network.pooled.out
     header = (out / "results.csv").read_text().splitlines()[0].split(",")
-    assert header[:len(RESULTS_COLUMNS)] == RESULTS_COLUMNS
+    assert header[:len(POOL_COLUMNS)] == POOL_COLUMNS
     doc = json.loads((out / "results.json").read_text())
     assert set(doc) >= {"study", "provenance", "results"}
     assert doc["study"]["study"]["id"] == "rajasekaran2014"
@@ -355,8 +360,8 @@ def _attacker_relations(cells: list[dict]) -> list[dict[str, int]]:
                 elif lv.startswith("without ("):
                     relations.append({levels[lv[len("without ("):-1]]: 1, i: 1, cohort: -1})
             if variable == "death":
-                anyt = levels["any time after index"]
-                relations.append({anyt: 1, levels["in stay"]: -1,
+                anyt = levels["any time"]
+                relations.append({anyt: 1, levels["in the PICU stay"]: -1,
                                   levels["after PICU discharge"]: -1})
                 within = next(lv for lv in levels if lv.startswith("within"))
                 after = next(lv for lv in levels if lv.startswith("after the window"))
@@ -463,7 +468,7 @@ def test_no_suppressed_count_can_be_recovered(network):
 def test_small_counts_are_suppressed_with_their_true_values(network):
     """Every true count of 1..N-1 of the site's results is shown as '< N' in its package."""
     for name, site in network.sites.items():
-        own = pd.read_csv(site.run / "results.csv")
+        own = site_results(site.run)
         counts = own[(own["statistic"] == "count") & own["section"].isin(
             ["baseline", "cotherapy", "safety", "phenotype"])
             & (own["variable"] != "admission_reason")]

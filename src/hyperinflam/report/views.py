@@ -50,6 +50,12 @@ SUMMARY_SECTIONS: dict[str, str] = {
     "outcome": "PICU stay and survival",
     "phenotype": "Criteria and scores at the first {drug} dose",
 }
+#: A note under a characteristics table, for the words its levels use.
+SUMMARY_NOTES: dict[str, str] = {
+    "phenotype": ("met / not met: the criterion's result with the inputs recorded; "
+                  "indeterminate: inputs not recorded could change the result; unknown: too few "
+                  "inputs recorded to evaluate it."),
+}
 #: Sections the report draws in their own way (not as characteristics tables).
 SPECIAL_SECTIONS = {"flow", "marker", "domains"}
 
@@ -762,7 +768,8 @@ def summary_table(results: StudyResults, section: str,
             for level, tp in with_level:
                 lab = level if tp is None else f"{level} ({timepoint_label(idx.definition, tp)})"
                 table.lines.append(SummaryLine(lab, cells_for(level, tp), indent=True))
-    table.notes = list(dict.fromkeys(notes))
+    table.notes = list(dict.fromkeys(notes + ([SUMMARY_NOTES[section].rstrip(".")]
+                                              if section in SUMMARY_NOTES else [])))
     return table
 
 

@@ -546,7 +546,7 @@ def analyse(frames: CohortFrames, study: StudyDefinition
     ct = study.cotherapies
     cot = _cotherapy_given(frames, cohort_ids)
     window_words = (f"from {signed_hours(ct.window_from_hours)} to "
-                    f"{signed_hours(ct.window_to_hours)} of the first {drug} dose")
+                    f"{signed_hours(ct.window_to_hours)} of the first dose")
     for drug_class in ct.classes:
         given = cot[cot["drug_class"] == drug_class]
         label = words.drug_class_label(drug_class)
@@ -566,7 +566,7 @@ def analyse(frames: CohortFrames, study: StudyDefinition
     # -- safety (§12.33) -------------------------------------------------------------------
     o = study.outcomes
     ev = frames.events[frames.events["stay_id"].isin(cohort_ids)]
-    followup = f"within {o.followup_days:g} days of the first {drug} dose"
+    followup = f"within {o.followup_days:g} days"
     for event_type, wanted, label in (
             ("infection", o.infections, f"Infection after the first {drug} dose"),
             ("death", o.deaths, f"Death after the first {drug} dose")):

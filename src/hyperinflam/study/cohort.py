@@ -330,15 +330,17 @@ def outcome_events(con, members: ibis.Table, study: StudyDefinition) -> ibis.Tab
     )
 
 
-def index_drug_exposure(con, members: ibis.Table, study: StudyDefinition) -> ibis.Table:
+def index_drug_exposure(con, members: ibis.Table, study: StudyDefinition
+                        ) -> tuple[ibis.Table, ibis.Table]:
     """The index drug's course per member (clinical reference §9.1, §12.34, §12.39): daily doses
     in mg/kg per 24-h period from the first dose (hyperinflam.screening.anakinra.daily_doses, for
-    any drug), the routes used and the days with a dose.
+    any drug), the days with a dose, and the routes used.
 
-    Columns: stay_id, days_with_dose (24-h periods with an administration), course_days (from
-    the first to the last administration's period, inclusive), median_mg_kg_day and
-    max_mg_kg_day (over the periods whose dose is known; NULL when none is), periods_dose_unknown,
-    routes (distinct routes, comma-separated, '' when none recorded), n_administrations.
+    Returns (courses, routes). courses: stay_id, days_with_dose (24-h periods with an
+    administration), course_days (from the first to the last administration's period,
+    inclusive), median_mg_kg_day and max_mg_kg_day (over the periods whose dose is known; NULL
+    when none is), periods_dose_unknown, n_administrations. routes: stay_id, route (each distinct
+    recorded route once, lower case).
     """
     from hyperinflam.screening.anakinra import administrations, daily_doses
 
@@ -346,7 +348,7 @@ def index_drug_exposure(con, members: ibis.Table, study: StudyDefinition) -> ibi
     ids = members.select(e_stay_id=members.stay_id)
     days = daily_doses(con, drug=drug)
     days = days.join(ids, days.stay_id == ids.e_stay_id).drop("e_stay_id")
-    per_stay = days.group_by(x_stay_id=days.stay_id).aggregate(
+    courses = days.group_by("stay_id").aggregate(
         days_with_dose=days.count(),
         course_days=days.period.max() + 1,
         median_mg_kg_day=days.dose_mg_per_kg.median(),
@@ -357,14 +359,17 @@ def index_drug_exposure(con, members: ibis.Table, study: StudyDefinition) -> ibi
     a = administrations(con, drug=drug)
     a = a.join(ids, a.stay_id == ids.e_stay_id).drop("e_stay_id")
     routes = a.filter(a.route.notnull() & (a.route != "")).select(
-        r_stay_id=a.stay_id, route=a.route.lower()).distinct()
-    routes = routes.group_by("r_stay_id").aggregate(
-        routes=routes.route.group_concat(",", order_by=routes.route))
-    t = per_stay.left_join(routes, per_stay.x_stay_id == routes.r_stay_id)
-    return t.select(stay_id=t.x_stay_id, days_with_dose=t.days_with_dose,
-                    course_days=t.course_days, median_mg_kg_day=t.median_mg_kg_day,
-                    max_mg_kg_day=t.max_mg_kg_day, periods_dose_unknown=t.periods_dose_unknown,
-                    routes=t.routes.fill_null(""), n_administrations=t.n_administrations)
+        "stay_id", route=a.route.lower()).distinct()
+    return courses, routes
+
+
+def _with_routes(courses: pd.DataFrame, routes: pd.DataFrame) -> pd.DataFrame:
+    """The executed courses with ``routes``: each stay's routes, sorted, comma-separated."""
+    joined = (routes.sort_values(["stay_id", "route"]).groupby("stay_id")["route"]
+              .agg(",".join).rename("routes").reset_index())
+    out = courses.merge(joined, on="stay_id", how="left")
+    out["routes"] = out["routes"].fillna("")
+    return out
 
 
 #: Domains a study reads, with the human words every output uses (docs/results-format.md).
@@ -430,7 +435,8 @@ def extract_cohort(con, study: StudyDefinition) -> CohortFrames:
                                                 members_full.admit_time),
         picu_days=_hours_between(members_full.discharge_time, members_full.admit_time) / 24.0,
     ).order_by(["index_time", "person_id"]).to_pandas()
-    exposure = index_drug_exposure(con, members, study).to_pandas()
+    courses, routes = index_drug_exposure(con, members, study)
+    exposure = _with_routes(courses.to_pandas(), routes.to_pandas())
     markers = study.markers.variables
     values = chosen_values(con, members, markers, study).order_by(
         ["stay_id", "variable", "hours_from_index"]).to_pandas()

@@ -1,7 +1,8 @@
 """The declarative study definition: a TOML file validated by pydantic.
 
-A study file has the sections ``[study]``, ``[cohort]``, ``[windows]``, ``[markers]``,
-``[cotherapies]``, ``[outcomes]`` and ``[analysis]``; every key has a default taken from the
+A study file has the sections ``[study]``, ``[cohort]``, ``[windows]``, ``[[timepoints]]``,
+``[markers]``, ``[cotherapies]``, ``[outcomes]``, ``[analysis]`` and ``[published]``; every key
+has a default taken from the
 clinical reference (docs/clinical-reference.md §10.4 and §12.1-§12.8, §12.29, §12.32-§12.34,
 §12.39), so a study file only states what differs. Unknown keys are errors (``extra="forbid"``)
 and every error names the file, the section, the key and the allowed values.

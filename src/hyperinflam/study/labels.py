@@ -65,8 +65,8 @@ DRUG_CLASS_LABELS: dict[str, str] = {
 STATE_LABELS: dict[str, str] = {
     "met": "met",
     "not_met": "not met",
-    "indeterminate": "indeterminate (unknown inputs could change it)",
-    "unknown": "unknown (inputs not recorded)",
+    "indeterminate": "indeterminate",
+    "unknown": "unknown",
     "not evaluated": "not evaluated",
 }
 

@@ -6,6 +6,7 @@ call; renderers read only the returned :class:`~hyperinflam.study.results.StudyR
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Callable
@@ -128,6 +129,10 @@ def run_study(con, study: StudyDefinition | str | os.PathLike, *,
         "backend": getattr(con, "name", None),
         "data_source": data_source_summary(con),
         "study_file": definition.source,
+        # the exact study text, so that a network can check every site ran the same file
+        "study_file_sha256": (hashlib.sha256(definition.text.encode("utf-8")).hexdigest()
+                              if definition.text is not None else None),
+        "study_file_text": definition.text,
         "run_time_utc": run_time.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "duration_seconds": round(time.perf_counter() - started, 3),
         "methods": methods_summary(definition),

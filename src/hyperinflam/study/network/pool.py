@@ -54,10 +54,13 @@ from hyperinflam.study.network.package import (
 from hyperinflam.study.network.paired import Moments, PairedSummary
 from hyperinflam.errors import NetworkError
 from hyperinflam.study.network.suppression import PUBLISHED, SMALL
-from hyperinflam.study.results import RESULTS_COLUMNS, StudyResults
+from hyperinflam.study.results import StudyResults
 
 POOLED = "pooled"
-POOL_COLUMNS = RESULTS_COLUMNS + [c for c in ("warning",) if c not in RESULTS_COLUMNS]
+#: The pooled results' columns (the site results dataset's columns before stat_name, comparison
+#: and error; the pooled report reads these).
+POOL_COLUMNS = ["study", "section", "group", "variable", "label", "level", "timepoint",
+                "statistic", "value", "unit", "method", "warning"]
 COUNT_SECTIONS = ("flow", "baseline", "cotherapy", "safety", "phenotype")
 
 PAIRED_T_POOLED = ("paired t-test from the sites' sums (n, sums and centred sums of squares of "

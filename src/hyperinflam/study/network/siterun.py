@@ -269,6 +269,24 @@ def _paired(observations: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     return pairs.sort_values(columns, kind="stable").reset_index(drop=True), followups
 
 
+def _site_rows(results: pd.DataFrame) -> pd.DataFrame:
+    """The results dataset in the terms read here (docs/results-format.md): ``stat_name`` read
+    as ``statistic``; left out: the mixed model (comparison ``all_timepoints``), the per-marker
+    flow counts of each comparison, the flow's exclusion rows (the differences of two steps,
+    computed here again), and the counts a site does not record (empty, with an ``error``)."""
+    if "stat_name" not in results.columns:
+        return results
+    r = results.rename(columns={"stat_name": "statistic"})
+    comparison = r["comparison"] if "comparison" in r.columns else pd.Series(None, index=r.index)
+    keep = comparison.fillna("") != "all_timepoints"
+    keep &= ~((r["section"] == "flow") & (comparison.notna()
+                                          | r["variable"].astype(str).str.startswith("excluded_")))
+    error = r["error"] if "error" in r.columns else pd.Series(None, index=r.index)
+    keep &= ~((r["statistic"] == "count") & error.notna()
+              & pd.to_numeric(r["value"], errors="coerce").isna())
+    return r[keep].reset_index(drop=True)
+
+
 def read_site_run(results_dir: str | Path) -> SiteRun:
     """Read ``results_dir`` (the ``--out`` folder of ``hyperinflam study run``)."""
     folder = Path(results_dir)
@@ -276,7 +294,7 @@ def read_site_run(results_dir: str | Path) -> SiteRun:
     where = str(folder / RESULTS_JSON)
     definition = doc.get("study") or {}
     provenance = doc.get("provenance") or {}
-    results = pd.DataFrame(doc["results"])
+    results = _site_rows(pd.DataFrame(doc["results"]))
     for column in ("section", "variable", "label", "level", "timepoint", "statistic", "unit"):
         if column not in results.columns:
             results[column] = None

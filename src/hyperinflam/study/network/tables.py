@@ -30,8 +30,8 @@ from hyperinflam.study.network.suppression import (
 )
 
 COHORT_KEY = "flow|cohort||"
-#: Levels of the death counts (study.analysis): nested in "any time after index".
-DEATH_ANY, DEATH_IN_STAY = "any time after index", "in stay"
+#: Levels of the death counts (study.analysis): nested in "any time".
+DEATH_ANY, DEATH_IN_STAY = "any time", "in the PICU stay"
 
 
 def cell_key(section: str, variable: str, timepoint: str | None = None,
