@@ -350,7 +350,7 @@ class PublishedRow(_Section):
     level: str | None = None
     comparison: str | None = None
     timepoint: str | None = None
-    note: str = ""
+    note: str | None = None
 
 
 class PublishedSection(_Section):
@@ -358,7 +358,6 @@ class PublishedSection(_Section):
     site's numbers ("published vs this site")."""
 
     citation: str
-    source: str = ""
     rows: list[PublishedRow] = Field(default_factory=list)
 
 
@@ -556,6 +555,10 @@ def load_study(path_or_name: str | os.PathLike | StudyDefinition) -> StudyDefini
     return parse_study(data, source=source, text=text)
 
 
+def _parse_timepoints(items: list[dict]) -> list[TimepointSection]:
+    return [TimepointSection.model_validate(item) for item in items]
+
+
 def resolved_toml(definition: StudyDefinition) -> str:
     """The definition as TOML with every key of every section, defaults filled in ('study
     check'); a key that is not set (None) is a comment, since TOML has no null."""
@@ -563,11 +566,31 @@ def resolved_toml(definition: StudyDefinition) -> str:
 
     chunks = [f"# {definition.source or 'study'}: the resolved definition (every default filled "
               f"in; keys docs/study-definition.md)."]
+    def without_none(value):
+        if isinstance(value, dict):
+            return {k: without_none(v) for k, v in value.items() if v is not None}
+        if isinstance(value, list):
+            return [without_none(v) for v in value]
+        return value
+
+    w = definition.windows
+    shorthand = [t.model_dump() for t in _parse_timepoints(_timepoints_from_windows(
+        {"windows": {"day7_target_hours": w.day7_target_hours,
+                     "day7_tolerance_hours": w.day7_tolerance_hours}}))]
+    listed = definition.timepoints and [t.model_dump() for t in definition.timepoints] != shorthand
     for section, values in definition.model_dump(mode="python").items():
+        if isinstance(values, list):  # an array of tables: [[timepoints]]
+            if section == "timepoints" and not listed:
+                continue  # the one timepoint of [windows] day7_target_hours, written there
+            for item in values:
+                chunks.append(f"[[{section}]]\n" + tomli_w.dumps(without_none(item)).rstrip("\n"))
+            continue
         if not isinstance(values, dict):
             continue
+        if section == "windows" and listed:  # [[timepoints]] replace the day-7 keys
+            values = {k: v for k, v in values.items() if not k.startswith("day7_")}
         unset = [f"# {key} = (not set)" for key, value in values.items() if value is None]
-        text = tomli_w.dumps({section: {k: v for k, v in values.items() if v is not None}})
+        text = tomli_w.dumps({section: without_none(values)})
         lines = text.rstrip("\n").splitlines()
         if not lines or lines[0] != f"[{section}]":
             lines.insert(0, f"[{section}]")

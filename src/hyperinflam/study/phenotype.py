@@ -104,7 +104,8 @@ def phenotype_frames(con, cohort: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFr
     at_24h = pd.DataFrame({"stay_id": cohort["stay_id"].astype(str),
                            "eval_time": prism_time.astype("datetime64[us]")})
     prism_frame = screen_pandas(con, "times", criteria=["prism3"],
-                                columns=["stay_id", PRISM_COLUMN, PRISM_MISSING_COLUMN], times=at_24h)
+                                columns=["stay_id", PRISM_COLUMN, PRISM_MISSING_COLUMN],
+                                times=at_24h)
     return index_frame, prism_frame
 
 
