@@ -26,13 +26,14 @@ import json
 import os
 from datetime import datetime, timezone
 from pathlib import Path
-
-import ibis
-import ibis.expr.datatypes as dt
+from typing import TYPE_CHECKING
 
 from hyperinflam import __version__
 from hyperinflam.errors import SourceError
 from hyperinflam.schema import ALL_TABLES, CANONICAL_TABLES, Table
+
+if TYPE_CHECKING:  # ibis is imported where it is used: checking a --db path needs none of it
+    import ibis
 
 MANIFEST_NAME = "_hyperinflam.json"
 FORMAT_NAME = "hyperinflam-parquet"
@@ -42,8 +43,9 @@ PARTITION_BY: dict[str, tuple[str, ...]] = {"measurement": ("variable",)}
 #: Parquet compression (zstd: small files, fast to read on both engines).
 COMPRESSION = "zstd"
 
-_IBIS_TYPES = {"VARCHAR": dt.string, "DATE": dt.date, "TIMESTAMP": dt.timestamp,
-               "DOUBLE": dt.float64, "BOOLEAN": dt.boolean, "BIGINT": dt.int64}
+#: ibis type names of the canonical SQL types.
+_IBIS_TYPES = {"VARCHAR": "string", "DATE": "date", "TIMESTAMP": "timestamp",
+               "DOUBLE": "float64", "BOOLEAN": "boolean", "BIGINT": "int64"}
 #: Spark SQL types of the canonical SQL types (naive timestamps are TIMESTAMP_NTZ on Spark).
 _SPARK_TYPES = {"VARCHAR": "string", "DATE": "date", "TIMESTAMP": "timestamp_ntz",
                 "DOUBLE": "double", "BOOLEAN": "boolean", "BIGINT": "bigint"}
@@ -51,6 +53,8 @@ _SPARK_TYPES = {"VARCHAR": "string", "DATE": "date", "TIMESTAMP": "timestamp_ntz
 
 def ibis_schema(table: Table) -> ibis.Schema:
     """The ibis schema of a canonical table (types from :mod:`hyperinflam.schema`)."""
+    import ibis
+
     return ibis.schema({c.name: _IBIS_TYPES[c.sql_type] for c in table.columns})
 
 
@@ -102,6 +106,8 @@ def build_manifest(tables: dict[str, dict], written_by: str = "") -> dict:
 # ---------------------------------------------------------------------------------------------
 def _canonical_view(raw: ibis.Table, table: Table) -> ibis.Table:
     """Columns in canonical order and type; a missing optional column becomes NULL."""
+    import ibis
+
     cols = {}
     for column in table.columns:
         name, dtype = column.name, _IBIS_TYPES[column.sql_type]
@@ -143,6 +149,8 @@ def register_parquet(con, folder: str | os.PathLike, *, tables=ALL_TABLES) -> di
     Returns {table: what it was read from}. ``folder`` may be a URI that Spark reads
     (``s3a://``, ``abfss://``, ``dbfs:/``); DuckDB needs a local folder.
     """
+    import ibis
+
     text = str(folder)
     local = None if is_uri(text) else Path(text)
     if local is not None:
