@@ -54,7 +54,27 @@ def time_sql(column_sql: str, tz: str, *, allow_date_only: bool = False) -> str:
         local = f"(timezone({_quote(tz)}, {local}) AT TIME ZONE 'UTC')"
     return (f"(CASE WHEN NOT regexp_full_match({column_sql}, {_quote(pattern)}) THEN NULL "
             f"WHEN regexp_matches({column_sql}, {_quote(OFFSET_SUFFIX_PATTERN)}) "
-            f"THEN TRY_CAST({column_sql} AS TIMESTAMPTZ) AT TIME ZONE 'UTC' ELSE {local} END)")
+            f"THEN TRY_CAST({_offset_text(column_sql)} AS TIMESTAMPTZ) AT TIME ZONE 'UTC' "
+            f"ELSE {local} END)")
+
+
+#: (pattern, replacement) steps that put an ISO 8601 time with an offset in the form DuckDB casts
+#: to ``TIMESTAMPTZ``: seconds added after hh:mm (``14:30Z`` -> ``14:30:00Z``), no space before
+#: the offset, ``z`` as ``Z``. DuckDB gives NULL for each of the three; ISO 8601 and
+#: :func:`parse_time` accept them.
+_OFFSET_FORMS: tuple[tuple[str, str], ...] = (
+    (r"^(.{10}[T ]\d{2}:\d{2}) ?([Zz+-])", r"\1:00\2"),
+    (r" ([Zz+-])", r"\1"),
+    (r"z$", "Z"),
+)
+
+
+def _offset_text(column_sql: str) -> str:
+    """SQL for the text of ``column_sql`` (a time with an offset) as DuckDB casts it."""
+    sql = column_sql
+    for pattern, replacement in _OFFSET_FORMS:
+        sql = f"regexp_replace({sql}, {_quote(pattern)}, {_quote(replacement)})"
+    return sql
 
 
 def date_sql(column_sql: str) -> str:

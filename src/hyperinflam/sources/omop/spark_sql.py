@@ -51,6 +51,7 @@ REWRITES = {
     "timezone(tz, t) AT TIME ZONE 'UTC'": "CAST(to_utc_timestamp(t, tz) AS TIMESTAMP_NTZ)",
     "json_object(k, v, ...)": "to_json(named_struct(k, v, ...)) keeping null fields",
     "string_agg(x, sep ORDER BY x)": "array_join(array_sort(collect_list(x)), sep)",
+    "regexp_replace(x, p, '\\1')": "regexp_replace(x, p, '$1') (Java's group references)",
 }
 
 
@@ -155,6 +156,11 @@ def _rewrite(node: exp.Expression) -> exp.Expression:
 def to_spark_sql(duckdb_sql: str) -> str:
     """One DuckDB statement as Spark SQL (sqlglot, after the :data:`REWRITES`)."""
     tree = sqlglot.parse_one(duckdb_sql, read="duckdb")
+    for node in tree.find_all(exp.RegexpReplace):  # before: a rewritten node is not revisited
+        replacement = node.args.get("replacement")
+        if isinstance(replacement, exp.Literal):
+            java = re.sub(r"\\(\d)", r"$\1", replacement.this.replace("$", "\\$"))
+            node.set("replacement", exp.Literal.string(java))
     return tree.transform(_rewrite).sql(dialect="spark")
 
 
