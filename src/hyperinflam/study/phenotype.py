@@ -181,11 +181,11 @@ def phenotype_results(study_id: str, index_frame: pd.DataFrame,
             name = column.removesuffix(meets.OUTSIDE_AGES_SUFFIX)
             count = int(index_frame[column].fillna(False).astype(bool).sum())
             label = f"{label_of(name)}: evaluated outside the ages its authors validated"
-            rows.append(_row(study_id, "phenotype", column, label, "count", count,
-                             level="outside validated ages"))
+            # a yes/no flag (no level), like invasive_ventilation: its complement is the cohort
+            rows.append(_row(study_id, "phenotype", column, label, "count", count))
             rows.append(_row(study_id, "phenotype", column, label, "percent",
-                             100.0 * count / n if n else None, level="outside validated ages",
-                             unit="%", error=None if n else "no patients"))
+                             100.0 * count / n if n else None, unit="%",
+                             error=None if n else "no patients"))
     if PRISM_COLUMN in prism_frame.columns:
         scored, with_missing = prism_missing_counts(prism_frame)
         warning = (f"{with_missing} of {scored} patients scored with unmeasured inputs counted "

@@ -30,6 +30,7 @@ import json
 import math
 import tomllib
 import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -118,7 +119,7 @@ def read_package(path: str | Path) -> SitePackageData:
     with zipfile.ZipFile(io.BytesIO(raw)) as zf:
         try:
             contents = {info.filename: zf.read(info) for info in zf.infolist()}
-        except (zipfile.BadZipFile, OSError) as exc:
+        except (zipfile.BadZipFile, zlib.error, OSError) as exc:
             raise NetworkError(f"{path}: the zip file is damaged ({exc}); ask the site to send "
                                f"it again.") from None
     if MANIFEST not in contents:
