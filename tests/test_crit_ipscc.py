@@ -4,6 +4,9 @@ edges of §12 row 37, the hypotension table choice of §12 row 28, unit invarian
 missing inputs as 'unknown' (never 'not_met').
 
 Expected results are read by hand from the clinical reference, never from the module under test.
+Every case is registered at import and evaluated with the others of its settings in one query
+per engine (the ``backend`` fixture: DuckDB and Spark; tests/widetable.py ``Batch``): the default
+settings, UNMODELLED_COMPONENTS = 'absent', and that with the Goldstein 2005 hypotension table.
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ import pytest
 
 from hyperinflam import vocabulary
 from hyperinflam.criteria import discover, ipscc
+from widetable import Batch, declared_and_written_types
 
-CON = ibis.duckdb.connect()
 VOCAB = vocabulary.load()
 YEAR_DAYS = 365.25
 MONTH_DAYS = 30.4375
@@ -50,7 +53,9 @@ ALL_MISSING = {"age_days": 3 * YEAR_DAYS, "imv": False, "dopamine": False, "dobu
                "epinephrine": False, "norepinephrine": False}
 
 
-def wide(rows: list[dict]) -> ibis.Table:
+def frame(rows: list[dict]) -> pd.DataFrame:
+    """Wide rows: 'age_days' plus the input names of COLUMN (NULL unless given), 30 h after
+    admission."""
     admit = datetime(2024, 3, 1, 8, 0)
     eval_time = admit + timedelta(hours=30)
     records = []
@@ -71,25 +76,53 @@ def wide(rows: list[dict]) -> ibis.Table:
     frame = pd.DataFrame(records)
     for key, column in COLUMN.items():
         frame[column] = frame[column].astype("boolean" if key in BOOLEAN else "Float64")
-    return ibis.memtable(frame)
+    return frame
 
 
-def evaluate(rows: list[dict]) -> pd.DataFrame:
-    t = wide(rows)
-    out = CON.execute(t.select("stay_id", **ipscc.evaluate(t)).order_by("stay_id"))
-    return out.reset_index(drop=True)
+def wide(rows: list[dict]) -> ibis.Table:
+    return ibis.memtable(frame(rows))
 
 
-def one(row: dict) -> pd.Series:
-    return evaluate([row]).iloc[0]
+#: The cases of each group of settings: one query per engine each.
+DEFAULT = Batch(ipscc, frame)
+ABSENT = Batch(ipscc, frame, settings={"UNMODELLED_COMPONENTS": "absent"})
+GOLDSTEIN = Batch(ipscc, frame, settings={"UNMODELLED_COMPONENTS": "absent",
+                                          "HYPOTENSION_TABLE": "goldstein_2005"})
+case, cases = DEFAULT.add, DEFAULT.add_all
 
 
-def test_worked_example_sepsis_mods_severe_sepsis_septic_shock():
-    # §8.5: 3-year-old, suspected pneumonia, SIRS 4/4, norepinephrine 0.05 ug/kg/min, P/F 250,
-    # platelets 70, GCS 14, creatinine and bilirubin normal.
-    row = {**NORMAL_3Y, "temp_max": 38.9, "hr_max": 150, "rr": 30, "wbc_max": 18, "wbc_min": 16,
-           "infection": True, "norepinephrine": True, "pf": 250, "plt": 70, "gcs": 14}
-    out = one(row)
+@pytest.fixture(scope="module")
+def results(backend):
+    return DEFAULT.evaluate(backend)
+
+
+@pytest.fixture(scope="module")
+def results_absent(backend):
+    return ABSENT.evaluate(backend)
+
+
+@pytest.fixture(scope="module")
+def results_goldstein(backend):
+    return GOLDSTEIN.evaluate(backend)
+
+
+def test_output_types_are_the_declared_ones_on_every_engine(backend, tmp_path):
+    declared, written = declared_and_written_types(backend, DEFAULT.expression(), tmp_path)
+    assert written == declared
+
+
+# §8.5: 3-year-old, suspected pneumonia, SIRS 4/4, norepinephrine 0.05 ug/kg/min, P/F 250,
+# platelets 70, GCS 14, creatinine and bilirubin normal.
+WORKED_EXAMPLE = {**NORMAL_3Y, "temp_max": 38.9, "hr_max": 150, "rr": 30, "wbc_max": 18,
+                  "wbc_min": 16, "infection": True, "norepinephrine": True, "pf": 250, "plt": 70,
+                  "gcs": 14}
+WORKED_EXAMPLE_CASE = case(WORKED_EXAMPLE)
+COUNTER_EXAMPLE = case({**NORMAL_3Y, "hr_max": 150, "rr": 30, "temp_max": 37.5, "temp_min": 37.5,
+                        "wbc_max": 12, "wbc_min": 12, "infection": True})
+
+
+def test_worked_example_sepsis_mods_severe_sepsis_septic_shock(results):
+    out = results.loc[WORKED_EXAMPLE_CASE]
     assert out["ipscc_age_group"] == "1y-5y"
     for criterion in ("sirs_temperature", "sirs_heart_rate", "sirs_resp_rate", "sirs_leukocytes"):
         assert out[f"ipscc_{criterion}"] == "met", criterion
@@ -110,9 +143,8 @@ def test_worked_example_sepsis_mods_severe_sepsis_septic_shock():
     assert out["ipscc_missing"] == ""
 
 
-def test_counter_example_two_criteria_without_temperature_or_leukocytes_is_not_sirs():
-    out = one({**NORMAL_3Y, "hr_max": 150, "rr": 30, "temp_max": 37.5, "temp_min": 37.5,
-               "wbc_max": 12, "wbc_min": 12, "infection": True})
+def test_counter_example_two_criteria_without_temperature_or_leukocytes_is_not_sirs(results):
+    out = results.loc[COUNTER_EXAMPLE]
     assert out["ipscc_sirs_n_met"] == 2
     assert out["ipscc_sirs"] == "not_met"
     assert out["ipscc_sepsis"] == "not_met"
@@ -203,44 +235,56 @@ ORGAN_BOUNDARIES_ABSENT = [
 ]
 
 
-def _run(cases: list[tuple[dict, str, str]]) -> list:
-    out = evaluate([row for row, _, _ in cases])
-    return [(row, column, expected, out.loc[i, f"ipscc_{column}"])
-            for i, (row, column, expected) in enumerate(cases)
-            if out.loc[i, f"ipscc_{column}"] != expected]
+def register(batch: Batch, checks: list[tuple[dict, str, str]]) -> list[tuple]:
+    """(row, output, expected) checks -> (case key, row, output, expected) in ``batch``."""
+    return [(batch.add(row), row, column, expected) for row, column, expected in checks]
 
 
-def test_sirs_thresholds_below_at_above_for_every_age_group():
-    cases = [({**NORMAL_3Y, "age_days": GROUP_AGE[g], **o}, col, exp)
-             for g, o, col, exp in SIRS_BOUNDARIES]
-    assert _run(cases) == []
+def failures(results: pd.DataFrame, checks: list[tuple]) -> list:
+    """The registered checks whose output differs from the expected value (with the value)."""
+    return [(row, column, expected, results.loc[key, f"ipscc_{column}"])
+            for key, row, column, expected in checks
+            if results.loc[key, f"ipscc_{column}"] != expected]
 
 
-def test_organ_dysfunction_thresholds():
-    assert _run([({**NORMAL_3Y, **o}, col, exp) for o, col, exp in ORGAN_BOUNDARIES]) == []
+SIRS_CHECKS = register(DEFAULT, [({**NORMAL_3Y, "age_days": GROUP_AGE[g], **o}, col, exp)
+                                 for g, o, col, exp in SIRS_BOUNDARIES])
+ORGAN_CHECKS = register(DEFAULT, [({**NORMAL_3Y, **o}, col, exp)
+                                  for o, col, exp in ORGAN_BOUNDARIES])
+ORGAN_CHECKS_ABSENT = register(ABSENT, [({**NORMAL_3Y, **o}, col, exp)
+                                        for o, col, exp in ORGAN_BOUNDARIES_ABSENT])
+NORMAL_ABSENT = ABSENT.add(NORMAL_3Y)
+NORMAL = case(NORMAL_3Y)
+NORMAL_PF_200 = case({**NORMAL_3Y, "pf": 200})
 
 
-def test_unmodelled_components_absent_setting(monkeypatch):
-    monkeypatch.setattr(ipscc, "UNMODELLED_COMPONENTS", "absent")
-    assert _run([({**NORMAL_3Y, **o}, col, exp)
-                 for o, col, exp in ORGAN_BOUNDARIES_ABSENT]) == []
-    out = one(NORMAL_3Y)
+def test_sirs_thresholds_below_at_above_for_every_age_group(results):
+    assert failures(results, SIRS_CHECKS) == []
+
+
+def test_organ_dysfunction_thresholds(results):
+    assert failures(results, ORGAN_CHECKS) == []
+
+
+def test_unmodelled_components_absent_setting(results_absent):
+    assert failures(results_absent, ORGAN_CHECKS_ABSENT) == []
+    out = results_absent.loc[NORMAL_ABSENT]
     assert [out[f"ipscc_{o}"] for o in ipscc.ORGANS] == ["not_met"] * 6
     assert out["ipscc_mods"] == "not_met"
 
 
-def test_unmodelled_components_unknown_by_default():
+def test_unmodelled_components_unknown_by_default(results):
     # Normal BP and no vasoactive: the perfusion signs (base deficit, urine output, capillary
     # refill, temperature gap) are not in the data, so cardiovascular dysfunction is unknown;
     # likewise non-invasive ventilation for the respiratory criterion.
-    out = one(NORMAL_3Y)
+    out = results.loc[NORMAL]
     assert out["ipscc_cardiovascular"] == "unknown"
     assert out["ipscc_respiratory"] == "unknown"
     assert [out[f"ipscc_{o}"] for o in ("neurologic", "hematologic", "renal", "hepatic")] == [
         "not_met"] * 4
     assert out["ipscc_mods"] == "indeterminate"
     assert out["ipscc_ards"] == "not_met"  # P/F 450 > 200
-    assert one({**NORMAL_3Y, "pf": 200})["ipscc_ards"] == "unknown"  # infiltrates unknown
+    assert results.loc[NORMAL_PF_200, "ipscc_ards"] == "unknown"  # infiltrates unknown
     with pytest.raises(ValueError, match="UNMODELLED_COMPONENTS"):
         ipscc.UNMODELLED_COMPONENTS = "maybe"
         try:
@@ -249,10 +293,12 @@ def test_unmodelled_components_unknown_by_default():
             ipscc.UNMODELLED_COMPONENTS = "unknown"
 
 
-def test_hepatic_bilirubin_not_used_in_newborns():
-    newborn = {**NORMAL_3Y, "age_days": 10, "bili": 12.0}
-    three_years = {**NORMAL_3Y, "bili": 12.0}
-    newborn_out, child_out = evaluate([newborn, three_years])["ipscc_hepatic"]
+NEWBORN_AND_CHILD_BILIRUBIN_12 = cases([{**NORMAL_3Y, "age_days": 10, "bili": 12.0},
+                                        {**NORMAL_3Y, "bili": 12.0}])
+
+
+def test_hepatic_bilirubin_not_used_in_newborns(results):
+    newborn_out, child_out = results.loc[NEWBORN_AND_CHILD_BILIRUBIN_12, "ipscc_hepatic"]
     assert (newborn_out, child_out) == ("not_met", "met")
 
 
@@ -265,35 +311,45 @@ AGE_EDGES = [
 ]
 
 
-def test_age_group_edges():
-    out = evaluate([{**NORMAL_3Y, "age_days": age} for age, _ in AGE_EDGES])
+AGE_EDGE_CASES = cases({**NORMAL_3Y, "age_days": age} for age, _ in AGE_EDGES)
+EIGHTEEN = case({**NORMAL_3Y, "age_days": 216 * MONTH_DAYS, "hr_max": 200})
+
+
+def test_age_group_edges(results):
+    out = results.loc[AGE_EDGE_CASES]
     assert list(out["ipscc_age_group"]) == [group for _, group in AGE_EDGES]
 
 
-def test_eighteen_and_older_is_outside_the_table_and_unknown():
-    out = one({**NORMAL_3Y, "age_days": 216 * MONTH_DAYS, "hr_max": 200})
+def test_eighteen_and_older_is_outside_the_table_and_unknown(results):
+    out = results.loc[EIGHTEEN]
     assert pd.isna(out["ipscc_age_group"])
     assert out["ipscc_sirs_heart_rate"] == "unknown"
     assert out["ipscc_sirs_temperature"] == "not_met"  # not age-specific
 
 
-def test_hypotension_table_choice(monkeypatch):
-    rows = [{**NORMAL_3Y, "sbp": v} for v in (73, 74, 93, 94)]
-    monkeypatch.setattr(ipscc, "UNMODELLED_COMPONENTS", "absent")
-    out = evaluate(rows)
+SBP_ROWS = [{**NORMAL_3Y, "sbp": v} for v in (73, 74, 93, 94)]
+SBP_UPTODATE = ABSENT.add_all(SBP_ROWS)
+SBP_GOLDSTEIN = GOLDSTEIN.add_all(SBP_ROWS)
+
+
+def test_hypotension_table_choice(results_absent, results_goldstein, monkeypatch):
+    out = results_absent.loc[SBP_UPTODATE]
     assert list(out["ipscc_cardiovascular"]) == ["met", "not_met", "not_met", "not_met"]
     assert set(out["ipscc_hypotension_table"]) == {"uptodate"}
-    monkeypatch.setattr(ipscc, "HYPOTENSION_TABLE", "goldstein_2005")
-    out = evaluate(rows)
+    out = results_goldstein.loc[SBP_GOLDSTEIN]
     assert list(out["ipscc_cardiovascular"]) == ["met", "met", "met", "not_met"]
     assert set(out["ipscc_hypotension_table"]) == {"goldstein_2005"}
+    rows = SBP_ROWS
     monkeypatch.setattr(ipscc, "HYPOTENSION_TABLE", "typo")
     with pytest.raises(ValueError, match="HYPOTENSION_TABLE"):
         ipscc.evaluate(wide(rows))
 
 
-def test_missing_inputs_are_unknown_never_not_met():
-    out = one(ALL_MISSING)
+ALL_MISSING_CASE = case(ALL_MISSING)
+
+
+def test_missing_inputs_are_unknown_never_not_met(results):
+    out = results.loc[ALL_MISSING_CASE]
     results = out[[c for c in out.index if isinstance(out[c], str) and out[c] in (
         "met", "not_met", "unknown", "indeterminate")]]
     assert "not_met" not in set(results), results[results == "not_met"]
@@ -308,58 +364,69 @@ def test_missing_inputs_are_unknown_never_not_met():
         "bilirubin_total", "alt"}
 
 
-def test_sirs_met_without_recorded_infection_is_sepsis_unknown():
-    out = one({**NORMAL_3Y, "temp_max": 39.0, "hr_max": 150})
+SIRS_WITHOUT_INFECTION = case({**NORMAL_3Y, "temp_max": 39.0, "hr_max": 150})
+
+
+def test_sirs_met_without_recorded_infection_is_sepsis_unknown(results):
+    out = results.loc[SIRS_WITHOUT_INFECTION]
     assert (out["ipscc_sirs"], out["ipscc_sepsis"], out["ipscc_severe_sepsis"]) == (
         "met", "unknown", "unknown")
 
 
-def test_sirs_indeterminate_when_missing_could_decide():
-    # HR and RR met, temperature and WBC unmeasured: could be SIRS, could not.
-    partial = {**NORMAL_3Y, "hr_max": 150, "rr": 30}
-    for key in ("temp_max", "temp_min", "wbc_max", "wbc_min"):
-        partial[key] = None
-    out = one(partial)
+# HR and RR met, temperature and WBC unmeasured: could be SIRS, could not.
+PARTIAL = {**NORMAL_3Y, "hr_max": 150, "rr": 30,
+           **{key: None for key in ("temp_max", "temp_min", "wbc_max", "wbc_min")}}
+SIRS_PARTIAL = cases([PARTIAL, {**PARTIAL, "wbc_max": 9, "wbc_min": 8, "rr": 20},
+                      {**PARTIAL, "wbc_max": 9, "wbc_min": 8, "rr": 20, "hr_max": 110}])
+TWO_OTHER_ORGANS = case({**NORMAL_3Y, "temp_max": 39.0, "hr_max": 150, "infection": True,
+                         "gcs": 10, "plt": 50})
+
+
+def test_sirs_indeterminate_when_missing_could_decide(results):
+    out = results.loc[SIRS_PARTIAL[0]]
     assert (out["ipscc_sirs_temperature"], out["ipscc_sirs"]) == ("unknown", "indeterminate")
     # One criterion met, two not met, temperature unknown: at most 2 with temperature -> possible.
-    out = one({**partial, "wbc_max": 9, "wbc_min": 8, "rr": 20})
-    assert out["ipscc_sirs"] == "indeterminate"
+    assert results.loc[SIRS_PARTIAL[1], "ipscc_sirs"] == "indeterminate"
     # Nothing met and only temperature unknown: at most 1 -> not SIRS.
-    out = one({**partial, "wbc_max": 9, "wbc_min": 8, "rr": 20, "hr_max": 110})
-    assert out["ipscc_sirs"] == "not_met"
+    assert results.loc[SIRS_PARTIAL[2], "ipscc_sirs"] == "not_met"
 
 
-def test_severe_sepsis_through_two_other_organs_without_cardiovascular():
-    out = one({**NORMAL_3Y, "temp_max": 39.0, "hr_max": 150, "infection": True, "gcs": 10,
-               "plt": 50})
+def test_severe_sepsis_through_two_other_organs_without_cardiovascular(results):
+    out = results.loc[TWO_OTHER_ORGANS]
     assert out["ipscc_cardiovascular"] == "unknown"
     assert out["ipscc_severe_sepsis"] == "met"
     assert out["ipscc_septic_shock"] == "unknown"
     assert out["ipscc_mods"] == "met"
 
 
-def test_same_patient_in_other_units_gives_the_same_results():
+def _worked_example_in_other_units() -> dict:
     convert = VOCAB.convert
-    example = {**NORMAL_3Y, "temp_max": 38.9, "hr_max": 150, "rr": 30, "wbc_max": 18,
-               "wbc_min": 16, "infection": True, "norepinephrine": True, "pf": 250, "plt": 70,
-               "gcs": 14}
-    si = {**example,
-          "temp_max": convert("temperature", 102.02, "degF"),  # 38.9 Cel
-          "temp_min": convert("temperature", 98.24, "degF"),  # 36.8 Cel
-          "wbc_max": convert("wbc", 18_000, "cells/uL"), "wbc_min": convert("wbc", 16_000, "/uL"),
-          "plt": convert("platelets", 70_000, "/uL"), "plt_peak": convert("platelets", 260, "10^9/L"),
-          "paco2": convert("paco2", 40 / 7.50062, "kPa"),
-          "creat": convert("creatinine", 0.4 * 88.40, "umol/L"),
-          "creat_stay_min": convert("creatinine", 0.35 * 88.40, "umol/L"),
-          "bili": convert("bilirubin_total", 0.5 * 17.104, "umol/L"),
-          "lactate": convert("lactate", 9.008, "mg/dL"), "alt": convert("alt", 20 / 60, "ukat/L")}
-    out = evaluate([example, si]).drop(columns="stay_id")
+    return {**WORKED_EXAMPLE,
+            "temp_max": convert("temperature", 102.02, "degF"),  # 38.9 Cel
+            "temp_min": convert("temperature", 98.24, "degF"),  # 36.8 Cel
+            "wbc_max": convert("wbc", 18_000, "cells/uL"),
+            "wbc_min": convert("wbc", 16_000, "/uL"),
+            "plt": convert("platelets", 70_000, "/uL"),
+            "plt_peak": convert("platelets", 260, "10^9/L"),
+            "paco2": convert("paco2", 40 / 7.50062, "kPa"),
+            "creat": convert("creatinine", 0.4 * 88.40, "umol/L"),
+            "creat_stay_min": convert("creatinine", 0.35 * 88.40, "umol/L"),
+            "bili": convert("bilirubin_total", 0.5 * 17.104, "umol/L"),
+            "lactate": convert("lactate", 9.008, "mg/dL"),
+            "alt": convert("alt", 20 / 60, "ukat/L")}
+
+
+IN_TWO_UNITS = cases([WORKED_EXAMPLE, _worked_example_in_other_units()])
+
+
+def test_same_patient_in_other_units_gives_the_same_results(results):
+    out = results.loc[IN_TWO_UNITS].drop(columns="stay_id")
     pd.testing.assert_series_equal(out.iloc[0], out.iloc[1], check_names=False)
 
 
-def test_boundaries_hold_for_values_recorded_in_other_units():
+def _other_unit_boundaries() -> list[tuple[dict, str, str]]:
     convert = VOCAB.convert
-    cases = [
+    return [
         ({"plt": convert("platelets", 80_000, "/uL"), "plt_peak": 150}, "hematologic", "not_met"),
         ({"plt": convert("platelets", 79_999, "/uL"), "plt_peak": 150}, "hematologic", "met"),
         ({"temp_max": convert("temperature", 101.3, "degF")}, "sirs_temperature", "not_met"),
@@ -378,7 +445,14 @@ def test_boundaries_hold_for_values_recorded_in_other_units():
         # PaCO2 65 mmHg = 8.666 kPa: 8.67 kPa = 65.03 mmHg (met), 8.66 kPa = 64.95 (not met).
         ({"paco2": convert("paco2", 8.67, "kPa"), "paco2_stay_min": 60}, "respiratory", "met"),
     ]
-    assert _run([({**NORMAL_3Y, **o}, col, exp) for o, col, exp in cases]) == []
+
+
+OTHER_UNIT_CHECKS = register(DEFAULT, [({**NORMAL_3Y, **o}, col, exp)
+                                       for o, col, exp in _other_unit_boundaries()])
+
+
+def test_boundaries_hold_for_values_recorded_in_other_units(results):
+    assert failures(results, OTHER_UNIT_CHECKS) == []
 
 
 def test_module_contract():

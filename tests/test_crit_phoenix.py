@@ -1,4 +1,5 @@
-"""Phoenix and Phoenix-8 against the authors' package ``phoenix-sepsis`` and clinical reference §5.
+"""Phoenix and Phoenix-8 against the authors' package ``phoenix-sepsis`` and clinical reference §5,
+on every engine (the ``backend`` fixture: DuckDB and Spark).
 
 The expected values come from the reference implementation (``import phoenix as phx``, called with
 full-length arrays in its units: platelets/ANC/ALC 10^3/uL, FiO2 a fraction, SpO2 %) and from the
@@ -7,6 +8,12 @@ hand-checked tables of clinical reference §5.5, never from hyperinflam itself.
 Where the reference package and the clinical rules differ, the test applies §5.2/§5.4 before
 calling the package: S/F exists only when SpO2 <= 97 % (the package does not check, so it is given
 NaN otherwise), and "other respiratory support" is FiO2 > 0.21 or IMV.
+
+The hand-made cases are registered at import and evaluated together, in one query per engine
+(tests/widetable.py ``Batch``); the package's example data and the randomised rows are a query
+each. Spark gets the first 10,000 of the 100,000 randomised rows (the same draws: every
+threshold, missing input and age edge is among them many times; the rows reach Spark through
+pandas, 10,000 in about 9 s on a local session).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import pytest
 from hyperinflam.criteria import discover, phoenix, phoenix8
 from hyperinflam.features.derived import derived_measurements
 from hyperinflam.vocabulary import load
+from widetable import Batch, declared_and_written_types
 
 COL = {
     "pf": phoenix.PF_RATIO.column, "sf": phoenix.SF_RATIO.column, "fio2": phoenix.FIO2.column,
@@ -38,11 +46,6 @@ COL = {
 }
 BOOL_COLS = {COL["imv"], COL["infection"], COL["pupils"]}
 INT_COLS = {COL["vaso"]}
-
-
-@pytest.fixture(scope="module")
-def con():
-    return ibis.duckdb.connect()
 
 
 def wide_frame(rows: dict[str, np.ndarray | list], age_months) -> pd.DataFrame:
@@ -75,6 +78,27 @@ def evaluate(con, df: pd.DataFrame) -> pd.DataFrame:
     return con.execute(t.select("person_id", **out)).set_index("person_id").loc[df.person_id]
 
 
+def frame(rows: list[dict]) -> pd.DataFrame:
+    """Cases as dicts (input names of COL, 'age' in months) -> one wide frame, in order."""
+    return wide_frame({key: [r.get(key) for r in rows] for key in COL},
+                      [r.get("age", np.nan) for r in rows])
+
+
+#: Every hand-made case of this module: one query per engine.
+BATCH = Batch([phoenix, phoenix8], frame)
+case, cases = BATCH.add, BATCH.add_all
+
+
+@pytest.fixture(scope="module")
+def results(backend):
+    return BATCH.evaluate(backend)
+
+
+def test_output_types_are_the_declared_ones_on_every_engine(backend, tmp_path):
+    declared, written = declared_and_written_types(backend, BATCH.expression(), tmp_path)
+    assert written == declared
+
+
 def test_modules_follow_the_criterion_contract():
     found = discover()
     assert found["phoenix"] is phoenix and found["phoenix8"] is phoenix8
@@ -86,12 +110,14 @@ def test_modules_follow_the_criterion_contract():
         assert len({s.column for s in module.INPUTS}) == len(module.INPUTS)
 
 
-def test_hand_worked_example(con):
+WORKED_EXAMPLE = case({"pf": 70 / 0.5, "fio2": 0.5, "imv": True, "vaso": 2, "lactate": 3.2,
+                       "map": 40, "platelets": 85, "inr": 1.6, "gcs": 9, "pupils": False,
+                       "infection": True, "age": 36.0})
+
+
+def test_hand_worked_example(results):
     """§5.5: 36 months, IMV, P/F 140, epi + norepi, lactate 3.2, MAP 40, plt 85, INR 1.6, GCS 9."""
-    df = wide_frame({"pf": [70 / 0.5], "fio2": [0.5], "imv": [True], "vaso": [2],
-                     "lactate": [3.2], "map": [40], "platelets": [85], "inr": [1.6],
-                     "gcs": [9], "pupils": [False], "infection": [True]}, [36.0])
-    r = evaluate(con, df).iloc[0]
+    r = results.loc[WORKED_EXAMPLE]
     assert (r.phoenix_respiratory_points, r.phoenix_cardiovascular_points,
             r.phoenix_coagulation_points, r.phoenix_neurologic_points) == (2, 3, 2, 1)
     assert r.phoenix_score == 8
@@ -101,55 +127,65 @@ def test_hand_worked_example(con):
     assert r.phoenix_n_assumed_normal == 3
 
 
-def test_sepsis_is_tri_state_on_infection(con):
+# IMV with P/F 150 -> respiratory 2; one vasoactive -> cardiovascular 1; P/F 500 -> 0.
+TRI_STATE = cases({"pf": pf, "imv": True, "vaso": vaso, "infection": infection, "age": 36.0}
+                  for pf, vaso, infection in [(150, 1, True), (150, 1, None), (500, 0, None),
+                                              (150, 0, True)])
+
+
+def test_sepsis_is_tri_state_on_infection(results):
     """§5.1: sepsis needs suspected infection; an unrecorded infection is unknown, not 'no'."""
-    # IMV with P/F 150 -> respiratory 2; one vasoactive -> cardiovascular 1; P/F 500 -> 0.
-    df = wide_frame({"pf": [150, 150, 500, 150], "imv": [True] * 4, "vaso": [1, 1, 0, 0],
-                     "infection": [True, None, None, True]}, [36.0] * 4)
-    r = evaluate(con, df)
+    r = results.loc[TRI_STATE]
     assert list(r.phoenix_score) == [3, 3, 0, 2]
     assert list(r.phoenix_score_ge_2) == [True, True, False, True]
     assert list(r.phoenix_sepsis) == ["met", "unknown", "not_met", "met"]
     assert list(r.phoenix_septic_shock) == ["met", "unknown", "not_met", "not_met"]
 
 
-@pytest.mark.parametrize(
-    "key, value, age, points",
-    [  # §5.5 boundary checks of the reference code
-        ("lactate", 5.0, 36.0, 1), ("lactate", 4.99, 36.0, 0),
-        ("lactate", 11.0, 36.0, 2), ("lactate", 10.99, 36.0, 1),
-        ("map", 30.0, 216.0, 2), ("map", 30.0, 216.5, 0),
-        ("map", 31.0, 0.5, 0), ("map", 30.99, 0.5, 1), ("map", 17.0, 0.5, 1),
-        ("map", 16.99, 0.5, 2), ("map", 52.0, 144.0, 0), ("map", 51.9, 144.0, 1),
-    ],
-)
-def test_cardiovascular_boundaries(con, key, value, age, points):
-    r = evaluate(con, wide_frame({key: [value]}, [age])).iloc[0]
-    assert r.phoenix_cardiovascular_points == points
+#: §5.5 boundary checks of the reference code: (input, value, age in months, points).
+CARDIOVASCULAR_BOUNDARIES = [
+    ("lactate", 5.0, 36.0, 1), ("lactate", 4.99, 36.0, 0),
+    ("lactate", 11.0, 36.0, 2), ("lactate", 10.99, 36.0, 1),
+    ("map", 30.0, 216.0, 2), ("map", 30.0, 216.5, 0),
+    ("map", 31.0, 0.5, 0), ("map", 30.99, 0.5, 1), ("map", 17.0, 0.5, 1),
+    ("map", 16.99, 0.5, 2), ("map", 52.0, 144.0, 0), ("map", 51.9, 144.0, 1),
+]
+#: §5.5: S/F 292 with support -> 0, 291.9 -> 1; support = FiO2 > 0.21 (room air: none).
+SF_BOUNDARIES = [(292.0, 0.5, 0), (291.9, 0.5, 1), (291.9, 0.21, 0), (291.9, None, 0)]
+CARDIOVASCULAR_CASES = [case({key: value, "age": age})
+                        for key, value, age, _ in CARDIOVASCULAR_BOUNDARIES]
+SF_CASES = [case({"sf": sf, "fio2": fio2, "age": 36.0}) for sf, fio2, _ in SF_BOUNDARIES]
 
 
-@pytest.mark.parametrize("sf, fio2, points", [(292.0, 0.5, 0), (291.9, 0.5, 1),
-                                              (291.9, 0.21, 0), (291.9, None, 0)])
-def test_sf_boundary_with_other_support(con, sf, fio2, points):
+@pytest.mark.parametrize("key, value, age, points, row",
+                         [(*b, k) for b, k in zip(CARDIOVASCULAR_BOUNDARIES, CARDIOVASCULAR_CASES)])
+def test_cardiovascular_boundaries(results, key, value, age, points, row):
+    assert results.loc[row].phoenix_cardiovascular_points == points
+
+
+@pytest.mark.parametrize("sf, fio2, points, row",
+                         [(*b, k) for b, k in zip(SF_BOUNDARIES, SF_CASES)])
+def test_sf_boundary_with_other_support(results, sf, fio2, points, row):
     """§5.5: S/F 292 with support -> 0, 291.9 -> 1; support = FiO2 > 0.21 (room air: none)."""
-    r = evaluate(con, wide_frame({"sf": [sf], "fio2": [fio2]}, [36.0])).iloc[0]
-    assert r.phoenix_respiratory_points == points
+    assert results.loc[row].phoenix_respiratory_points == points
 
 
-def test_renal_missing_age_quirk_is_replicated_and_flagged(con):
+RENAL_QUIRK = cases({"creatinine": creatinine, "map": 20, "age": age}
+                    for creatinine, age in [(0.8, np.nan), (0.79, np.nan), (0.8, 36.0),
+                                            (None, np.nan)])
+
+
+def test_renal_missing_age_quirk_is_replicated_and_flagged(results):
     """§5.4 / §12 row 35: missing age counts as 0 months in the renal subscore only."""
-    df = wide_frame({"creatinine": [0.8, 0.79, 0.8, None], "map": [20, 20, 20, 20]},
-                    [np.nan, np.nan, 36.0, np.nan])
-    r = evaluate(con, df)
+    r = results.loc[RENAL_QUIRK]
     assert list(r.phoenix8_renal_points) == [1, 0, 1, 0]
     assert list(r.phoenix8_renal_age_imputed) == [True, True, False, False]
     assert list(r.phoenix_cardiovascular_points) == [0, 0, 2, 0]  # missing age: no MAP points
     assert r.phoenix_missing.iloc[0].endswith("age_months")
 
 
-def test_same_patient_in_other_units(con):
-    """Fibrinogen in g/L, platelets in /uL, creatinine in umol/L, glucose in mmol/L, converted with
-    the vocabulary factors of §11.1, give the same Phoenix-8 result as canonical units."""
+def _in_other_units():
+    """Two patients in canonical units and the same two in other units (§11.1 factors)."""
     vocab = load()
     canonical = {"platelets": [99.0, 150.0], "fibrinogen": [99.0, 250.0],
                  "creatinine": [1.2, 0.5], "glucose_max": [200.0, 120.0], "lactate": [6.0, 1.0]}
@@ -163,8 +199,18 @@ def test_same_patient_in_other_units(con):
                         for v in canonical["glucose_max"]],
         "lactate": [vocab.convert("lactate", v * 9.008, "mg/dL") for v in canonical["lactate"]],
     }
-    a = evaluate(con, wide_frame(canonical, [60.0, 60.0]))
-    b = evaluate(con, wide_frame(converted, [60.0, 60.0]))
+    return [cases({"age": 60.0, **{k: values[i] for k, values in columns.items()}}
+                  for i in range(2)) for columns in (canonical, converted)]
+
+
+CANONICAL_UNITS, OTHER_UNITS = _in_other_units()
+
+
+def test_same_patient_in_other_units(results):
+    """Fibrinogen in g/L, platelets in /uL, creatinine in umol/L, glucose in mmol/L, converted with
+    the vocabulary factors of §11.1, give the same Phoenix-8 result as canonical units."""
+    a = results.loc[CANONICAL_UNITS].reset_index(drop=True)
+    b = results.loc[OTHER_UNITS].reset_index(drop=True)
     cols = ["phoenix_coagulation_points", "phoenix_cardiovascular_points", "phoenix8_renal_points",
             "phoenix8_endocrine_points", "phoenix8_score"]
     pd.testing.assert_frame_equal(a[cols], b[cols])
@@ -253,8 +299,8 @@ OURS_VS_PACKAGE = {
 }
 
 
-def test_example_data_matches_package_and_reference_table(con, example):
-    ours = evaluate(con, example_wide(con, example))
+def test_example_data_matches_package_and_reference_table(backend, example):
+    ours = evaluate(backend, example_wide(backend, example))
     ref = reference_phoenix8(example)
     for mine, theirs in OURS_VS_PACKAGE.items():
         np.testing.assert_array_equal(ours[mine].to_numpy(int), ref[theirs].to_numpy(int),
@@ -275,6 +321,7 @@ def test_example_data_matches_package_and_reference_table(con, example):
 # --- (b) >= 100,000 randomised rows ---------------------------------------------------------------
 
 N_RANDOM = 100_000
+N_RANDOM_SPARK = 10_000
 THRESHOLDS = {  # every threshold of §5.2/§5.3, plus the reference's substitution values
     "pf": ([100, 200, 400, 500], 20, 700), "sf": ([148, 220, 292, 500], 30, 480),
     "fio2": ([0.21], 0.21, 1.0), "lactate": ([5, 11], 0, 20),
@@ -337,11 +384,13 @@ def _package_expected(x, age):
     return expected
 
 
-def test_randomised_rows_match_package_exactly(con, randomised):
+def test_randomised_rows_match_package_exactly(backend, randomised):
     x, age = randomised
-    ours = evaluate(con, wide_frame(x, age))
+    n = N_RANDOM if backend.name == "duckdb" else N_RANDOM_SPARK
+    x, age = {k: v[:n] for k, v in x.items()}, age[:n]
+    ours = evaluate(backend, wide_frame(x, age))
     ref = _package_expected(x, age)
-    assert len(ours) == N_RANDOM
+    assert len(ours) == n
     for mine, theirs in OURS_VS_PACKAGE.items():
         diff = np.flatnonzero(ours[mine].to_numpy(int) != ref[theirs].to_numpy(int))
         assert diff.size == 0, f"{mine}: {diff.size} rows differ, first {diff[:5]}"

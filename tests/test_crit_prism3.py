@@ -1,7 +1,9 @@
 """PRISM III points (clinical reference §7): worked examples of §7.4, every threshold of the §7.2
 table just below / at / just above, unit invariance (§11.1) and missing = assumed normal (§7.3).
 
-Expected points are read by hand from the §7.2 table, never from the module under test.
+Expected points are read by hand from the §7.2 table, never from the module under test. Every
+case is registered at import and all are evaluated in one query per engine (the ``backend``
+fixture: DuckDB and Spark; tests/widetable.py ``Batch``).
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ import pytest
 
 from hyperinflam import vocabulary
 from hyperinflam.criteria import discover, prism3
+from widetable import Batch, declared_and_written_types
 
-CON = ibis.duckdb.connect()
 VOCAB = vocabulary.load()
 
 # Ages in days used for the four PRISM III age groups (§7.1: 0-30, 31-365, 366-4380, >= 4381).
@@ -34,8 +36,9 @@ COLUMN = {
 }
 
 
-def wide(rows: list[dict]) -> ibis.Table:
-    """Wide table with the base columns and every PRISM III input (NULL unless given)."""
+def frame(rows: list[dict]) -> pd.DataFrame:
+    """Wide rows with the base columns and every PRISM III input (NULL unless given); a row
+    names its age ('group' or 'age_days', default adolescent) and 'hours' since admission."""
     admit = datetime(2024, 3, 1, 8, 0)
     records = []
     for i, row in enumerate(rows):
@@ -59,16 +62,26 @@ def wide(rows: list[dict]) -> ibis.Table:
     for spec in prism3.INPUTS:
         frame[spec.column] = frame[spec.column].astype(
             "boolean" if spec.source == "condition" else "Float64")
-    return ibis.memtable(frame)
+    return frame
 
 
-def evaluate(rows: list[dict]) -> pd.DataFrame:
-    t = wide(rows)
-    return CON.execute(t.select("stay_id", **prism3.evaluate(t)).order_by("stay_id"))
+def wide(rows: list[dict]) -> ibis.Table:
+    return ibis.memtable(frame(rows))
 
 
-def points(row: dict, item: str) -> int:
-    return int(evaluate([row])[f"prism3_{item}_points"].iloc[0])
+#: Every case of this module: one query per engine.
+BATCH = Batch(prism3, frame)
+case, cases = BATCH.add, BATCH.add_all
+
+
+@pytest.fixture(scope="module")
+def results(backend):
+    return BATCH.evaluate(backend)
+
+
+def test_output_types_are_the_declared_ones_on_every_engine(backend, tmp_path):
+    declared, written = declared_and_written_types(backend, BATCH.expression(), tmp_path)
+    assert written == declared
 
 
 # §7.4 worked example 1 (adolescent, 14 y).
@@ -85,8 +98,14 @@ EXAMPLE_1_ITEMS = {
 }
 
 
-def test_worked_example_1_adolescent():
-    out = evaluate([EXAMPLE_1]).iloc[0]
+WORKED_EXAMPLE_1 = case(EXAMPLE_1)
+# SBP 44 (< 45 -> 7); heart rate 120 measured and normal; the 15 other items unmeasured.
+WORKED_EXAMPLE_2 = case({"group": "infant", "sbp": 44, "hr": 120})
+NOTHING_MEASURED = case({"group": "child"})
+
+
+def test_worked_example_1_adolescent(results):
+    out = results.loc[WORKED_EXAMPLE_1]
     for item, expected in EXAMPLE_1_ITEMS.items():
         assert out[f"prism3_{item}_points"] == expected, item
     assert out["prism3_neurologic_points"] == 0
@@ -97,9 +116,8 @@ def test_worked_example_1_adolescent():
     assert out["prism3_missing"] == ""
 
 
-def test_worked_example_2_infant_missing_assumed_normal():
-    # SBP 44 (< 45 -> 7); heart rate 120 measured and normal; the 15 other items unmeasured.
-    out = evaluate([{"group": "infant", "sbp": 44, "hr": 120}]).iloc[0]
+def test_worked_example_2_infant_missing_assumed_normal(results):
+    out = results.loc[WORKED_EXAMPLE_2]
     assert out["prism3_age_group"] == "infant"
     assert out["prism3_points"] == 7
     assert out["prism3_nonneurologic_points"] == 7
@@ -112,18 +130,21 @@ def test_worked_example_2_infant_missing_assumed_normal():
         "potassium", "creatinine", "bun", "wbc", "pt", "aptt", "platelets"}
 
 
-def test_nothing_measured_scores_zero_and_counts_all_17_items():
-    out = evaluate([{"group": "child"}]).iloc[0]
+def test_nothing_measured_scores_zero_and_counts_all_17_items(results):
+    out = results.loc[NOTHING_MEASURED]
     assert out["prism3_points"] == 0
     assert out["prism3_n_assumed_normal"] == 17
     assert len(out["prism3_missing"].split(",")) == 17
 
 
-def test_acidosis_counted_once_with_worse_points():
+PH_AND_TCO2, PH_ALONE = cases([{"ph_min": 7.25, "tco2_min": 4}, {"ph_min": 7.25}])
+
+
+def test_acidosis_counted_once_with_worse_points(results):
     # pH 7.25 (2) and total CO2 4 (6): one item, the worse points (§7.2 scoring rules).
-    assert points({"ph_min": 7.25, "tco2_min": 4}, "acidosis") == 6
+    assert results.loc[PH_AND_TCO2, "prism3_acidosis_points"] == 6
     # pH alone still scores the item; total CO2 unmeasured does not make it "assumed normal".
-    out = evaluate([{"ph_min": 7.25}]).iloc[0]
+    out = results.loc[PH_ALONE]
     assert out["prism3_acidosis_points"] == 2
     assert out["prism3_n_assumed_normal"] == 16
     assert "bicarbonate" in out["prism3_missing"].split(",")
@@ -228,15 +249,14 @@ BOUNDARIES = [
 ]
 
 
-def test_every_threshold_below_at_above():
-    rows = [{"group": g, **inputs} for g, inputs, _, _ in BOUNDARIES]
-    out = evaluate(rows)  # one query for all cases; rows come back ordered by stay id
-    out.index = [int(s[1:]) for s in out["stay_id"]]
-    out = out.sort_index()
+BOUNDARY_CASES = cases({"group": g, **inputs} for g, inputs, _, _ in BOUNDARIES)
+
+
+def test_every_threshold_below_at_above(results):
     failures = [
-        (g, inputs, item, expected, int(out.loc[i, f"prism3_{item}_points"]))
-        for i, (g, inputs, item, expected) in enumerate(BOUNDARIES)
-        if out.loc[i, f"prism3_{item}_points"] != expected
+        (g, inputs, item, expected, int(results.loc[key, f"prism3_{item}_points"]))
+        for key, (g, inputs, item, expected) in zip(BOUNDARY_CASES, BOUNDARIES)
+        if results.loc[key, f"prism3_{item}_points"] != expected
     ]
     assert failures == []
 
@@ -245,12 +265,15 @@ AGE_EDGES = [(30.9, "neonate"), (31, "infant"), (365.5, "infant"), (366, "child"
              (4380.99, "child"), (4381, "adolescent")]
 
 
-def test_age_group_edges_in_completed_days():
-    out = evaluate([{"age_days": age} for age, _ in AGE_EDGES])
+AGE_EDGE_CASES = cases({"age_days": age} for age, _ in AGE_EDGES)
+
+
+def test_age_group_edges_in_completed_days(results):
+    out = results.loc[AGE_EDGE_CASES]
     assert list(out["prism3_age_group"]) == [group for _, group in AGE_EDGES]
 
 
-def test_same_patient_in_other_units_scores_the_same():
+def _example_1_in_other_units() -> dict:
     convert = VOCAB.convert
     si = dict(EXAMPLE_1)
     si.update({
@@ -265,11 +288,18 @@ def test_same_patient_in_other_units_scores_the_same():
         "wbc": convert("wbc", 2500, "/mm3"),
         "plt": convert("platelets", 60_000, "/uL"),
     })
-    conventional, converted = evaluate([EXAMPLE_1, si]).itertuples(index=False)
+    return si
+
+
+IN_TWO_UNITS = cases([EXAMPLE_1, _example_1_in_other_units()])
+
+
+def test_same_patient_in_other_units_scores_the_same(results):
+    conventional, converted = results.loc[IN_TWO_UNITS].itertuples(index=False)
     assert converted.prism3_points == conventional.prism3_points == 26
 
 
-@pytest.mark.parametrize(("inputs", "item", "expected"), [
+OTHER_UNIT_BOUNDARIES = [
     # Adolescent creatinine > 1.30 mg/dL (> 115 umol/L): 115 umol/L = 1.3009 -> 1.30 -> 0.
     ({"creat": ("creatinine", 115, "umol/L")}, "creatinine", 0),
     ({"creat": ("creatinine", 116, "umol/L")}, "creatinine", 2),
@@ -287,14 +317,22 @@ def test_same_patient_in_other_units_scores_the_same():
     # PaO2 42.0 mmHg = 5.5996 kPa: recorded in kPa at 2 dp (5.60 -> 42.0 mmHg) scores 3.
     ({"pao2": ("pao2", 5.60, "kPa")}, "pao2", 3),
     ({"pao2": ("pao2", 5.59, "kPa")}, "pao2", 6),
-])
-def test_boundaries_hold_for_values_recorded_in_other_units(inputs, item, expected):
-    row = {key: VOCAB.convert(*spec) for key, spec in inputs.items()}
-    assert points({"group": "adolescent", **row}, item) == expected
+]
 
 
-def test_window_flag_marks_evaluations_before_24_hours_as_incomplete():
-    out = evaluate([{"hours": 12.0}, {"hours": 24.0}, {"hours": 30.0}])
+@pytest.mark.parametrize(("inputs", "item", "expected", "row"), [
+    (inputs, item, expected,
+     case({"group": "adolescent", **{k: VOCAB.convert(*spec) for k, spec in inputs.items()}}))
+    for inputs, item, expected in OTHER_UNIT_BOUNDARIES])
+def test_boundaries_hold_for_values_recorded_in_other_units(results, inputs, item, expected, row):
+    assert results.loc[row, f"prism3_{item}_points"] == expected
+
+
+WINDOW_CASES = cases({"hours": h} for h in (12.0, 24.0, 30.0))
+
+
+def test_window_flag_marks_evaluations_before_24_hours_as_incomplete(results):
+    out = results.loc[WINDOW_CASES]
     assert list(out["prism3_window_complete"]) == [False, True, True]
 
 

@@ -1,6 +1,8 @@
 """pSOFA against clinical reference §6 (worked examples of §6.4, every band edge of §6.2).
 
-Expected points are read by hand off the §6.2 tables, never computed by hyperinflam.
+Expected points are read by hand off the §6.2 tables, never computed by hyperinflam. Every case
+is registered at import and all are evaluated in one query per engine (the ``backend`` fixture:
+DuckDB and Spark; tests/widetable.py ``Batch``).
 """
 
 from __future__ import annotations
@@ -11,15 +13,11 @@ import pytest
 
 from hyperinflam.criteria import discover, psofa
 from hyperinflam.vocabulary import load
+from widetable import Batch, declared_and_written_types
 
 C = {spec.variable + ("_dose" if spec.agg == "max" and spec.source == "organ_support" else ""):
      spec.column for spec in psofa.INPUTS}
 BOOL = {s.column for s in psofa.INPUTS if s.agg == "any"}
-
-
-@pytest.fixture(scope="module")
-def con():
-    return ibis.duckdb.connect()
 
 
 def frame(rows: list[dict]) -> pd.DataFrame:
@@ -35,9 +33,19 @@ def frame(rows: list[dict]) -> pd.DataFrame:
     return df
 
 
-def run(con, rows: list[dict]) -> pd.DataFrame:
-    t = ibis.memtable(frame(rows))
-    return con.execute(t.select("person_id", **psofa.evaluate(t)))
+#: Every case of this module: one query per engine.
+BATCH = Batch(psofa, frame)
+case, cases = BATCH.add, BATCH.add_all
+
+
+@pytest.fixture(scope="module")
+def results(backend):
+    return BATCH.evaluate(backend)
+
+
+def test_output_types_are_the_declared_ones_on_every_engine(backend, tmp_path):
+    declared, written = declared_and_written_types(backend, BATCH.expression(), tmp_path)
+    assert written == declared
 
 
 def test_contract():
@@ -47,12 +55,18 @@ def test_contract():
     assert {"psofa_missing", "psofa_n_assumed_normal", "psofa_score"} <= set(names)
 
 
-def test_worked_example_1(con):
+WORKED_EXAMPLE_1 = case({"age": 60.0, "pf_ratio": 180.0, "invasive_ventilation": True,
+                         "platelets": 85.0, "bilirubin_total": 2.4, "gcs_total": 12.0,
+                         "dopamine": True, "dopamine_dose": 7.0, "map_any": 58.0,
+                         "creatinine": 1.2})
+WORKED_EXAMPLE_2 = case({"age": 8.0, "platelets": 160.0, "bilirubin_total": 0.4,
+                         "gcs_total": 15.0, "map_any": 52.0, "creatinine": 0.35})
+NOTHING_MEASURED = case({"age": None})
+
+
+def test_worked_example_1(results):
     """§6.4: 60 months, P/F 180 on IMV, plt 85, bili 2.4, GCS 12, dopamine 7 (MAP 58), creat 1.2."""
-    r = run(con, [{"age": 60.0, "pf_ratio": 180.0, "invasive_ventilation": True,
-                   "platelets": 85.0, "bilirubin_total": 2.4, "gcs_total": 12.0,
-                   "dopamine": True, "dopamine_dose": 7.0, "map_any": 58.0,
-                   "creatinine": 1.2}]).iloc[0]
+    r = results.loc[WORKED_EXAMPLE_1]
     assert (r.psofa_respiratory_points, r.psofa_coagulation_points, r.psofa_hepatic_points,
             r.psofa_neurologic_points, r.psofa_cardiovascular_points,
             r.psofa_renal_points) == (3, 2, 2, 2, 3, 2)
@@ -61,18 +75,17 @@ def test_worked_example_1(con):
     assert r.psofa_missing == "sf_ratio"
 
 
-def test_worked_example_2(con):
+def test_worked_example_2(results):
     """§6.4: 8 months, room air, no S/F, plt 160, bili 0.4, GCS 15, MAP 52, creat 0.35 -> 2."""
-    r = run(con, [{"age": 8.0, "platelets": 160.0, "bilirubin_total": 0.4, "gcs_total": 15.0,
-                   "map_any": 52.0, "creatinine": 0.35}]).iloc[0]
+    r = results.loc[WORKED_EXAMPLE_2]
     assert r.psofa_score == 2
     assert (r.psofa_cardiovascular_points, r.psofa_renal_points) == (1, 1)
     assert r.psofa_n_assumed_normal == 1  # respiratory: neither P/F nor S/F
     assert r.psofa_missing == "pf_ratio,sf_ratio"
 
 
-def test_missing_everything_scores_zero_and_counts_six_systems(con):
-    r = run(con, [{"age": None}]).iloc[0]
+def test_missing_everything_scores_zero_and_counts_six_systems(results):
+    r = results.loc[NOTHING_MEASURED]
     assert r.psofa_score == 0 and r.psofa_n_assumed_normal == 6
     assert r.psofa_missing.split(",") == ["pf_ratio", "sf_ratio", "platelets", "bilirubin_total",
                                           "map", "gcs", "creatinine", "age_months"]
@@ -99,10 +112,10 @@ EDGES = [
 ]
 
 
-@pytest.mark.parametrize("i, name, value, system, points",
-                         [(i, *case) for i, case in enumerate(EDGES)])
-def test_single_input_band_edges(edge_results, i, name, value, system, points):
-    assert edge_results.iloc[i][f"psofa_{system}_points"] == points
+@pytest.mark.parametrize("row, name, value, system, points",
+                         [(case({"age": 60.0, e[0]: e[1]}), *e) for e in EDGES])
+def test_single_input_band_edges(results, row, name, value, system, points):
+    assert results.loc[row][f"psofa_{system}_points"] == points
 
 
 RESPIRATORY = [
@@ -125,10 +138,10 @@ RESPIRATORY = [
 ]
 
 
-@pytest.mark.parametrize("i, inputs, points",
-                         [(len(EDGES) + i, *case) for i, case in enumerate(RESPIRATORY)])
-def test_respiratory_edges(edge_results, i, inputs, points):
-    assert edge_results.iloc[i].psofa_respiratory_points == points
+@pytest.mark.parametrize("row, inputs, points",
+                         [(case({"age": 60.0, **inputs}), inputs, p) for inputs, p in RESPIRATORY])
+def test_respiratory_edges(results, row, inputs, points):
+    assert results.loc[row].psofa_respiratory_points == points
 
 
 CARDIO = [
@@ -145,15 +158,17 @@ CARDIO = [
 ]
 
 
-@pytest.mark.parametrize(
-    "i, inputs, points",
-    [(len(EDGES) + len(RESPIRATORY) + i, *case) for i, case in enumerate(CARDIO)])
-def test_cardiovascular_rows(edge_results, i, inputs, points):
-    assert edge_results.iloc[i].psofa_cardiovascular_points == points
+@pytest.mark.parametrize("row, inputs, points",
+                         [(case({"age": 60.0, **inputs}), inputs, p) for inputs, p in CARDIO])
+def test_cardiovascular_rows(results, row, inputs, points):
+    assert results.loc[row].psofa_cardiovascular_points == points
 
 
-def test_unknown_vasoactive_dose_is_named(con):
-    r = run(con, [{"age": 60.0, "epinephrine": True, "map_any": 70.0}]).iloc[0]
+UNKNOWN_DOSE = case({"age": 60.0, "epinephrine": True, "map_any": 70.0})
+
+
+def test_unknown_vasoactive_dose_is_named(results):
+    r = results.loc[UNKNOWN_DOSE]
     assert "epinephrine_dose" in r.psofa_missing.split(",")
     assert r.psofa_n_assumed_normal == 5  # cardiovascular was scored (3), the other five were not
 
@@ -170,33 +185,34 @@ AGE_ROWS = [
 ]
 
 
-@pytest.mark.parametrize("age, map_threshold, edges", AGE_ROWS)
-def test_age_banded_map_and_creatinine(con, age, map_threshold, edges):
+def _age_band_cases(age, map_threshold, edges) -> list[str]:
     rows = [{"age": age, "map_any": map_threshold}, {"age": age, "map_any": map_threshold - 0.1}]
     rows += [{"age": age, "creatinine": e} for e in edges]
     rows += [{"age": age, "creatinine": round(e - 0.01, 2)} for e in edges]
-    r = run(con, rows)
+    return cases(rows)
+
+
+@pytest.mark.parametrize("age, map_threshold, edges, rows",
+                         [(*a, _age_band_cases(*a)) for a in AGE_ROWS])
+def test_age_banded_map_and_creatinine(results, age, map_threshold, edges, rows):
+    r = results.loc[rows]
     assert list(r.psofa_cardiovascular_points[:2]) == [0, 1]
     assert list(r.psofa_renal_points[2:6]) == [1, 2, 3, 4]
     assert list(r.psofa_renal_points[6:]) == [0, 1, 2, 3]
 
 
-def test_same_patient_in_other_units(con):
+VOCAB = load()
+IN_TWO_UNITS = cases([
+    {"age": 60.0, "platelets": 85.0, "bilirubin_total": 2.4, "creatinine": 1.2},
+    {"age": 60.0, "platelets": VOCAB.convert("platelets", 85_000, "/uL"),
+     "bilirubin_total": VOCAB.convert("bilirubin_total", 2.4 * 17.104, "umol/L"),
+     "creatinine": VOCAB.convert("creatinine", 1.2 * 88.40, "umol/L")}])
+
+
+def test_same_patient_in_other_units(results):
     """Platelets /uL, bilirubin umol/L, creatinine umol/L (factors §11.1) give the same points."""
-    vocab = load()
-    canonical = {"age": 60.0, "platelets": 85.0, "bilirubin_total": 2.4, "creatinine": 1.2}
-    other = {"age": 60.0, "platelets": vocab.convert("platelets", 85_000, "/uL"),
-             "bilirubin_total": vocab.convert("bilirubin_total", 2.4 * 17.104, "umol/L"),
-             "creatinine": vocab.convert("creatinine", 1.2 * 88.40, "umol/L")}
-    r = run(con, [canonical, other])
+    r = results.loc[IN_TWO_UNITS]
     cols = ["psofa_coagulation_points", "psofa_hepatic_points", "psofa_renal_points",
             "psofa_score"]
     assert r[cols].iloc[0].tolist() == r[cols].iloc[1].tolist() == [2, 2, 2, 6]
 
-
-@pytest.fixture(scope="module")
-def edge_results(con):
-    """All single-row cases below, evaluated in one query (60 months unless stated)."""
-    rows = [{"age": 60.0, name: value} for name, value, _, _ in EDGES]
-    rows += [{"age": 60.0, **inputs} for inputs, _ in RESPIRATORY + CARDIO]
-    return run(con, rows)

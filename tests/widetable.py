@@ -4,13 +4,15 @@ A criterion's ``evaluate`` receives the base columns of the screening contract p
 per FeatureSpec of its INPUTS (``hyperinflam.criteria``). Tests register their cases at import
 (input columns by name), then every case of a module is evaluated in one query per engine (the
 ``backend`` fixture of conftest.py: DuckDB and Spark), which keeps them fast on both: hundreds of
-cases cost one Spark query, not hundreds.
+cases cost one Spark query, not hundreds. :func:`declared_and_written_types` writes a module's
+results as the screen writes them, to compare the file's column types with the declared ones.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 import ibis
 import pandas as pd
@@ -51,6 +53,22 @@ def evaluate(rows: dict[str, dict], module, con=None) -> pd.DataFrame:
     con = con if con is not None else ibis.duckdb.connect()
     out = con.execute(t.mutate(**module.evaluate(t)))
     return out.set_index("stay_id", drop=False).loc[list(rows)]
+
+
+def declared_and_written_types(con, expr: ibis.Table, folder: Path) -> tuple[dict, dict]:
+    """The column types ``expr`` declares and the types of the Parquet file the engine of ``con``
+    writes for it (``hyperinflam.engine.write_result_file``, as ``hyperinflam screen`` writes),
+    each as {column: Arrow type name}: equal when the engine computes what is declared (a CASE
+    over integer literals is INTEGER to DuckDB although ibis declares int64)."""
+    import pyarrow.parquet as pq
+
+    from hyperinflam.engine import write_result_file
+
+    out = Path(folder) / f"types-{con.name}.parquet"
+    write_result_file(con, expr, out, "parquet")
+    declared = {name: str(t) for name, t in zip(expr.columns, expr.schema().to_pyarrow().types)}
+    written = {f.name: str(f.type) for f in pq.read_schema(out)}
+    return declared, written
 
 
 @contextmanager
