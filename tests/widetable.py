@@ -144,5 +144,10 @@ class CaseBook:
         """Every registered case, in one query (on ``con``, default DuckDB)."""
         return evaluate(self.cases, self.module, con)
 
+    def expression(self) -> ibis.Table:
+        """The query :meth:`evaluate` runs: the wide table of every case and the outputs."""
+        t = wide(self.cases, self.module)
+        return t.mutate(**self.module.evaluate(t))
+
     def wide(self, rows: dict[str, dict]) -> ibis.Table:
         return wide(rows, self.module)
