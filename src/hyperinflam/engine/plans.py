@@ -15,6 +15,12 @@ every run but the first:
   evaluation times) is not written into the SQL: the expression reads it from *input tables*
   (:func:`input_table`), and each run registers their rows under those names first
   (:func:`run_plan`). One plan then serves every ``--at`` time and every grid step.
+* **Parameters.** A scalar that varies between runs (the census time, one stay's id) may
+  instead be a *parameter* (:func:`get_plan`'s ``parameters``): the expression is built with a
+  sentinel value in its place (:data:`SENTINELS`), whose compiled rendering is recorded, and each
+  run replaces that rendering by the run's value as a SQL literal (:meth:`Plan.bound_sql`). The
+  engine then sees a constant, as in a query built for that value (filters pushed into the
+  scans), and any code that takes a time or an id as a Python value serves a plan unchanged.
 * **Self-contained SQL.** The small tables an expression builds from Python data
   (``ibis.memtable``: vocabulary lookups) are written into the SQL as ``VALUES`` lists, so the
   SQL text is all a later run needs: on DuckDB a cached plan runs without importing ibis.
@@ -41,7 +47,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 #: Version of the plan file layout (part of every key).
-PLAN_FORMAT = 1
+PLAN_FORMAT = 2
 #: Plans kept in memory per process, and plan files kept on disk (oldest removed first).
 PLANS_IN_MEMORY = 64
 PLAN_FILES_KEPT = 200
@@ -49,6 +55,11 @@ PLAN_FILES_KEPT = 200
 INPUT_PREFIX = "hyperinflam_input_"
 #: Column holding the persons of a batch (every canonical table that belongs to a person has it).
 PERSON_COLUMN = "person_id"
+#: Sentinel value of a parameter of each type (see the module docstring): values no real data
+#: holds, and whose rendering is found in the compiled SQL; a parameter's number picks the
+#: microsecond (timestamps) or the suffix (strings), so two parameters never share one.
+SENTINEL_YEAR = 2187
+SENTINEL_TEXT = "hyperinflam-parameter-"
 
 _memory: OrderedDict[str, "Plan"] = OrderedDict()
 _memory_lock = threading.Lock()
@@ -69,6 +80,8 @@ class Plan:
     inputs: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
     tables: tuple[str, ...] = ()
     meta: dict = field(default_factory=dict)
+    #: parameter name -> (type, the sentinel's rendering in ``sql``)
+    parameters: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     @property
     def column_names(self) -> list[str]:
@@ -79,7 +92,8 @@ class Plan:
                            "engine": self.engine, "sql": self.sql,
                            "columns": [list(c) for c in self.columns],
                            "inputs": {k: [list(c) for c in v] for k, v in self.inputs.items()},
-                           "tables": list(self.tables), "meta": self.meta})
+                           "tables": list(self.tables), "meta": self.meta,
+                           "parameters": {k: list(v) for k, v in self.parameters.items()}})
 
     @classmethod
     def from_json(cls, text: str) -> "Plan":
@@ -89,7 +103,20 @@ class Plan:
         return cls(name=d["name"], key=d["key"], engine=d["engine"], sql=d["sql"],
                    columns=tuple(tuple(c) for c in d["columns"]),
                    inputs={k: tuple(tuple(c) for c in v) for k, v in d["inputs"].items()},
-                   tables=tuple(d["tables"]), meta=d.get("meta") or {})
+                   tables=tuple(d["tables"]), meta=d.get("meta") or {},
+                   parameters={k: tuple(v) for k, v in (d.get("parameters") or {}).items()})
+
+    def bound_sql(self, params: Mapping[str, Any] | None = None) -> str:
+        """The SQL with each parameter's sentinel replaced by its value in ``params`` (a naive
+        UTC datetime for a timestamp, a str for a string) as a SQL literal."""
+        params = params or {}
+        missing = sorted(set(self.parameters) - set(params))
+        if missing:
+            raise KeyError(f"plan '{self.name}' needs parameter(s) {', '.join(missing)}")
+        sql = self.sql
+        for name, (kind, rendering) in self.parameters.items():
+            sql = sql.replace(rendering, parameter_literal(kind, params[name]))
+        return sql
 
 
 # ------------------------------------------------------------------------------------------------
@@ -248,9 +275,10 @@ def input_table(name: str, columns: Mapping[str, str]):
 
 
 def get_plan(con, name: str, parts: Mapping[str, Any],
-             build: Callable[[Any, dict], Any],
+             build: Callable[..., Any],
              inputs: Mapping[str, Mapping[str, str]] | None = None, *,
-             building: Callable[[], Any] | None = None) -> Plan:
+             building: Callable[[], Any] | None = None,
+             parameters: Mapping[str, str] | None = None) -> Plan:
     """The plan ``name`` with ``parts``: from memory, else from the disk cache, else built.
 
     ``build(backend, tables)`` returns the ibis expression, or (expression, meta) where meta is
@@ -259,10 +287,17 @@ def get_plan(con, name: str, parts: Mapping[str, Any],
     (name -> {column: ibis type}) to its :func:`input_table`. ``parts`` (JSON-able) must name
     everything ``build`` depends on besides the code, the engine and the tables' schemas.
     ``building()``: a context manager entered around a build (e.g. a status line), only when
-    the plan is neither in memory nor on disk.
+    the plan is neither in memory nor on disk. ``parameters`` (name -> 'timestamp' or
+    'string'): scalars bound at each run (:meth:`Plan.bound_sql`); ``build`` is then called as
+    ``build(backend, tables, params)`` with ``params`` mapping each name to its sentinel value,
+    to be used wherever the run's value belongs (as a Python datetime or str).
     """
     inputs = {k: dict(v) for k, v in (inputs or {}).items()}
-    key = plan_key(con, name, {"parts": parts, "inputs": inputs})
+    parameters = dict(parameters or {})
+    key_parts = {"parts": parts, "inputs": inputs}
+    if parameters:
+        key_parts["parameters"] = parameters
+    key = plan_key(con, name, key_parts)
     with _memory_lock:
         plan = _memory.get(key)
         if plan is not None:
@@ -278,7 +313,7 @@ def get_plan(con, name: str, parts: Mapping[str, Any],
                 import contextlib
 
                 with (building() if building is not None else contextlib.nullcontext()):
-                    plan = compile_plan(con, name, key, build, inputs)
+                    plan = compile_plan(con, name, key, build, inputs, parameters)
                 _write_disk(plan)
             with _memory_lock:
                 _memory[key] = plan
@@ -289,15 +324,73 @@ def get_plan(con, name: str, parts: Mapping[str, Any],
     return plan
 
 
-def compile_plan(con, name: str, key: str, build: Callable[[Any, dict], Any],
-                 inputs: Mapping[str, Mapping[str, str]]) -> Plan:
+def sentinel(kind: str, number: int = 0):
+    """The sentinel value of parameter ``number`` of type ``kind`` (see :data:`SENTINEL_YEAR`)."""
+    import datetime as dt
+
+    if kind == "timestamp":
+        return dt.datetime(SENTINEL_YEAR, 3, 4, 5, 6, 7, 100_000 + number)
+    if kind == "string":
+        return f"{SENTINEL_TEXT}{number}"
+    raise ValueError(f"a plan parameter is a 'timestamp' or a 'string', not {kind!r}")
+
+
+def parameter_literal(kind: str, value) -> str:
+    """A parameter's value as the SQL literal replacing its sentinel (both engines read it)."""
+    import datetime as dt
+
+    if kind == "timestamp":
+        if hasattr(value, "to_pydatetime"):  # a pandas Timestamp
+            value = value.to_pydatetime()
+        if not isinstance(value, dt.datetime):
+            raise TypeError(f"a timestamp parameter takes a datetime, not {type(value).__name__}")
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        return sql_literal(value)
+    if not isinstance(value, str):
+        raise TypeError(f"a string parameter takes a str, not {type(value).__name__}")
+    return sql_literal(value)
+
+
+def _rendering(backend, value, kind: str) -> str:
+    """How the compiler writes ``value`` (a literal of ibis type ``kind``) in the SQL."""
+    import ibis
+
+    select = backend.compiler.to_sqlglot(ibis.literal(value, type=kind).name("p"))
+    return select.expressions[0].this.sql(dialect=backend.dialect)
+
+
+def _parameter_renderings(backend, sql: str, sentinels: Mapping[str, tuple[str, Any]]
+                          ) -> dict[str, tuple[str, str]]:
+    """Each parameter's (type, rendering) in ``sql``; fails when a sentinel was changed on its
+    way into the SQL (e.g. a time shifted in Python), which a run could not replace."""
+    out, rest = {}, sql
+    for name, (kind, value) in sentinels.items():
+        rendering = _rendering(backend, value, kind)
+        out[name] = (kind, rendering)
+        rest = rest.replace(rendering, "")
+    if str(SENTINEL_YEAR) in rest or SENTINEL_TEXT in rest:
+        raise ValueError("a plan parameter's sentinel reached the SQL in another form than its "
+                         "literal (computed on in Python?): pass that value as its own "
+                         "parameter or input")
+    return out
+
+
+def compile_plan(con, name: str, key: str, build: Callable[..., Any],
+                 inputs: Mapping[str, Mapping[str, str]],
+                 parameters: Mapping[str, str] | None = None) -> Plan:
     """Build the expression and compile it to one self-contained SQL text (memtables inlined)."""
     import ibis.expr.operations as ops
     import sqlglot as sg
 
     backend = ibis_backend(con)
     tables = {n: input_table(n, cols) for n, cols in inputs.items()}
-    built = build(backend, tables)
+    sentinels = {n: (kind, sentinel(kind, i))
+                 for i, (n, kind) in enumerate((parameters or {}).items())}
+    if sentinels:
+        built = build(backend, tables, {n: v for n, (_, v) in sentinels.items()})
+    else:
+        built = build(backend, tables)
     expr, meta = built if isinstance(built, tuple) else (built, {})
     query = backend.compiler.to_sqlglot(expr)
     memtables = {op.name: op for op in expr.op().find(ops.InMemoryTable)}
@@ -318,7 +411,8 @@ def compile_plan(con, name: str, key: str, build: Callable[[Any, dict], Any],
     read = sorted({op.name for op in expr.op().find(ops.DatabaseTable)})
     return Plan(name=name, key=key, engine=engine_of(con), sql=sql,
                 columns=tuple((c, str(t)) for c, t in expr.schema().items()),
-                inputs=input_types, tables=tuple(read), meta=dict(meta))
+                inputs=input_types, tables=tuple(read), meta=dict(meta),
+                parameters=_parameter_renderings(backend, sql, sentinels))
 
 
 def _values_cte(backend, op):
@@ -498,23 +592,27 @@ def _schema(plan: Plan):
     return ibis.schema([(n, t) for n, t in plan.columns])
 
 
-def run_rows(con, plan: Plan, inputs: Mapping[str, Any] | None = None) -> list[tuple]:
+def run_rows(con, plan: Plan, inputs: Mapping[str, Any] | None = None,
+             params: Mapping[str, Any] | None = None) -> list[tuple]:
     """The plan's result as a list of tuples (DuckDB; needs neither pandas nor ibis)."""
+    sql = plan.bound_sql(params)
     with _Inputs(con, plan, inputs):
-        return duckdb_connection(con).execute(plan.sql).fetchall()
+        return duckdb_connection(con).execute(sql).fetchall()
 
 
-def run_pandas(con, plan: Plan, inputs: Mapping[str, Any] | None = None):
+def run_pandas(con, plan: Plan, inputs: Mapping[str, Any] | None = None,
+               params: Mapping[str, Any] | None = None):
     """The plan's result as a pandas DataFrame, converted as ibis' ``to_pandas`` converts the
-    same expression (same dtypes, same missing values)."""
+    same expression (same dtypes, same missing values). ``params``: the plan's parameters."""
     schema = _schema(plan)
+    sql = plan.bound_sql(params)
     with _Inputs(con, plan, inputs):
         if engine_of(con) == "duckdb":
             import pandas as pd
             import pyarrow.types as pat
             from ibis.backends.duckdb.converter import DuckDBPandasData
 
-            table = duckdb_connection(con).sql(plan.sql).to_arrow_table()
+            table = duckdb_connection(con).sql(sql).to_arrow_table()
             frame = pd.DataFrame({
                 name: (col.to_pylist() if (pat.is_nested(col.type) or pat.is_dictionary(col.type)
                                            or col.null_count) else col.to_pandas())
@@ -522,22 +620,24 @@ def run_pandas(con, plan: Plan, inputs: Mapping[str, Any] | None = None):
             return DuckDBPandasData.convert_table(frame, schema)
         from ibis.backends.pyspark.converter import PySparkPandasData
 
-        frame = con._session.sql(plan.sql).toPandas()
+        frame = con._session.sql(sql).toPandas()
         return PySparkPandasData.convert_table(frame, schema)
 
 
-def run_arrow(con, plan: Plan, inputs: Mapping[str, Any] | None = None):
+def run_arrow(con, plan: Plan, inputs: Mapping[str, Any] | None = None,
+              params: Mapping[str, Any] | None = None):
     """The plan's result as a pyarrow Table with the plan's types."""
     if engine_of(con) == "duckdb":
         from ibis.backends.duckdb.converter import DuckDBPyArrowData
 
+        sql = plan.bound_sql(params)
         with _Inputs(con, plan, inputs):
-            table = duckdb_connection(con).sql(plan.sql).to_arrow_table()
+            table = duckdb_connection(con).sql(sql).to_arrow_table()
         return DuckDBPyArrowData.convert_table(table, _schema(plan))
     import pyarrow as pa
     from ibis.formats.pyarrow import PyArrowData
 
-    output = pa.Table.from_pandas(run_pandas(con, plan, inputs), preserve_index=False)
+    output = pa.Table.from_pandas(run_pandas(con, plan, inputs, params), preserve_index=False)
     return PyArrowData.convert_table(output, _schema(plan))
 
 
@@ -550,20 +650,22 @@ def copy_statement(query: str, out: str | os.PathLike, kind: str) -> str:
 
 
 def write_file(con, plan: Plan, out: str | os.PathLike, kind: str,
-               inputs: Mapping[str, Any] | None = None) -> None:
+               inputs: Mapping[str, Any] | None = None,
+               params: Mapping[str, Any] | None = None) -> None:
     """Write the plan's result to ONE local .csv or .parquet file.
 
     DuckDB streams it to the file; on Spark the result is collected to the driver as Arrow and
     written there (a single file, not a folder of part files), as
     ``hyperinflam.engine.write_result_file`` does."""
     if engine_of(con) == "duckdb":
+        sql = plan.bound_sql(params)
         with _Inputs(con, plan, inputs):
-            duckdb_connection(con).execute(copy_statement(plan.sql, out, kind))
+            duckdb_connection(con).execute(copy_statement(sql, out, kind))
         return
     import pyarrow.csv as pa_csv
     import pyarrow.parquet as pq
 
-    table = run_arrow(con, plan, inputs)
+    table = run_arrow(con, plan, inputs, params)
     (pa_csv.write_csv if kind == "csv" else pq.write_table)(table, out)
 
 

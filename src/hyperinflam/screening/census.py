@@ -71,6 +71,15 @@ def usable_criteria(names: list[str] | None = None) -> tuple[list[str], dict[str
     return list(ok), dict(skipped)
 
 
+def plan_time(at) -> dt.datetime:
+    """A time given to a compiled plan: naive UTC (an offset is honoured; none = UTC)."""
+    from hyperinflam.features.grid import to_naive_utc
+
+    if isinstance(at, dt.datetime) and not hasattr(at, "to_pydatetime"):
+        return at if at.tzinfo is None else at.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return pd.Timestamp(to_naive_utc(at)).to_pydatetime()
+
+
 def timestamp_literal(value: dt.datetime | ir.TimestampValue) -> ir.TimestampValue:
     """A time as an ibis timestamp (an ibis value, e.g. a compiled plan's input, as is)."""
     if isinstance(value, ir.Value):
@@ -155,9 +164,25 @@ def recognition_expr(con, at: dt.datetime, criteria: list[str], stays: ir.Table 
     return rt.rename(rt_stay="stay_id")
 
 
+def census_plan(con, criteria: list[str]):
+    """:func:`census_expr` as a compiled plan (:mod:`hyperinflam.engine.plans`), its time a
+    parameter ``at``: built and compiled once per criteria set, then every census time (the live
+    census, each ``?at=``) runs the cached SQL."""
+    from hyperinflam.engine import plans
+
+    criteria = list(criteria)
+    return plans.get_plan(con, "census", {"criteria": criteria},
+                          lambda backend, tables, params: census_expr(backend, params["at"],
+                                                                      criteria),
+                          parameters={"at": "timestamp"})
+
+
 def census_frame(con, at: dt.datetime, criteria: list[str]) -> pd.DataFrame:
-    """The census at ``at``: every stay in the PICU, one row, executed as one query."""
-    frame = census_expr(con, at, criteria).to_pandas()
+    """The census at ``at``: every stay in the PICU, one row, executed as one query (the
+    compiled :func:`census_plan`)."""
+    from hyperinflam.engine import plans
+
+    frame = plans.run_pandas(con, census_plan(con, criteria), params={"at": plan_time(at)})
     frame["anakinra_running"] = frame["anakinra_running"].fillna(False).astype(bool)
     return frame
 

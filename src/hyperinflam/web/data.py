@@ -8,10 +8,17 @@ Performance model (issue 7 load test, docs/performance.md):
 
 * **Data version**: the database file's identity (device, inode), size and modification time,
   and those of its WAL (:meth:`Database.version`). Loading new data changes it.
-* **One read-only connection**, opened lazily, reopened only when the version changes, used under
-  a lock (DuckDB parallelises each query itself), and closed after ``idle_close_seconds`` without
-  use, because an open read-only connection holds DuckDB's file lock and ``hyperinflam load``
-  (another process) could not write.
+* **One read-only connection**, opened lazily, reopened only when the version changes (once the
+  queries running on it are done), and closed after ``idle_close_seconds`` without use, because
+  an open read-only connection holds DuckDB's file lock and ``hyperinflam load`` (another
+  process) could not write. Each unit of work runs on its own cursor of that connection, at most
+  ``concurrent_queries`` at a time (the others wait): a patient page of a stay outside the census
+  is not queued behind a census at a new time, and a burst of new ``?at=`` times cannot start
+  more queries than the cores can run.
+* **Compiled plans** (:mod:`hyperinflam.engine.plans`): the census and every patient-page table
+  is built and compiled once per criteria set (in memory, and on disk for the next start), its
+  time and stay bound as parameters at each run, so a new ``?at=`` or a stay outside the census
+  pays the engine's work only.
 * **Snapshot** per (version, as-of time): the census (one row per stay in the PICU), the criteria
   strip of those stays and all their patient-page rows (markers, drugs, organ support, anakinra
   periods and course, marker response), each computed by one set-based query with the stay
@@ -48,6 +55,9 @@ IDLE_CLOSE_SECONDS = 2.0
 SNAPSHOTS_KEPT = 8
 #: Patient bundles of stays outside a snapshot kept in memory.
 STAY_BUNDLES_KEPT = 64
+#: Units of work (census snapshots, patient tables, one stay's page) run at the same time, each
+#: on its own cursor of the shared connection; more wait for a free one (docs/performance.md).
+CONCURRENT_QUERIES = 2
 
 
 @dataclass
@@ -99,10 +109,15 @@ class Database:
     pinned_now: dt.datetime | None = None     # a fixed "now" (demos, tests, benchmarks)
     skipped_criteria: dict[str, str] = field(default_factory=dict)
     idle_close_seconds: float = IDLE_CLOSE_SECONDS
+    concurrent_queries: int = CONCURRENT_QUERIES
 
     def __post_init__(self):
         self.path = Path(self.path)
         self._db_lock = threading.Lock()
+        self._db_changed = threading.Condition(self._db_lock)
+        self._active = 0
+        self._slots = threading.BoundedSemaphore(max(1, int(self.concurrent_queries)))
+        self.max_active_seen = 0
         self._con = None
         self._con_version: tuple | None = None
         self._last_used = 0.0
@@ -136,20 +151,39 @@ class Database:
     fingerprint = version  # the former name
 
     def run(self, fn):
-        """Run ``fn(con)`` on the shared read-only connection (one unit of work at a time)."""
-        with self._db_lock:
-            version = self.version()
-            if self._con is None or self._con_version != version:
-                self._close_connection()
-                self._con = connect(self.path, read_only=True)
-                self._con.con.execute("SET enable_progress_bar = false")
-                self._con_version = version
-                self.n_connections_opened += 1
-                self._start_closer()
+        """Run ``fn(con)`` on its own cursor of the shared read-only connection (an ibis
+        backend); at most ``concurrent_queries`` at a time. The connection is (re)opened when
+        the data version changed, once no query runs on the old one."""
+        import ibis
+
+        with self._slots:
+            with self._db_changed:
+                version = self.version()
+                while self._con is None or self._con_version != version:
+                    if self._active == 0:
+                        self._close_connection()
+                        self._con = connect(self.path, read_only=True)
+                        self._con.con.execute("SET enable_progress_bar = false")
+                        self._con_version = version
+                        self.n_connections_opened += 1
+                        self._start_closer()
+                        break
+                    self._db_changed.wait()
+                    version = self.version()
+                self._active += 1
+                self.max_active_seen = max(self.max_active_seen, self._active)
+                cursor = self._con.con.cursor()
             try:
-                return fn(self._con)
+                # per-connection settings of engine.connect, for this cursor too
+                cursor.execute("SET TimeZone = 'UTC'")
+                cursor.execute("SET enable_progress_bar = false")
+                return fn(ibis.duckdb.from_connection(cursor))
             finally:
-                self._last_used = time.monotonic()
+                cursor.close()
+                with self._db_changed:
+                    self._active -= 1
+                    self._last_used = time.monotonic()
+                    self._db_changed.notify_all()
 
     def _close_connection(self) -> None:
         if self._con is not None:
@@ -170,7 +204,8 @@ class Database:
                     continue
                 if self._db_lock.acquire(blocking=False):
                     try:
-                        if (self._con is not None and time.monotonic() - self._last_used
+                        if (self._con is not None and self._active == 0
+                                and time.monotonic() - self._last_used
                                 >= self.idle_close_seconds):
                             self._close_connection()
                     finally:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Callable
 
 import ibis
 import ibis.expr.types as ir
@@ -133,13 +134,16 @@ def marker_response_expr(con, course: ir.Table, at: dt.datetime) -> ir.Table:
         ["stay_id", "variable", "role", "time"])
 
 
-def patient_tables(con, at: dt.datetime, criteria: list[str]) -> dict[str, ByStay]:
-    """Patient-page rows of every stay in the PICU at ``at`` (set-based queries), by stay."""
+#: Columns of the stay row of a patient page.
+STAY_COLUMNS = ("stay_id", "person_id", "admit_time", "discharge_time", "admission_reason",
+                "weight_kg", "birth_date", "sex")
+
+
+def snapshot_exprs(con, at: dt.datetime, criteria: list[str]
+                   ) -> dict[str, Callable[[], ir.Table]]:
+    """The patient-page tables of every stay in the PICU at ``at``: name -> a function building
+    its expression (each built only when asked for)."""
     stays = stays_in_picu(con, at)
-    stays_df = stays.select("stay_id", "person_id", "admit_time", "discharge_time",
-                            "admission_reason", "weight_kg", "birth_date", "sex").to_pandas()
-    frames = {name: expr.to_pandas() for name, expr in timeline_exprs(con, stays, at).items()}
-    strip = strip_expr(con, criteria, stays, at).to_pandas()
     # Anakinra rows of the stays in the PICU only, filtered on the engine before the marker
     # response is looked up: a site's whole history of treated stays is not recomputed per
     # snapshot.
@@ -148,43 +152,111 @@ def patient_tables(con, at: dt.datetime, criteria: list[str]) -> dict[str, BySta
     def current(expr: ir.Table) -> ir.Table:
         return expr.semi_join(in_picu, expr.stay_id == in_picu.i_stay)
 
-    days = current(anakinra.daily_doses(con, as_of=at)).to_pandas()
-    course_expr = current(anakinra.course_summary(con, as_of=at))
-    course = course_expr.to_pandas()
-    if course.empty:
-        response = pd.DataFrame(columns=["stay_id", *_EMPTY_RESPONSE_COLUMNS])
-    else:
-        response = marker_response_expr(con, course_expr, at).to_pandas()
-    return {"stays": ByStay.of(stays_df),
-            "measurements": ByStay.of(frames["measurements"]),
-            "drugs": ByStay.of(frames["drugs"]), "support": ByStay.of(frames["support"]),
-            "strip": ByStay.of(strip), "anakinra_days": ByStay.of(days),
-            "anakinra_course": ByStay.of(course), "marker_response": ByStay.of(response)}
+    def course():
+        return current(anakinra.course_summary(con, as_of=at))
+
+    def timeline(name):
+        return lambda: timeline_exprs(con, stays, at)[name]
+
+    return {"stays": lambda: stays.select(*STAY_COLUMNS),
+            **{name: timeline(name) for name in ("measurements", "drugs", "support")},
+            "strip": lambda: strip_expr(con, criteria, stays, at),
+            "anakinra_days": lambda: current(anakinra.daily_doses(con, as_of=at)),
+            "anakinra_course": course,
+            "marker_response": lambda: marker_response_expr(con, course(), at)}
+
+
+def stay_exprs(con, stay_id: str, end: dt.datetime, criteria: list[str] | None
+               ) -> dict[str, Callable[[], ir.Table]]:
+    """The patient-page tables of one stay up to ``end`` (the stay filter applied first): name ->
+    a function building its expression."""
+    stay = con.table("stay")
+    one = with_person(con, stay.filter(stay.stay_id == stay_id))
+
+    def course():
+        return anakinra.course_summary(con, as_of=end, stay_id=stay_id)
+
+    def timeline(name):
+        return lambda: timeline_exprs(con, one, end)[name]
+
+    out = {**{name: timeline(name) for name in ("measurements", "drugs", "support")},
+           "anakinra_days": lambda: anakinra.daily_doses(con, as_of=end, stay_id=stay_id),
+           "anakinra_course": course,
+           "marker_response": lambda: marker_response_expr(con, course(), end),
+           "recognition": lambda: recognition_expr(con, end, criteria or [], one)}
+    if criteria is not None:
+        out["strip"] = lambda: strip_expr(con, criteria, one, end)
+    return out
+
+
+def _one_stay_expr(con, stay_id: str) -> ir.Table:
+    stay = con.table("stay")
+    return with_person(con, stay.filter(stay.stay_id == stay_id))
+
+
+def _run(con, kind: str, name: str, criteria, exprs, parameters: dict[str, str],
+         params: dict) -> pd.DataFrame:
+    """Table ``name`` of ``exprs(backend, **params)`` run as a compiled plan (engine.plans)
+    ``<kind>_<name>``: built and compiled once per criteria set, its time (and stay) parameters
+    bound at each run."""
+    from hyperinflam.engine import plans
+
+    plan = plans.get_plan(
+        con, f"{kind}_{name}", {"criteria": None if criteria is None else list(criteria)},
+        lambda backend, tables, sentinels: exprs(backend, **sentinels)[name](),
+        parameters=parameters)
+    return plans.run_pandas(con, plan, params=params)
+
+
+#: The tables of a snapshot's patient pages (:func:`snapshot_exprs`).
+SNAPSHOT_TABLES = ("stays", "measurements", "drugs", "support", "strip", "anakinra_days",
+                   "anakinra_course", "marker_response")
+
+
+def patient_tables(con, at: dt.datetime, criteria: list[str]) -> dict[str, ByStay]:
+    """Patient-page rows of every stay in the PICU at ``at`` (set-based queries, each a compiled
+    plan whose time is a parameter), by stay."""
+    from hyperinflam.screening.census import plan_time
+
+    def exprs(backend, at):
+        return snapshot_exprs(backend, at, criteria)
+
+    params = {"at": plan_time(at)}
+    return {name: ByStay.of(_run(con, "snapshot", name, criteria, exprs, {"at": "timestamp"},
+                                 params)) for name in SNAPSHOT_TABLES}
 
 
 def patient_data(con, stay_id: str, at: dt.datetime, criteria: list[str] | None = None) -> dict:
     """Everything the patient page needs for one stay, up to ``at``: the same expressions as a
-    snapshot, with the stay filter applied first (small queries)."""
-    stay = con.table("stay")
-    one = with_person(con, stay.filter(stay.stay_id == stay_id))
-    s = one.to_pandas()
+    snapshot, with the stay filter applied first (small queries, each a compiled plan whose stay
+    and time are parameters)."""
+    from hyperinflam.engine import plans
+    from hyperinflam.screening.census import plan_time
+
+    stay_plan = plans.get_plan(con, "patient_stay", {},
+                               lambda backend, tables, params: _one_stay_expr(
+                                   backend, params["stay_id"]),
+                               parameters={"stay_id": "string"})
+    s = plans.run_pandas(con, stay_plan, params={"stay_id": str(stay_id)})
     if s.empty:
         return {}
     row = records(s)[0]
     lo, end = patient_window(row, at)
-    frames = {name: Rows.of(expr.to_pandas())
-              for name, expr in timeline_exprs(con, one, end).items()}
-    days = anakinra.daily_doses(con, as_of=end, stay_id=stay_id).to_pandas()
-    course_expr = anakinra.course_summary(con, as_of=end, stay_id=stay_id)
-    course = course_expr.to_pandas()
-    if course.empty:
-        response = pd.DataFrame(columns=["stay_id", *_EMPTY_RESPONSE_COLUMNS])
-    else:
-        response = marker_response_expr(con, course_expr, end).to_pandas()
-    strip = (strip_expr(con, criteria, one, end).to_pandas() if criteria is not None
-             else pd.DataFrame(columns=["stay_id", "eval_time"]))
-    rt = recognition_expr(con, end, criteria or [], one).to_pandas()
-    return {"stay": row, "window": (lo, end), **frames, "anakinra_days": Rows.of(days),
+
+    def exprs(backend, stay_id, end):
+        return stay_exprs(backend, stay_id, end, criteria)
+
+    names = ["measurements", "drugs", "support", "anakinra_days", "anakinra_course",
+             "marker_response", "recognition"] + (["strip"] if criteria is not None else [])
+    params = {"stay_id": str(stay_id), "end": plan_time(end)}
+    frames = {name: _run(con, "stay", name, criteria, exprs,
+                         {"stay_id": "string", "end": "timestamp"}, params) for name in names}
+    strip = frames.get("strip", pd.DataFrame(columns=["stay_id", "eval_time"]))
+    rt, course = frames["recognition"], frames["anakinra_course"]
+    return {"stay": row, "window": (lo, end),
+            **{n: Rows.of(frames[n]) for n in ("measurements", "drugs", "support")},
+            "anakinra_days": Rows.of(frames["anakinra_days"]),
             "recognition": records(rt)[0] if not rt.empty else {},
             "anakinra_course": records(course)[0] if not course.empty else None,
-            "marker_response": Rows.of(response), "strip": Rows.of(strip)}
+            "marker_response": Rows.of(frames["marker_response"]), "strip": Rows.of(strip)}
+
