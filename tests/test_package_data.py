@@ -62,3 +62,13 @@ def _ships(path: str, pattern: str) -> bool:
     """setuptools' package-data glob: ``*`` stays inside one folder level."""
     a, b = PurePosixPath(path), PurePosixPath(pattern)
     return len(a.parts) == len(b.parts) and a.match(pattern)
+
+
+def test_the_shipped_clinical_reference_is_the_one_in_docs():
+    """The report cites and lists the clinical reference the package ships
+    (report/clinical-reference.md); it must be docs/clinical-reference.md to the byte, or a
+    change to the reference would reach the docs but not the reports (or the reverse)."""
+    shipped = resources.files("hyperinflam.report").joinpath("clinical-reference.md")
+    docs = ROOT / "docs" / "clinical-reference.md"
+    assert shipped.read_bytes() == docs.read_bytes(), (
+        "copy docs/clinical-reference.md to src/hyperinflam/report/clinical-reference.md")
