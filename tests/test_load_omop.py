@@ -127,9 +127,19 @@ def test_fallback_stays_are_flagged(parquet_load):
     visits = _parquet("visit_occurrence").to_pandas()
     person = _parquet("person").to_pandas()[["person_id", "birth_datetime"]]
     v = visits.merge(person, on="person_id")
-    age_limit = v["birth_datetime"] + v["birth_datetime"].map(lambda b: b.replace(year=b.year + 18) - b)
-    expected = v[v["visit_concept_id"].isin([9201, 262, 9203]) & (v["visit_start_datetime"] < age_limit)]
+    # 0-21 completed years at the visit start (clinical reference §11.2, as the MEDS reader and
+    # the shipped study): the visit starts before the 22nd birthday.
+    start, birth = v["visit_start_datetime"], v["birth_datetime"]
+    completed = start.dt.year - birth.dt.year - (
+        (start.dt.month * 100 + start.dt.day) < (birth.dt.month * 100 + birth.dt.day)).astype(int)
+    expected = v[v["visit_concept_id"].isin([9201, 262, 9203]) & completed.between(0, 21)]
+    # person 12 (born 1996): ER visits at 15.4 and 20.4 years both count (SOURCE.md); the old
+    # rule (< 18 years) took the first only
+    assert set(expected.loc[expected["person_id"] == 12, "visit_occurrence_id"]) and \
+        (completed[expected.index][expected["person_id"] == 12] >= 18).any()
     assert report.counts("stay").loaded == len(expected) > 0
+    # persons of every age are loaded, children or not
+    assert report.counts("person").loaded == len(person) == 8
     assert any("fallback" in n for n in report.notes)
     assert any("concept_ancestor" in n for n in report.notes)
 

@@ -25,7 +25,9 @@ Mapping rules (documented in docs/sources-omop.md):
   place_of_service_concept_id) is a ``picu_visit`` code, or whose care_site_id is in
   ``picu_care_site_ids``. When the source has none, the fallback (``stay_fallback``,
   default ``'inpatient_children'``) takes ``inpatient_visit`` visit_occurrence rows of persons
-  younger than :data:`FALLBACK_MAX_AGE_YEARS` at the visit start, and says so in the report notes.
+  aged 0 to :data:`FALLBACK_MAX_AGE_YEARS` completed years at the visit start (the project scope,
+  0-21 years, as the MEDS reader and the studies), and says so in the report notes. Persons of
+  every age are loaded (the person table is read whole); the age filter of a study is its own.
 * times: ``*_datetime``, else the ``*_date`` at 00:00; a date-only end (discharge, end of a
   drug or procedure) is the end of that day (23:59:59). Two CDM conventions for mandatory end
   dates are read back as "no end": a visit end date on or after cdm_source.source_release_date
@@ -75,10 +77,12 @@ __all__ = ["OmopOptions", "load_omop", "load_source", "read_codes",
 
 #: Day of birth used when the CDM gives year and month only (person.day_of_birth NULL).
 MISSING_BIRTH_DAY = 15
-#: Fallback PICU stays: inpatient visits of persons younger than this at the visit start (the
-#: paediatric population of the Phoenix EHR implementation, age < 18 years at encounter start:
-#: clinical reference §5.1; studies narrow or widen the age range in their [cohort] section).
-FALLBACK_MAX_AGE_YEARS = 18
+#: Fallback PICU stays: inpatient visits of persons at most this old, in completed years, at the
+#: visit start: the project scope "Age 0-21 years at admission" (clinical reference §11.2), the
+#: rule of the MEDS reader (--max-age) and of the shipped study (age_max_years = 21). A visit
+#: before the 22nd birthday (birth date + 22 calendar years) qualifies. Studies narrow the age
+#: range in their [cohort] section; criteria flag ages outside their authors' validation.
+FALLBACK_MAX_AGE_YEARS = 21
 #: condition_status_source_value written by export_omop (and honoured on read).
 UNDERLYING_MARK, ACUTE_MARK, ONSET_UNKNOWN_MARK = "underlying", "acute", "onset unknown"
 
@@ -359,12 +363,13 @@ class _Loader:
                 WHERE {_int('v.visit_concept_id')} IN
                       (SELECT concept_id FROM _omop_codes WHERE kind = 'inpatient_visit')
                   AND TRY_CAST({start} AS TIMESTAMP) <
-                      {birth} + INTERVAL {FALLBACK_MAX_AGE_YEARS} YEAR""")
+                      {birth} + INTERVAL {FALLBACK_MAX_AGE_YEARS + 1} YEAR""")
             m = self.raw.execute("SELECT count(*) FROM _omop_stays").fetchone()[0]
             self.report.notes.append(
                 f"no PICU visit_detail (concepts {', '.join(map(str, self._picu_ids()))} or "
                 f"configured care sites): fallback stays = {m} inpatient visit_occurrence rows of "
-                f"persons younger than {FALLBACK_MAX_AGE_YEARS} years at the visit start.")
+                f"persons aged 0-{FALLBACK_MAX_AGE_YEARS} completed years at the visit start "
+                f"(persons of every age are loaded).")
         elif n == 0:
             self.report.notes.append("no PICU visit_detail rows: no stays loaded "
                                      "(stay fallback 'none').")
