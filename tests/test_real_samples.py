@@ -187,10 +187,12 @@ def _samples(tmp: Path) -> dict[str, Sample]:
             "synthea_bulk", ["fhir", str(DATA / "synthea_bulk_ndjson_smart10" / "ndjson")],
             absent={"invasive_ventilation", "vasoactive_infusion", "drugs", "infection"},
             stays=0),
-        # MIMIC-IV demo (MEDS): MEDS has no infection events (MEDS_DEATH only).
+        # MIMIC-IV demo (MEDS): diagnoses (DIAGNOSIS//ICD//...), invasive ventilation
+        # (PROCEDURE//START//225792), vasoactive infusions (INFUSION_START//221906 ...), drugs
+        # and deaths are recorded; MEDS has no infection events.
         "mimic_meds": Sample(
             "mimic_meds", ["meds", str(MEDS_EVENTS), "--all-icu", "--any-age"],
-            absent={"conditions", "invasive_ventilation", "vasoactive_infusion", "infection"},
+            absent={"infection"},
             stays=int(meds["code"].str.startswith("ICU_ADMISSION//").sum()),
             persons=int(meds.loc[meds["code"].str.startswith("ICU_ADMISSION//"),
                                  "subject_id"].nunique()),

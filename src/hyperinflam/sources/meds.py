@@ -16,6 +16,17 @@ Mapping (documented for users in ``docs/sources-meds.md``):
   ``vocabulary/drugs.csv``. The unit ``UNK`` means "no unit": such rows are quarantined
   (``missing_unit``) unless the code row gives ``unit_when_missing`` (dimensionless variables,
   INR).
+* **Intervals**: a ``support`` row (an organ-support kind) or a ``drug`` row whose code is a start
+  (:func:`interval_end_code`: ``PROCEDURE//START//225792``, ``INFUSION_START//221906``) pairs the
+  k-th start with the k-th end of its end code, per subject in time order (a start without an
+  end: no end). A vasoactive's interval is organ support with the start value as its rate, in the
+  row's ``unit_when_missing`` (none: no dose, said in the notes); another drug's is a drug
+  administration with start, end and rate.
+* **Diagnoses**: every ``DIAGNOSIS//ICD//<9|10>//<code>`` is a condition (ICD9CM / ICD10CM, the
+  code with its dot, the concept of a matching ``condition`` row of codes.csv as its name), an
+  underlying one when recorded before the person's first PICU admission.
+* **Weights**: a ``stay_weight`` row (``LAB//226512``, kg) gives stay.weight_kg: the one charted
+  nearest the admission, from :data:`STAY_WEIGHT_BEFORE_HOURS` before it to the discharge.
 * **Persons** from ``MEDS_BIRTH`` (birth date = the date of its time) and ``GENDER//<M|F>``
   (``unknown`` when the subject has no GENDER event).
 * **Stays**: each ``ICU_ADMISSION//<unit>`` is paired with the next ``ICU_DISCHARGE//<unit>`` of the
@@ -63,7 +74,7 @@ from hyperinflam.sources import LoadReport
 from hyperinflam.sources.atomic import cleanup, forget_rows, load_transaction, on_commit
 from hyperinflam.sources.ingest import _q, load_staged, open_load, with_site_codes
 from hyperinflam.sources.load_log import record_load
-from hyperinflam.vocabulary import Vocabulary
+from hyperinflam.vocabulary import VASOACTIVE_CLASS, Vocabulary
 
 __all__ = ["ADMINISTERED_STATUSES", "DAYS_PER_400_YEARS", "MedsCode", "MedsLoadReport",
            "PICU_UNIT_PATTERNS", "load_meds", "read_meds_codes"]
@@ -95,6 +106,10 @@ class MedsCode:
     unit_when_unk: str | None
     reference: str
     source: str  # file:line
+    #: an organ-support kind of supports.csv (kind ``support``)
+    support: str | None = None
+    #: the code is a stay's admission weight (kind ``stay_weight``, in kg)
+    stay_weight: bool = False
 
 
 @dataclass
@@ -118,16 +133,37 @@ def read_meds_codes(vocabulary: Vocabulary, site_codes: Iterable[str | Path] = (
     site row replaces a packaged row with the same code. Raises :class:`SourceError` naming
     file, line and fix."""
     vocab = with_site_codes(vocabulary, list(site_codes))
-    rows: dict[str, MedsCode] = {}
+    rows: dict[tuple[str, bool], MedsCode] = {}
     for c in vocab.codes_of(system=MEDS_SYSTEM):
-        if c.kind not in ("measurement", "drug"):
-            raise SourceError(f"{c.source}: a MEDS code maps to a variable (kind measurement) or "
-                              f"a drug (kind drug), not '{c.kind}'.")
-        rows.setdefault(c.code.lower(), MedsCode(
+        if c.kind not in MEDS_CODE_KINDS:
+            raise SourceError(f"{c.source}: a MEDS code maps to a variable (kind measurement), "
+                              f"a drug (kind drug), an organ-support kind (kind support) or a "
+                              f"stay's admission weight (kind stay_weight), not '{c.kind}'.")
+        # a stay_weight row stands beside the code's measurement row (the same code may be both)
+        rows.setdefault((c.code.lower(), c.kind == "stay_weight"), MedsCode(
             code=c.code, variable=c.target if c.kind == "measurement" else None,
             drug=c.target if c.kind == "drug" else None, unit_when_unk=c.unit_when_missing,
-            reference=c.reference, source=c.source))
+            reference=c.reference, source=c.source,
+            support=c.target if c.kind == "support" else None,
+            stay_weight=c.kind == "stay_weight"))
     return list(rows.values())
+
+
+#: Kinds of the MEDS rows of the code map.
+MEDS_CODE_KINDS = ("measurement", "drug", "support", "stay_weight")
+
+
+def interval_end_code(code: str) -> str | None:
+    """The end code of an interval's start code (``PROCEDURE//START//225792`` ->
+    ``PROCEDURE//END//225792``, ``INFUSION_START//221906`` -> ``INFUSION_END//221906``): the
+    first ``//`` part that is ``START`` or ends in ``_START``, with END for START; ``None`` for a
+    code that is not a start (a one-time event)."""
+    parts = code.split("//")
+    for i, part in enumerate(parts):
+        if part.upper() == "START" or part.upper().endswith("_START"):
+            parts[i] = part[:-5] + ("END" if part[-5:].isupper() else "end")
+            return "//".join(parts)
+    return None
 
 
 def _register_codes(raw, codes: list[MedsCode], vocab: Vocabulary) -> None:
@@ -135,25 +171,62 @@ def _register_codes(raw, codes: list[MedsCode], vocab: Vocabulary) -> None:
     plus MEDICATION//<drug name or alias> for every drug of the vocabulary."""
     import pandas as pd
 
-    rows = [{"code_key": c.code.lower(), "variable": c.variable, "drug": c.drug,
-             "unit_when_unk": c.unit_when_unk} for c in codes]
+    columns = ["code_key", "variable", "drug", "support", "unit_when_unk", "role", "pair_key"]
+    rows = []
+    for c in codes:
+        if c.stay_weight:
+            continue
+        key = c.code.lower()
+        end = interval_end_code(c.code) if (c.drug or c.support) else None
+        if c.support is not None and end is None:
+            role = "event"  # a support recorded at one time: an interval with no end
+        else:
+            role = "start" if end else "event"
+        rows.append({"code_key": key, "variable": c.variable, "drug": c.drug,
+                     "support": c.support, "unit_when_unk": c.unit_when_unk, "role": role,
+                     "pair_key": key if end else None})
+        if end:
+            rows.append({"code_key": end.lower(), "variable": None, "drug": c.drug,
+                         "support": c.support, "unit_when_unk": None, "role": "end",
+                         "pair_key": key})
     explicit = {r["code_key"] for r in rows}
     for _, r in vocab.drug_names_frame.iterrows():  # a few dozen vocabulary rows, not data rows
         key = f"medication//{r['name_key']}"
         if key not in explicit:
-            rows.append({"code_key": key, "variable": None, "drug": r["drug"], "unit_when_unk": None})
+            rows.append({"code_key": key, "variable": None, "drug": r["drug"], "support": None,
+                         "unit_when_unk": None, "role": "event", "pair_key": None})
             explicit.add(key)
-    frame = pd.DataFrame(rows, columns=["code_key", "variable", "drug", "unit_when_unk"])
+    frame = pd.DataFrame(rows, columns=columns)
+    weights = pd.DataFrame([{"code_key": c.code.lower()} for c in codes if c.stay_weight],
+                           columns=["code_key"])
+    conditions = pd.DataFrame([{"system": c.system, "code": c.code, "target": c.target}
+                               for c in vocab.codes_of("condition") if c.system in ICD_SYSTEMS],
+                              columns=["system", "code", "target"])
+    raw.register("_meds_condition_frame", conditions)
     raw.register("_meds_codes_frame", frame)
+    raw.register("_meds_weight_frame", weights)
     try:
         raw.execute("""CREATE OR REPLACE TEMP TABLE _meds_codes AS
             SELECT CAST(code_key AS VARCHAR) AS code_key,
                    len(string_split(code_key, '//')) AS n_parts,
                    CAST(variable AS VARCHAR) AS variable, CAST(drug AS VARCHAR) AS drug,
-                   CAST(unit_when_unk AS VARCHAR) AS unit_when_unk
+                   CAST(support AS VARCHAR) AS support,
+                   CAST(unit_when_unk AS VARCHAR) AS unit_when_unk, CAST(role AS VARCHAR) AS role,
+                   CAST(pair_key AS VARCHAR) AS pair_key
             FROM _meds_codes_frame""")
+        raw.execute("""CREATE OR REPLACE TEMP TABLE _meds_condition_codes AS
+            SELECT DISTINCT ON (system, upper(code)) CAST(system AS VARCHAR) AS system,
+                   upper(CAST(code AS VARCHAR)) AS code, CAST(target AS VARCHAR) AS target
+            FROM _meds_condition_frame ORDER BY system, upper(code), target""")
+        raw.execute("""CREATE OR REPLACE TEMP TABLE _meds_weight_codes AS
+            SELECT CAST(code_key AS VARCHAR) AS code_key FROM _meds_weight_frame""")
+        vasoactive = ", ".join(_q(d) for d in vocab.drugs_in_class(VASOACTIVE_CLASS)) or "NULL"
+        raw.execute(f"""CREATE OR REPLACE TEMP TABLE _meds_vasoactive AS
+            SELECT unnest([{vasoactive}]) AS drug""")
     finally:
         raw.unregister("_meds_codes_frame")
+        raw.unregister("_meds_weight_frame")
+        raw.unregister("_meds_condition_frame")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -334,22 +407,46 @@ def _map_events(raw) -> None:
     """Temp table _meds_mapped: events whose code matches the code map (longest prefix)."""
     parts = raw.execute("SELECT coalesce(max(n_parts), 1) FROM _meds_codes").fetchone()[0]
     joins = " UNION ALL ".join(
-        f"""SELECT e._line, c.n_parts, c.variable, c.drug, c.unit_when_unk,
-                   list_slice(string_split(e.code, '//'), {n + 1}, len(string_split(e.code, '//'))) AS rest
+        f"""SELECT e._line, c.n_parts, c.variable, c.drug, c.support, c.unit_when_unk,
+                   c.role, c.pair_key, list_slice(string_split(e.code, '//'), {n + 1}, len(string_split(e.code, '//'))) AS rest
             FROM _meds_ev e JOIN _meds_codes c
               ON c.n_parts = {n}
              AND c.code_key = lower(array_to_string(list_slice(string_split(e.code, '//'), 1, {n}),
                                                     '//'))"""
         for n in range(1, parts + 1))
     raw.execute(f"""CREATE OR REPLACE TEMP TABLE _meds_mapped AS
-        SELECT m._line, e.subject_id, e.time, e.value, m.variable, m.drug,
+        SELECT m._line, e.subject_id, e.time, e.value, m.variable, m.drug, m.support, m.role,
+               m.pair_key, m.unit_when_unk,
                CASE WHEN m.variable IS NULL THEN NULL
                     WHEN len(m.rest) = 0 OR array_to_string(m.rest, '//') = '' THEN NULL
                     WHEN array_to_string(m.rest, '//') = {_q(UNKNOWN_UNIT)} THEN m.unit_when_unk
                     ELSE array_to_string(m.rest, '//') END AS unit,
-               CASE WHEN m.drug IS NULL THEN NULL ELSE array_to_string(m.rest, '//') END AS status
+               CASE WHEN m.drug IS NULL THEN NULL ELSE array_to_string(m.rest, '//') END AS status,
+               array_to_string(m.rest, '//') AS rest
         FROM ({joins}) m JOIN _meds_ev e ON e._line = m._line
         QUALIFY row_number() OVER (PARTITION BY m._line ORDER BY m.n_parts DESC) = 1""")
+    # intervals: the k-th start of a code pairs with the k-th end of its end code (per subject,
+    # both in time order); a support code without START is an interval with no end
+    raw.execute(f"""CREATE OR REPLACE TEMP TABLE _meds_intervals AS
+        WITH s AS (
+            SELECT _line, subject_id, time, value, drug, support, pair_key,
+                   CASE WHEN rest IN ('', {_q(UNKNOWN_UNIT)}) THEN unit_when_unk ELSE rest END
+                       AS dose_unit,
+                   row_number() OVER (PARTITION BY subject_id, pair_key ORDER BY time, _line) AS k
+            FROM _meds_mapped WHERE role = 'start'),
+        e AS (
+            SELECT _line, subject_id, time, pair_key,
+                   row_number() OVER (PARTITION BY subject_id, pair_key ORDER BY time, _line) AS k
+            FROM _meds_mapped WHERE role = 'end')
+        SELECT s._line, s.subject_id, s.time AS start_time, e.time AS end_time,
+               e._line AS end_line, s.value, s.dose_unit, s.drug, s.support,
+               coalesce(s.drug IN (SELECT drug FROM _meds_vasoactive), false) AS is_vasoactive
+        FROM s LEFT JOIN e USING (subject_id, pair_key, k)
+        UNION ALL
+        SELECT _line, subject_id, time, NULL, NULL, value,
+               CASE WHEN rest IN ('', {_q(UNKNOWN_UNIT)}) THEN unit_when_unk ELSE rest END,
+               NULL, support, false
+        FROM _meds_mapped WHERE role = 'event' AND support IS NOT NULL""")
 
 
 def _build_stays(raw, picu_units: tuple[str, ...], all_icu: bool,
@@ -408,11 +505,26 @@ _PERSON_SQL = """
     LEFT JOIN (SELECT subject_id, min(substr(code, 9)) AS sex FROM _meds_ev
                WHERE p1 = 'GENDER' GROUP BY subject_id) g USING (subject_id)"""
 
-_STAY_SQL = """
-    SELECT _line, stay_id, subject_id AS person_id,
-           strftime(admit_time, '%Y-%m-%d %H:%M:%S.%f') AS admit_time,
-           strftime(discharge_time, '%Y-%m-%d %H:%M:%S.%f') AS discharge_time
-    FROM _meds_icu WHERE is_picu"""
+#: An admission weight counts for a stay from this many hours before its admission to its
+#: discharge (MIMIC-IV charts 226512 around the ICU admission time, in the demo up to 18 h before
+#: the ICU_ADMISSION event; mimic-code weight_durations.sql joins it by stay_id, which MEDS drops).
+STAY_WEIGHT_BEFORE_HOURS = 24
+
+_STAY_SQL = f"""
+    SELECT i._line, i.stay_id, i.subject_id AS person_id,
+           strftime(i.admit_time, '%Y-%m-%d %H:%M:%S.%f') AS admit_time,
+           strftime(i.discharge_time, '%Y-%m-%d %H:%M:%S.%f') AS discharge_time,
+           w.weight_kg
+    FROM _meds_icu i
+    LEFT JOIN (  -- the admission weight (a stay_weight code, in kg) charted nearest the admission
+        SELECT i.stay_id, arg_min(e.value, (abs(epoch(e.time) - epoch(i.admit_time)), e._line))
+                   AS weight_kg
+        FROM _meds_icu i JOIN _meds_ev e ON e.subject_id = i.subject_id
+         AND e.time >= i.admit_time - INTERVAL {STAY_WEIGHT_BEFORE_HOURS} HOUR
+         AND (i.discharge_time IS NULL OR e.time <= i.discharge_time)
+        JOIN _meds_weight_codes c ON lower(e.code) = c.code_key || '//kg'
+        WHERE i.is_picu AND e.value IS NOT NULL GROUP BY 1) w ON w.stay_id = i.stay_id
+    WHERE i.is_picu"""
 
 
 def _with_stay(select: str, time_col: str = "time") -> str:
@@ -434,12 +546,64 @@ _MEASUREMENT_SQL = _with_stay("""
     WHERE m.variable IS NOT NULL""")
 
 
+_TS = "'%Y-%m-%d %H:%M:%S.%f'"
+
+
 def _drug_sql() -> str:
     statuses = ", ".join(_q(s.lower()) for s in ADMINISTERED_STATUSES)
     return _with_stay(f"""
-        SELECT m._line, m.subject_id AS person_id, m.time AS _t, m.drug
+        SELECT m._line, m.subject_id AS person_id, m.time AS _t, m.drug,
+               NULL::VARCHAR AS dose, NULL::VARCHAR AS dose_unit, NULL::VARCHAR AS end_time
         FROM _meds_mapped m SEMI JOIN _meds_persons p ON p.subject_id = m.subject_id
-        WHERE m.drug IS NOT NULL AND lower(m.status) IN ({statuses})""", "start_time")
+        WHERE m.drug IS NOT NULL AND m.role = 'event' AND lower(m.status) IN ({statuses})
+        UNION ALL  -- infusions of drugs that are not vasoactive: start, end, rate
+        SELECT i._line, i.subject_id, i.start_time, i.drug,
+               CASE WHEN i.dose_unit IS NOT NULL THEN i.value END,
+               CASE WHEN i.value IS NOT NULL THEN i.dose_unit END, strftime(i.end_time, {_TS})
+        FROM _meds_intervals i SEMI JOIN _meds_persons p ON p.subject_id = i.subject_id
+        WHERE i.drug IS NOT NULL AND NOT i.is_vasoactive""", "start_time")
+
+
+_SUPPORT_SQL = _with_stay(f"""
+    SELECT i._line, i.subject_id AS person_id, i.start_time AS _t,
+           coalesce(i.support, i.drug) AS support, strftime(i.end_time, {_TS}) AS end_time,
+           CASE WHEN i.dose_unit IS NOT NULL THEN i.value END AS dose,
+           CASE WHEN i.value IS NOT NULL THEN i.dose_unit END AS dose_unit
+    FROM _meds_intervals i SEMI JOIN _meds_persons p ON p.subject_id = i.subject_id
+    WHERE i.support IS NOT NULL OR i.is_vasoactive""", "start_time")
+
+#: Code systems of MEDS diagnoses (DIAGNOSIS//ICD//<version>//<code>), as codes.csv names them.
+ICD_SYSTEMS = ("ICD9CM", "ICD10CM")
+
+
+def _icd_dotted(code: str, version: str) -> str:
+    """An ICD-9-CM / ICD-10-CM code with its dot, as codes.csv and OMOP spell it: after the
+    third character (ICD-9-CM E codes: after the fourth); MEDS (MIMIC) writes them without."""
+    e_code = f"({version} = '9' AND {code} LIKE 'E%')"
+    cut = f"CASE WHEN {e_code} THEN 4 ELSE 3 END"
+    return (f"CASE WHEN length({code}) > {cut} AND {version} IN ('9', '10') AND "
+            f"position('.' IN {code}) = 0 THEN {code}[1:{cut}] || '.' || {code}[{cut} + 1:] "
+            f"ELSE {code} END")
+
+
+_CONDITION_SQL = _with_stay(f"""
+    WITH d AS (
+        SELECT _line, subject_id, time, split_part(code, '//', 3) AS version,
+               upper(split_part(code, '//', 4)) AS bare
+        FROM _meds_ev WHERE p1 = 'DIAGNOSIS' AND split_part(code, '//', 2) = 'ICD'),
+    coded AS (
+        SELECT *, 'ICD' || version || 'CM' AS system, {_icd_dotted('bare', 'version')} AS code
+        FROM d),
+    first_stay AS (SELECT subject_id, min(admit_time) AS first_admit FROM _meds_icu
+                   WHERE is_picu AND admit_time IS NOT NULL GROUP BY 1)
+    SELECT c._line, c.subject_id AS person_id, c.time AS _t,
+           coalesce(cc.target, c.system || ' ' || c.code) AS condition,
+           c.system AS code_system, c.code,
+           CASE WHEN c.time < f.first_admit THEN 'true' ELSE 'false' END AS is_underlying
+    FROM coded c SEMI JOIN _meds_persons p ON p.subject_id = c.subject_id
+    LEFT JOIN first_stay f ON f.subject_id = c.subject_id
+    LEFT JOIN _meds_condition_codes cc ON cc.system = c.system AND cc.code = c.code""",
+                            "onset_time")
 
 
 _EVENT_SQL = _with_stay("""
@@ -467,16 +631,18 @@ def load_meds(con, path, *, vocabulary: Vocabulary | None = None, codes: Iterabl
     path = Path(path)
     raw, vocab = open_load(con, vocabulary, tz)
     picu_units = tuple(p for p in picu_units if p.strip())
-    code_map = read_meds_codes(vocab, codes)
+    site_vocab = with_site_codes(vocab, list(codes))  # the dictionary plus the site's rows
+    code_map = read_meds_codes(site_vocab)
     report = MedsLoadReport(source=str(path.resolve()))
     files = _parquet_files(path, report)
     step = progress or (lambda _: None)
     temp = ("_meds_ev", "_meds_raw", "_meds_codes", "_meds_mapped", "_meds_birth", "_meds_icu",
-            "_meds_persons", "_meds_files")
+            "_meds_persons", "_meds_files", "_meds_intervals", "_meds_weight_codes",
+            "_meds_vasoactive", "_meds_condition_codes")
     try:
         step("reading events")
         _stage_events(raw, files, shift_years, report)
-        _register_codes(raw, code_map, vocab)
+        _register_codes(raw, code_map, site_vocab)
         _map_events(raw)
         _build_stays(raw, picu_units, all_icu, max_age_years)
         source = str(path.resolve())
@@ -484,11 +650,14 @@ def load_meds(con, path, *, vocabulary: Vocabulary | None = None, codes: Iterabl
             on_commit(raw, lambda: record_load(raw, report, reader="meds", tz=tz))
             for table, sql in (("person", _PERSON_SQL), ("stay", _STAY_SQL),
                                ("measurement", _MEASUREMENT_SQL),
-                               ("drug_administration", _drug_sql()), ("event", _EVENT_SQL)):
+                               ("drug_administration", _drug_sql()),
+                               ("organ_support", _SUPPORT_SQL), ("condition", _CONDITION_SQL),
+                               ("event", _EVENT_SQL)):
                 step(table)
                 report.tables.append(_load_table(con, table, sql, f"{source}#{table}", vocab, tz,
                                                  report))
         _account(raw, report, picu_units, all_icu, max_age_years)
+        _interval_notes(raw, report)
     finally:
         cleanup(raw, [f"DROP TABLE IF EXISTS {t}" for t in temp])
     return report
@@ -541,6 +710,28 @@ def _missing_unit_note(raw, placeholder: str, report: MedsLoadReport) -> None:
             f"docs/sources-meds.md).")
 
 
+def _interval_notes(raw, report: MedsLoadReport) -> None:
+    """Say which interval codes (organ support, infusions) of the loaded persons came without an
+    end, and whose start values (rates) were not loaded as doses because the code map gives no
+    dose unit for them (a unit is never guessed)."""
+    rows = raw.execute("""
+        SELECT coalesce(i.support, i.drug) AS what,
+               count(*) FILTER (WHERE i.end_time IS NULL AND i.end_line IS NULL
+                                AND m.role = 'start') AS open_ended,
+               count(*) FILTER (WHERE i.value IS NOT NULL AND i.dose_unit IS NULL) AS no_unit
+        FROM _meds_intervals i SEMI JOIN _meds_persons p ON p.subject_id = i.subject_id
+        JOIN _meds_mapped m ON m._line = i._line
+        GROUP BY 1 ORDER BY 1""").fetchall()
+    for what, open_ended, no_unit in rows:
+        if open_ended:
+            report.notes.append(f"{what}: {open_ended:,} start events without a matching end "
+                                f"event: loaded as intervals with no end (still running).")
+        if no_unit:
+            report.notes.append(f"{what}: {no_unit:,} rates not loaded as doses: the code map "
+                                f"gives no dose unit for them (unit_when_missing of its MEDS "
+                                f"row; docs/sources-meds.md); the intervals are loaded.")
+
+
 def _account(raw, report: MedsLoadReport, picu_units, all_icu, max_age_years) -> None:
     """Every event: staged (in one of the tables' reads) or out of scope, per code prefix."""
     statuses = ", ".join(_q(s.lower()) for s in ADMINISTERED_STATUSES)
@@ -555,7 +746,14 @@ def _account(raw, report: MedsLoadReport, picu_units, all_icu, max_age_years) ->
                AND s.admit_time IS NOT NULL AND i.time = s.discharge_time
             UNION ALL SELECT m._line FROM _meds_mapped m SEMI JOIN persons p
                 ON p.subject_id = m.subject_id
-            WHERE m.variable IS NOT NULL OR lower(m.status) IN ({statuses}))
+            WHERE m.variable IS NOT NULL
+               OR (m.role = 'event' AND (lower(m.status) IN ({statuses}) OR m.support IS NOT NULL))
+               OR m.role = 'start'
+            UNION ALL SELECT i.end_line FROM _meds_intervals i SEMI JOIN persons p
+                ON p.subject_id = i.subject_id WHERE i.end_line IS NOT NULL
+            UNION ALL SELECT e._line FROM _meds_ev e SEMI JOIN persons p
+                ON p.subject_id = e.subject_id
+            WHERE e.p1 = 'DIAGNOSIS' AND split_part(e.code, '//', 2) = 'ICD')
         SELECT CASE WHEN s._line IS NULL THEN e.p1 END AS prefix, count(*)
         FROM _meds_ev e LEFT JOIN (SELECT DISTINCT _line FROM staged) s ON s._line = e._line
         GROUP BY ALL ORDER BY 2 DESC""").fetchall()
