@@ -446,7 +446,9 @@ def _recovered_by_bounds(cells, relations, hidden: list[int], min_cell: int) -> 
 def test_no_suppressed_count_can_be_recovered(network):
     checked = 0
     for name, site in network.sites.items():
-        cells = package_table(site.zip, "counts.csv")
+        # a count the site does not record has no value to recover (checked below)
+        cells = [c for c in package_table(site.zip, "counts.csv")
+                 if c["status"] != "not recorded"]
         relations = _attacker_relations(cells)
         hidden = [i for i, c in enumerate(cells) if c["status"] != "published"]
         for i, c in enumerate(cells):
@@ -476,11 +478,51 @@ def test_small_counts_are_suppressed_with_their_true_values(network):
                  for c in package_table(site.zip, "counts.csv")}
         for section, variable, level, value in zip(counts["section"], counts["variable"],
                                                    counts["level"].fillna(""), counts["value"]):
+            if section == "baseline" and variable == "health_status" and level == "not recorded":
+                # conditions not recorded at the site: every level of the package says so
+                for lv in ("previously healthy", "underlying disease"):
+                    assert cells[(section, variable, lv)]["status"] == "not recorded"
+                continue
             cell = cells[(section, variable, level)]
+            if math.isnan(value):  # a domain the site's source does not record: never a 0
+                assert cell["status"] == "not recorded" and cell["count"] == "", (name, cell)
+                assert cell["shown"] == "not recorded"
+                continue
             if 0 < value < MIN_CELL:
                 assert cell["status"] == "small" and cell["count"] == "", (name, cell)
             elif cell["status"] == "published":
                 assert int(cell["count"]) == value
+
+
+def test_a_count_a_site_does_not_record_is_not_pooled_as_zero(network):
+    """A site whose source holds no death record: its death counts are "not recorded" in its
+    package, and the pooled death counts are the sum over the other sites, naming it."""
+    res = network.pooled.results.results
+    silent, recording = [], {}
+    for name, site in network.sites.items():
+        own = site_results(site.run)
+        deaths = own[(own["section"] == "safety") & (own["variable"] == "death")
+                     & (own["statistic"] == "count") & (own["level"] == "any time")]
+        if deaths["value"].isna().all():
+            silent.append(name)
+        else:
+            recording[name] = int(deaths["value"].iloc[0])
+    assert silent and recording  # the split gives both kinds of site
+    sel = res[(res["section"] == "safety") & (res["group"] == "pooled")
+              & (res["variable"] == "death") & (res["level"] == "any time")
+              & (res["statistic"] == "count")]
+    warning = sel["warning"].iloc[0]
+    for name in silent:
+        assert f"{name} (not recorded)" in warning
+        own = res[(res["section"] == "safety") & (res["group"] == name)
+                  & (res["variable"] == "death") & (res["level"] == "any time")
+                  & (res["statistic"] == "count")]
+        assert own["value"].isna().all() and own["warning"].iloc[0].startswith("not recorded")
+    published = {n: c for n, c in recording.items()
+                 if next(r for r in package_table(network.sites[n].zip, "counts.csv")
+                         if r["variable"] == "death" and r["level"] == "any time"
+                         )["status"] == "published"}
+    assert float(sel["value"].iloc[0]) == sum(published.values())
 
 
 def test_marker_below_min_cell_is_shared_as_n_below_only(network):
@@ -612,7 +654,8 @@ def test_tampered_packages_are_refused(network, tmp_path):
     flipped = tmp_path / "flipped" / "Birch.zip"
     flipped.parent.mkdir()
     flipped.write_bytes(bytes(raw))
-    with pytest.raises(NetworkError, match="Birch"):
+    with pytest.raises(NetworkError, match=r"site 'Birch' \(Birch\.zip\): counts\.csv is "
+                                           r"damaged"):
         read_packages([flipped])
 
     def edit_study(files):

@@ -56,7 +56,7 @@ from hyperinflam.study.network.pool import (
     read_packages,
 )
 from hyperinflam.study.network.siterun import read_site_run
-from hyperinflam.study.network.suppression import DEFAULT_MIN_CELL
+from hyperinflam.study.network.suppression import DEFAULT_MIN_CELL, NOT_RECORDED
 from hyperinflam.study.results import StudyResults
 
 REPORT_HTML = "report.html"
@@ -176,6 +176,8 @@ class _Index:
 
 
 def _shown_suppressed(warning: str | None) -> str:
+    if warning and warning.startswith(NOT_RECORDED):
+        return NOT_RECORDED
     if warning and "< " in warning:
         return warning.split(": ", 1)[-1]
     if warning and "suppressed" in warning:

@@ -3,8 +3,10 @@
 Files (docs/network.md):
 
 * ``counts.csv``: every count cell (flow, characteristics, co-therapy, safety, phenotype, the n of
-  every continuous characteristic and marker), its status (published / small / complementary)
-  and what a reader sees ("12", "< 10", "suppressed");
+  every continuous characteristic and marker), its status (published / small / complementary /
+  not recorded) and what a reader sees ("12", "< 10", "suppressed", "not recorded": a count of
+  a domain the site's source does not record, which is no count at all and takes no part in
+  the suppression);
 * ``markers.csv``: per marker and follow-up timepoint, n and the sufficient statistics of the
   baseline values, the follow-up values and the per-patient differences (sum, sum of squares,
   centred sum of squares) with the site's mean difference and its standard error; only "n < N"
@@ -41,6 +43,7 @@ from hyperinflam.study.network.siterun import SiteRun
 from hyperinflam.study.network.suppression import (
     COMPLEMENTARY,
     DEFAULT_MIN_CELL,
+    NOT_RECORDED,
     PUBLISHED,
     SMALL,
     Protection,
@@ -207,6 +210,9 @@ def build_site_package(run: SiteRun, site: str, min_cell: int = DEFAULT_MIN_CELL
                "derived": c.derived, "status": status[c.key],
                "count": c.value if status[c.key] == PUBLISHED else None,
                "shown": shown(status[c.key], c.value, min_cell)} for c in cells]
+    counts += [{"section": c.section, "variable": c.variable, "label": c.label, "timepoint": "",
+                "level": c.level or "", "derived": False, "status": NOT_RECORDED,
+                "count": None, "shown": NOT_RECORDED} for c in run.not_recorded]
     files = {
         COUNTS_CSV: _csv(COUNTS_COLUMNS, counts),
         MARKERS_CSV: _csv(MARKERS_COLUMNS, _markers(run, status, min_cell)),
@@ -234,6 +240,7 @@ def build_site_package(run: SiteRun, site: str, min_cell: int = DEFAULT_MIN_CELL
             "cells": len(cells),
             "small": protection.count(SMALL),
             "complementary": protection.count(COMPLEMENTARY),
+            "not_recorded": len(run.not_recorded),
         },
         "alternative": run.alternative,
     }

@@ -54,7 +54,7 @@ from hyperinflam.study.network.package import (
 )
 from hyperinflam.study.network.paired import Moments, PairedSummary
 from hyperinflam.errors import NetworkError
-from hyperinflam.study.network.suppression import PUBLISHED, SMALL
+from hyperinflam.study.network.suppression import NOT_RECORDED, PUBLISHED, SMALL
 from hyperinflam.study.results import StudyResults
 
 POOLED = "pooled"
@@ -116,12 +116,23 @@ def read_package(path: str | Path) -> SitePackageData:
     if not zipfile.is_zipfile(io.BytesIO(raw)):
         raise NetworkError(f"{path}: not a zip file; a site package is the SITE.zip written by "
                            f"'hyperinflam study share'.")
-    with zipfile.ZipFile(io.BytesIO(raw)) as zf:
-        try:
-            contents = {info.filename: zf.read(info) for info in zf.infolist()}
-        except (zipfile.BadZipFile, zlib.error, OSError) as exc:
-            raise NetworkError(f"{path}: the zip file is damaged ({exc}); ask the site to send "
-                               f"it again.") from None
+    contents, damaged = {}, {}
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as zf:
+            for info in zf.infolist():
+                try:
+                    contents[info.filename] = zf.read(info)
+                except (zipfile.BadZipFile, OSError, zlib.error, EOFError) as exc:
+                    damaged[info.filename] = exc
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise NetworkError(f"{path}: the zip file is damaged ({exc}); ask the site to send "
+                           f"it again.") from None
+    if damaged:
+        name, exc = next(iter(damaged.items()))
+        site = _site_of(contents.get(MANIFEST), path)
+        raise NetworkError(f"site '{site}' ({path.name}): {name} is damaged in the zip "
+                           f"({exc}); the package was changed after the site made it: "
+                           f"refused, ask the site to send it again.")
     if MANIFEST not in contents:
         raise NetworkError(f"{path}: no {MANIFEST} in the zip: not a site package of "
                            f"'hyperinflam study share'.")
@@ -171,13 +182,27 @@ def read_package(path: str | Path) -> SitePackageData:
         relations=json.loads(contents[RELATIONS_JSON].decode("utf-8")))
 
 
-def study_file_sha256(path: str | Path) -> str:
-    """The study hash a site's package carries for this file (its text, newlines as LF)."""
+def _site_of(manifest: bytes | None, path: Path) -> str:
+    """The site a package names in its manifest (the file name when it cannot be read)."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise NetworkError(f"--study {path}: cannot read the study file ({exc}).") from None
-    return sha256(text.encode("utf-8"))
+        return str(json.loads(manifest.decode("utf-8"))["site"])
+    except Exception:  # a damaged manifest: the file is all we know
+        return path.stem
+
+
+def study_file_sha256(path_or_name: str | Path) -> str:
+    """The study hash a site's package carries for this study file, or shipped study named as
+    in 'hyperinflam study run' (the SHA-256 of the file's text as the run read it)."""
+    from hyperinflam.errors import StudyDefinitionError
+    from hyperinflam.study.definition import load_study
+
+    try:
+        definition = load_study(path_or_name)
+    except StudyDefinitionError as exc:
+        raise NetworkError(f"--study {path_or_name}: {exc}") from None
+    if definition.text is None:
+        raise NetworkError(f"--study {path_or_name}: cannot read the study file's text.")
+    return sha256(definition.text.encode("utf-8"))
 
 
 def read_packages(paths: Sequence[str | Path], *, study_file: str | Path | None = None
@@ -256,6 +281,10 @@ class _Rows:
         return frame
 
 
+NOT_RECORDED_WARNING = (f"{NOT_RECORDED} at the site: its source holds no record of this "
+                        f"domain (not counted as 0)")
+
+
 def suppressed_warning(status: str, min_cell: int) -> str:
     if status == SMALL:
         return f"suppressed at the site: < {min_cell}"
@@ -283,6 +312,11 @@ def _published_row(rows: _Rows, pkg: SitePackageData, table: pd.DataFrame, where
         left_out.append(f"{pkg.site}: not in its package")
         return None
     row = sel.iloc[0]
+    if row["status"] == NOT_RECORDED:
+        rows.add(section, pkg.site, variable, label, statistic, None,
+                 warning=NOT_RECORDED_WARNING, **keys)
+        left_out.append(f"{pkg.site} ({NOT_RECORDED})")
+        return None
     if row["status"] != PUBLISHED:
         rows.add(section, pkg.site, variable, label, statistic, None,
                  warning=suppressed_warning(row["status"], pkg.min_cell), **keys)
@@ -412,7 +446,9 @@ def _paired_rows(rows: _Rows, group, marker, label, unit, tp, base_tp, change_tp
 
 
 def _count_rows(rows: _Rows, packages: list[SitePackageData]) -> None:
-    first = packages[0].counts
+    # every cell of any package, in the order the packages list them (a site may list a count
+    # that another does not: a level of its own, a domain only it records)
+    first = pd.concat([pkg.counts for pkg in packages], ignore_index=True)
     keys = list(dict.fromkeys(zip(first["section"], first["variable"], first["timepoint"],
                                   first["level"])))
     cohort = {}

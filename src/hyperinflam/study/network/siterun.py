@@ -18,6 +18,9 @@ What is derived here, and how:
   characteristics (n, and the sum and centred sum of squares from the site's mean and SD).
   Levels that are text from the site's data (the admission reason) are reduced to
   ``recorded`` / ``not recorded``: free text never leaves the site.
+* **Not recorded**: a count the site's source cannot give (a domain it holds no record of:
+  deaths, conditions, ventilation) is kept as "not recorded" for each of its levels, never read
+  as 0 (not recorded is not "no").
 """
 
 from __future__ import annotations
@@ -108,6 +111,17 @@ class Flag:
 
 
 @dataclass(frozen=True)
+class NotRecorded:
+    """A count the site cannot give because its source does not record the domain (no death,
+    no condition, no ventilation record at all): shared as "not recorded", never as 0."""
+
+    section: str
+    variable: str
+    label: str
+    level: str | None
+
+
+@dataclass(frozen=True)
 class Continuous:
     """A continuous characteristic: n with a value, their sum and centred sum of squares
     (None when the run did not give a mean and SD)."""
@@ -145,6 +159,7 @@ class SiteRun:
     flags: list[Flag]
     categories: list[Category]
     continuous: list[Continuous]
+    not_recorded: list[NotRecorded]
     markers: list[Marker]
     timepoints: list[Timepoint]
     #: patient-level pairs: marker, timepoint, baseline, followup (never written anywhere)
@@ -272,8 +287,9 @@ def _paired(observations: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
 def _site_rows(results: pd.DataFrame) -> pd.DataFrame:
     """The results dataset in the terms read here (docs/results-format.md): ``stat_name`` read
     as ``statistic``; left out: the mixed model (comparison ``all_timepoints``), the per-marker
-    flow counts of each comparison, the flow's exclusion rows (the differences of two steps,
-    computed here again), and the counts a site does not record (empty, with an ``error``)."""
+    flow counts of each comparison and the flow's exclusion rows (the differences of two steps,
+    computed here again). The counts a site does not record (empty, with an ``error``) are
+    read by :func:`_not_recorded`."""
     if "stat_name" not in results.columns:
         return results
     r = results.rename(columns={"stat_name": "statistic"})
@@ -281,10 +297,20 @@ def _site_rows(results: pd.DataFrame) -> pd.DataFrame:
     keep = comparison.fillna("") != "all_timepoints"
     keep &= ~((r["section"] == "flow") & (comparison.notna()
                                           | r["variable"].astype(str).str.startswith("excluded_")))
-    error = r["error"] if "error" in r.columns else pd.Series(None, index=r.index)
-    keep &= ~((r["statistic"] == "count") & error.notna()
-              & pd.to_numeric(r["value"], errors="coerce").isna())
     return r[keep].reset_index(drop=True)
+
+
+def _not_recorded(results: pd.DataFrame) -> list[NotRecorded]:
+    """The counts the site does not record: no value, an ``error`` saying "not recorded"
+    (study.analysis ``not_recorded_error``), one per level."""
+    error = results["error"] if "error" in results.columns else pd.Series(None,
+                                                                         index=results.index)
+    value = pd.to_numeric(results["value"], errors="coerce")
+    rows = results[(results["statistic"] == "count") & value.isna()
+                   & error.map(_text).fillna("").str.startswith(NOT_RECORDED)
+                   & (results["section"] != "flow")]
+    return [NotRecorded(s, v, lb or v, lv) for s, v, lb, lv in
+            zip(rows["section"], rows["variable"], rows["label"], rows["level"])]
 
 
 def read_site_run(results_dir: str | Path) -> SiteRun:
@@ -321,6 +347,7 @@ def read_site_run(results_dir: str | Path) -> SiteRun:
     flags: list[Flag] = [Flag("flow", v, FLOW_FLAGS[v], None, flow[v])
                          for v in FLOW_FLAGS if v in flow]
     categories: list[Category] = []
+    not_recorded = _not_recorded(results)
     for (section, variable), rows in counts[counts["section"] != "flow"].groupby(
             ["section", "variable"], sort=False):
         label = next(iter(rows["label"].dropna()), variable)
@@ -329,6 +356,12 @@ def read_site_run(results_dir: str | Path) -> SiteRun:
         if section in ("cotherapy", "safety") or list(levels) == [None]:
             # yes/no characteristics: each level (study window, in stay, ...) on its own
             flags += [Flag(section, variable, label, lv, c) for lv, c in levels.items()]
+            continue
+        if variable in FIXED_LEVELS and set(levels) == {NOT_RECORDED}:
+            # a domain the source does not record (conditions: health status): every level
+            # is "not recorded", not 0
+            not_recorded += [NotRecorded(section, variable, label, lv)
+                             for lv in FIXED_LEVELS[variable]]
             continue
         if variable in FREE_TEXT_LEVELS:
             missing = levels.get(FREE_TEXT_LEVELS[variable], 0)
@@ -402,4 +435,4 @@ def read_site_run(results_dir: str | Path) -> SiteRun:
         | {k: v for k, v in flow.items() if k not in FLOW_CHAIN and k not in FLOW_FLAGS
            and not k.startswith("analysable_")},
         flow_labels=flow_labels, flags=flags, categories=categories, continuous=continuous,
-        markers=markers, timepoints=timepoints, pairs=pairs)
+        not_recorded=not_recorded, markers=markers, timepoints=timepoints, pairs=pairs)

@@ -51,6 +51,8 @@ DEFAULT_MIN_CELL = 10
 MIN_CELL_FLOOR = 5
 
 PUBLISHED, SMALL, COMPLEMENTARY = "published", "small", "complementary"
+#: The status of a count the site's source cannot give (no value; not a cell of the model).
+NOT_RECORDED = "not recorded"
 
 #: Cost classes: complementary suppression takes the cheapest cell first.
 COST_DERIVED = 1.0      # a difference or complement (patients without, stays excluded)
