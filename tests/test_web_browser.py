@@ -17,8 +17,13 @@ from test_web_app import PASSWORD, PERSONS, STAYS, shared_app  # noqa: E402
 
 @contextlib.contextmanager
 def live_server(app):
-    """``app`` served by uvicorn on a free loopback port in a thread: yields the base URL."""
+    """``app`` served by uvicorn on a free loopback port in a thread: yields the base URL. The
+    live census snapshot and its patient tables are computed first (as ``serve`` warms them at
+    start), so that no page waits for the first build of the queries on a loaded machine."""
     import uvicorn
+
+    database = app.state.database
+    database.patient_tables(database.snapshot())
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

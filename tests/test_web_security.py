@@ -241,9 +241,9 @@ def test_census_csv_neutralises_spreadsheet_formulas(tmp_path_factory):
     export = alice.get("/census.csv")
     assert export.status_code == 200
     rows = list(csv.DictReader(io.StringIO(export.text)))
-    row = next(r for r in rows if "HYPERLINK" in r["patient"])
-    assert row["patient"] == "'" + FORMULA_ID
-    assert row["stay"] == "'+cmd|calc"
+    row = next(r for r in rows if "HYPERLINK" in r["Patient"])
+    assert row["Patient"] == "'" + FORMULA_ID
+    assert row["Stay"] == "'+cmd|calc"
     for r in rows:
         for value in r.values():
             assert not value or value[0] not in "=+@\t\r" or value.startswith("'")

@@ -67,6 +67,35 @@ HLH2004_LABELS = {
 }
 
 
+#: Labels of the inputs a criterion names in ``<name>_missing`` that are not variables of
+#: vocabulary/variables.csv (derived values, condition concepts, supports, drug doses); a variable
+#: takes its label from the dictionary (the ``labels`` given to :func:`missing_input_notes`).
+INPUT_LABELS = {
+    "pf_ratio": "PaO2/FiO2 ratio", "sf_ratio": "SpO2/FiO2 ratio",
+    "gcs": "Glasgow coma scale total", "pupils": "pupil reaction (bilaterally fixed pupils)",
+    "pupils_fixed_bilateral": "pupil reaction (bilaterally fixed pupils)",
+    "vasoactive": "vasoactive medication", "invasive_ventilation": "invasive ventilation",
+    "age_months": "age", "dopamine_dose": "dopamine dose", "epinephrine_dose":
+    "epinephrine dose", "norepinephrine_dose": "norepinephrine dose",
+    "glucose_max": "glucose (highest)", "glucose_min": "glucose (lowest)",
+    "infection": "suspected infection", "immunosuppression": "known immunosuppression",
+    "hemophagocytosis_bone_marrow": "haemophagocytosis in bone marrow",
+    "hemophagocytosis_spleen": "haemophagocytosis in spleen",
+    "hemophagocytosis_lymph_node": "haemophagocytosis in lymph node",
+    "low_nk_activity": "NK-cell activity", "hlh_gene_variant": "HLH gene variant",
+    "hemorrhagic_manifestations": "haemorrhagic manifestations",
+    "cns_involvement": "CNS involvement", "systemic_jia": "systemic JIA",
+    "active_arthritis": "active arthritis",
+}
+
+
+def input_label(name: str, labels: dict[str, str] | None = None) -> str:
+    """A missing input as people name it: the dictionary's label of a variable, else
+    :data:`INPUT_LABELS`, else the name with spaces (never an internal name with underscores)."""
+    labels = labels or {}
+    return labels.get(name) or INPUT_LABELS.get(name) or name.replace("_", " ")
+
+
 def status_columns(t: ir.Table) -> dict[str, ir.Value]:
     """The census status over a screen table (ibis, set-based): the one "meets" rule of
     :mod:`hyperinflam.screening.meets` (``meets_phenotype``, ``phenotype_met``,
@@ -126,7 +155,7 @@ def missing_input_notes(row: dict, labels: dict[str, str] | None = None) -> list
                                     f"unknown of the {hlh2004.CRITERIA_REQUIRED} needed"})
     for name, title in (("phoenix", "Phoenix"), ("psofa", "pSOFA")):
         for var in _split(row.get(f"{name}_missing")):
-            notes.append({"criterion": title, "input": labels.get(var, var),
+            notes.append({"criterion": title, "input": input_label(var, labels),
                           "effect": "not measured: scored as normal (0 points), as the authors "
                                     "specify; the score may be higher"})
     return notes

@@ -27,6 +27,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.middleware.sessions import SessionMiddleware
 
+from hyperinflam.criteria import label as criterion_label
 from hyperinflam.screening.census import usable_criteria
 from hyperinflam.vocabulary import load as load_vocabulary
 from hyperinflam.web import api, auth, pages
@@ -105,6 +106,7 @@ def create_app(settings: WebSettings) -> FastAPI:
     vocab = load_vocabulary()
     templates = Jinja2Templates(directory=str(resources.files("hyperinflam.web") / "templates"))
     templates.env.filters["unit_label"] = unit_label
+    templates.env.filters["criterion_label"] = criterion_label
     ctx = WebContext(
         store=store, database=database, pseudo=pseudo, templates=templates,
         rows_template=templates.env.get_template("census_rows.html"),

@@ -20,6 +20,11 @@ STRIP_H = 22
 #: 11-px label (system sans-serif); labels wider than the gutter use their short form.
 LABEL_X = 8
 LABEL_CHAR_W = 7.0
+#: Event labels (recognition to treatment) get a band of their own above the marker rows, one
+#: line each, so they never overlap each other, a marker row or the tick labels; EVENT_CHAR_W is
+#: a conservative width per character of a 10-px label.
+EVENT_LINE_H = 13
+EVENT_CHAR_W = 6.2
 
 
 def fits(text: str) -> bool:
@@ -78,7 +83,10 @@ def timeline_svg(axis: Axis, markers: list[dict], bars: list[dict], strip: list[
     text)]} (end None = a single dose tick); strip: {label, cells: [(time, text, met)]};
     events: [(time, text)] drawn as labelled vertical lines across the plot (recognition to
     treatment: a criterion first met, the first dose)."""
-    height = 30 + len(markers) * ROW_H + 14 + len(bars) * (BAR_H + 6) + 14 \
+    events = sorted(((t, text) for t, text in events if t is not None),
+                    key=lambda e: pd.Timestamp(e[0]))
+    band = len(events) * EVENT_LINE_H + (6 if events else 0)
+    height = 30 + band + len(markers) * ROW_H + 14 + len(bars) * (BAR_H + 6) + 14 \
         + len(strip) * (STRIP_H + 4) + 30
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" '
            f'class="timeline" role="img" aria-label="Patient timeline">']
@@ -87,7 +95,7 @@ def timeline_svg(axis: Axis, markers: list[dict], bars: list[dict], strip: list[
         out.append(f'<line x1="{x:.1f}" y1="20" x2="{x:.1f}" y2="{height - 24}" class="grid"/>')
         out.append(f'<text x="{x:.1f}" y="14" class="tick">{escape(label)}</text>')
         out.append(f'<text x="{x:.1f}" y="{height - 8}" class="tick">{escape(label)}</text>')
-    y = 24
+    y = 24 + band
     for m in markers:
         pts = [(t, v) for t, v in m["points"] if v == v and v is not None]
         out.append(f'<text x="{LABEL_X}" y="{y + 18}" class="label"><title>'
@@ -139,12 +147,18 @@ def timeline_svg(axis: Axis, markers: list[dict], bars: list[dict], strip: list[
                        f'{escape(text)}</text>')
         y += STRIP_H + 4
     for i, (t, text) in enumerate(events):
-        if t is None:
-            continue
         x = axis.x(t)
         cls = "event dose" if "dose" in text else "event met"
-        out.append(f'<g class="{cls}"><line x1="{x:.1f}" y1="20" x2="{x:.1f}" y2="{height - 24}"/>'
-                   f'<text x="{x + 3:.1f}" y="{30 + 11 * (i % 3)}">{escape(text)}</text>'
+        # one line each, in time order; a label that would run past the plot's right edge is
+        # written leftwards from its line
+        if x + 3 + len(text) * EVENT_CHAR_W > WIDTH - 4:
+            tx, anchor = x - 3, ' text-anchor="end"'
+        else:
+            tx, anchor = x + 3, ""
+        ty = 24 + EVENT_LINE_H * (i + 1) - 3
+        out.append(f'<g class="{cls}"><line x1="{x:.1f}" y1="{ty + 3}" x2="{x:.1f}" '
+                   f'y2="{height - 24}"/>'
+                   f'<text x="{tx:.1f}" y="{ty}"{anchor}>{escape(text)}</text>'
                    f'<title>{escape(text)} at {pd.Timestamp(t):%Y-%m-%d %H:%M} UTC</title></g>')
     out.append("</svg>")
     return "".join(out)
