@@ -78,6 +78,56 @@ def test_a_valid_study_title_with_brackets_is_printed_as_written(tmp_path):
     assert result.exit_code == 0 and 'title = "Anakinra [pilot]"' in result.output
 
 
+def test_study_results_in_the_terminal_keep_the_brackets_of_the_study_definition():
+    """Every word the terminal tables take from the study definition (the title, timepoint
+    labels in a table title, a column header, the Timepoint cells, the mixed model's rows and
+    the notes) prints as written, markup-like text included."""
+    from rich.console import Console
+
+    from hyperinflam.report import render_terminal
+    from hyperinflam.study.definition import parse_study
+    from hyperinflam.study.run import run_study
+    from studydata import build_database, three_timepoint_study
+
+    definition = three_timepoint_study()
+    definition["study"]["title"] = "Markers [pilot] after dexamethasone"
+    definition["timepoints"][0]["label"] = "day [bold]3[/]"
+    definition["timepoints"][1]["label"] = "week [one]"
+    results = run_study(build_database("dexamethasone"), parse_study(definition))
+    console = Console(record=True, width=200, color_system=None)
+    render_terminal(results, console)
+    text = console.export_text()
+    assert "Markers [pilot] after dexamethasone" in text
+    assert "and at day [bold]3[/], week [one] and day 14" in text  # the marker table's title
+    lines = text.splitlines()
+    # the Timepoint cell of the marker table and of the mixed model, the flow's analysed step
+    assert sum("CRP (mg/L)" in line and "day [bold]3[/]" in line for line in lines) == 1
+    assert any("C-reactive protein (mg/L)" in line and "day [bold]3[/]" in line
+               for line in lines)
+    assert "Analysed at week [one] (baseline and week [one] values)" in text
+    assert "day 3" not in text.replace("day [bold]3[/]", "")  # nowhere as markup read
+
+
+def test_screen_summary_keeps_brackets_in_criterion_labels():
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from hyperinflam.cli.screen import summary_lines
+
+    meta = {"labels": {"a": "Score [v2]", "b": "Other"}, "groups": {"a": "p", "b": "s"},
+            "results": ["a", "b"], "phenotype": "p", "severity": "s",
+            "outside_ages_suffix": "_outside_validated_ages"}
+    summary = SimpleNamespace(n_stays=3, n_meeting_phenotype=1, n_meeting_severity=0,
+                              n_outside_ages={"a": 2})
+    console = Console(record=True, width=200, color_system=None)
+    for line in summary_lines(summary, meta):
+        console.print(line)
+    text = console.export_text()
+    assert "1 of 3 stays meets a phenotype criterion at some evaluation (Score [v2])." in text
+    assert "Score [v2] was evaluated outside the ages its authors validated in 2 stays" in text
+
+
 def test_fail_and_say_print_markup_as_text(capsys):
     with pytest.raises(typer.Exit):
         fail("pip install 'hyperinflam[spark]' [bold]not bold[/]")

@@ -115,7 +115,10 @@ def summary_lines(summary, meta: dict) -> list[str]:
     phenotype criterion at any evaluation first, organ dysfunction and severity beside it, and
     the stays evaluated outside a score's validated ages. The criteria's labels and groups come
     from the plan's ``meta`` (``screening.plans.screen_meta``)."""
-    labels, groups = meta["labels"], meta["groups"]
+    from rich.markup import escape
+
+    labels = {name: escape(label) for name, label in meta["labels"].items()}
+    groups = meta["groups"]
 
     def names(group):
         return ", ".join(labels[n] for n in meta["results"] if groups[n] == group)

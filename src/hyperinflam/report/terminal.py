@@ -4,7 +4,9 @@ Tables, in the report's order: the patient flow with each exclusion and its reas
 PICU admission, published vs this site, the index drug's exposure, the marker table (baseline vs
 each timepoint, clinical reference §10.1, §10.4), the mixed model (two or more timepoints), the
 other characteristics sections, and the limitations. No statistic is computed here and every
-word comes from the results or the study definition (docs/results-format.md).
+word comes from the results or the study definition (docs/results-format.md), and every such
+word reaches rich as :class:`rich.text.Text`, never as markup: a label "day [3]" or a title
+"Anakinra [pilot]" prints as written.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ def marker_table(results: StudyResults, idx: ResultsIndex | None = None) -> Tabl
     several = len(points) > 1
     rows = marker_rows(results, idx)
     labels = and_join([t.label for t in points])
-    t = Table(title=f"Markers at the first {index_drug(d)} dose (baseline) and at {labels}",
+    t = Table(title=Text(f"Markers at the first {index_drug(d)} dose (baseline) and at {labels}"),
               box=box.SIMPLE_HEAVY, title_justify="left", header_style="bold")
     t.add_column("Marker (unit)")
     if several:
@@ -51,7 +53,7 @@ def marker_table(results: StudyResults, idx: ResultsIndex | None = None) -> Tabl
     t.add_column("n", justify="right")
     t.add_column("Baseline\nmean ± SEM", justify="right")
     later = "At the\ntimepoint" if several else capitalised(points[0].label)
-    t.add_column(f"{later}\nmean ± SEM", justify="right")
+    t.add_column(Text(f"{later}\nmean ± SEM"), justify="right")
     t.add_column("% change\nof means", justify="right")
     t.add_column("Median %\nper patient", justify="right")
     t.add_column("p\npaired t", justify="right")
@@ -63,13 +65,14 @@ def marker_table(results: StudyResults, idx: ResultsIndex | None = None) -> Tabl
         if row.variable != previous:
             name = f"{row.short_label} ({row.unit_display})" if row.unit_display else row.short_label
         previous = row.variable
-        cells = [Text(name)] + ([row.comparison_label] if several else []) + [
+        cells = [name] + ([row.comparison_label] if several else []) + [
             c["n"], c["baseline"], c["later"], c["pct_change_of_means"], c["median_pct_change"],
             c["p_paired_t"], c["p_wilcoxon"]]
-        t.add_row(*cells)
+        t.add_row(*map(Text, cells))
     notes = marker_notes(rows, short=True)
-    t.caption = ("Mean ± SEM of the patients with both values; two-sided tests; – not computed. "
-                 "Methods: see the report." + ("\n" + "\n".join(notes) if notes else ""))
+    t.caption = Text("Mean ± SEM of the patients with both values; two-sided tests; – not "
+                     "computed. Methods: see the report." + ("\n" + "\n".join(notes) if notes
+                                                             else ""))
     t.caption_justify = "left"
     return t
 
@@ -90,13 +93,13 @@ def mixed_table(results: StudyResults, idx: ResultsIndex | None = None) -> Table
         c = r.cells
         first = r.variable != previous
         previous = r.variable
-        t.add_row(Text(c["marker"] if first else ""), r.timepoint_label,
-                  c["n"] if first else "", c["difference"], c["p"],
-                  c["p_overall"] if first else "")
+        t.add_row(*map(Text, (c["marker"] if first else "", r.timepoint_label,
+                              c["n"] if first else "", c["difference"], c["p"],
+                              c["p_overall"] if first else "")))
     notes = list(dict.fromkeys(f"{r.label}: {r.error or r.warning}" for r in rows
                                if r.error or r.warning))
     if notes:
-        t.caption = "\n".join(notes)
+        t.caption = Text("\n".join(notes))
         t.caption_justify = "left"
     return t
 
@@ -108,19 +111,19 @@ def section_table(results: StudyResults, section: str,
     if not st.lines:
         return None
     n = cohort_size(results, idx)
-    t = Table(title=st.title, box=box.SIMPLE_HEAVY, title_justify="left", header_style="bold",
-              min_width=60)
+    t = Table(title=Text(st.title), box=box.SIMPLE_HEAVY, title_justify="left",
+              header_style="bold", min_width=60)
     t.add_column("Characteristic")
     for g in st.groups:
         head = "Patients" if g == "cohort" else g
         if g == "cohort" and n is not None:
             head += f" (n = {fmt_count(n)})"
-        t.add_column(head, justify="right")
+        t.add_column(Text(head), justify="right")
     for line in st.lines:
         label = ("  " + line.label) if line.indent else line.label
         t.add_row(Text(label, style="bold" if line.heading else ""), *map(Text, line.cells))
     if st.notes:
-        t.caption = "\n".join(st.notes)
+        t.caption = Text("\n".join(st.notes))
         t.caption_justify = "left"
     return t
 
@@ -166,7 +169,7 @@ def published_table(results: StudyResults, idx: ResultsIndex | None = None) -> T
     t.add_column("This site", justify="right")
     for line in lines:
         t.add_row(Text(line.label), Text(line.published), Text(line.site))
-    t.caption = f"Published: {citation}"
+    t.caption = Text(f"Published: {citation}")
     t.caption_justify = "left"
     return t
 
