@@ -291,6 +291,19 @@ def test_export_refuses_a_non_empty_folder(cohort, tmp_path):
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
+def test_export_reports_each_table_before_writing_it(cohort, tmp_path):
+    from hyperinflam.schema import ALL_TABLES
+
+    steps = []
+    con = connect(cohort.root / "site.duckdb", read_only=True)
+    manifest = export_parquet(con, tmp_path / "pq",
+                              progress=lambda *step: steps.append(step))
+    con.disconnect()
+    names = [t.name for t in ALL_TABLES]
+    assert steps == [(name, i, len(names)) for i, name in enumerate(names)]
+    assert list(manifest["tables"]) == names
+
+
 def test_parquet_folder_is_read_only_and_spark_needs_parquet(cohort):
     with pytest.raises(EngineError, match="read-only"):
         connect(cohort.parquet)

@@ -16,7 +16,8 @@ export_app = typer.Typer(help="Write the canonical tables out for other engines.
 
 
 def _run_export(db, label: str, write):
-    """Open the database read-only, run ``write(con)`` with a spinner; fixable errors become one
+    """Open the database read-only, run ``write(con, step)`` with a spinner whose line
+    ``step(table, done, total)`` moves on ("measurement (3 of 11)"); fixable errors become one
     message. Returns (what write returned, seconds)."""
     import time
 
@@ -29,8 +30,10 @@ def _run_export(db, label: str, write):
         fail(str(exc))
     started = time.perf_counter()
     try:
-        with status(label):
-            result = write(con)
+        with status(label) as spinner:
+            def step(table: str, done: int, total: int) -> None:
+                spinner.update(f"{label} {table} ({done + 1} of {total})...")
+            result = write(con, step)
     except SourceError as exc:
         fail(str(exc))
     finally:
@@ -60,8 +63,8 @@ def export_parquet_command(
     from hyperinflam.exports.parquet import export_parquet
 
     set_quiet(quiet)
-    manifest, seconds = _run_export(db, f"Writing {out}...", lambda con: export_parquet(
-        con, out, overwrite=overwrite, partition=partition))
+    manifest, seconds = _run_export(db, f"Writing {out}:", lambda con, step: export_parquet(
+        con, out, overwrite=overwrite, partition=partition, progress=step))
     for name, info in manifest["tables"].items():
         parts = f" (partitioned by {', '.join(info['partition_by'])})" if info["partition_by"] \
             else ""
@@ -93,8 +96,8 @@ def export_omop_command(
 
     set_quiet(quiet)
     written, seconds = _run_export(db, f"Writing OMOP CDM 5.4 to {target}...",
-                                   lambda con: export_omop(con, target, schema=schema,
-                                                           codes=list(codes or ())))
+                                   lambda con, step: export_omop(con, target, schema=schema,
+                                                                 codes=list(codes or ())))
     for name, n in written.items():
         say(f"  {name:<22} {n:>12,} rows")
     say(f"Wrote schema {schema} in {seconds:.1f} s. Read it back with: hyperinflam load omop "

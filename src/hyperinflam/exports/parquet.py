@@ -50,12 +50,13 @@ def _copy_ibis(con, table: Table, target: Path, partition_by: tuple[str, ...]) -
 
 
 def export_parquet(con, out_dir: str | os.PathLike, *, overwrite: bool = False,
-                   partition: bool = True, tables=ALL_TABLES) -> dict:
+                   partition: bool = True, tables=ALL_TABLES, progress=None) -> dict:
     """Write the canonical tables (and the quarantine) of ``con`` to ``out_dir`` as Parquet.
 
     ``out_dir`` must not exist or be empty, unless ``overwrite`` (then an earlier hyperinflam
     export there is replaced; a folder that is not one is never deleted). Absent tables are
     written empty. Returns the manifest (rows per table), also written to ``_hyperinflam.json``.
+    ``progress(table, done, total)``: called before each table (``done`` tables written).
     """
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -71,7 +72,10 @@ def export_parquet(con, out_dir: str | os.PathLike, *, overwrite: bool = False,
     present = set(con.list_tables())
     is_duckdb = getattr(con, "name", "") == "duckdb"
     manifest_tables = {}
-    for table in tables:
+    tables = list(tables)
+    for done, table in enumerate(tables):
+        if progress is not None:
+            progress(table.name, done, len(tables))
         partition_by = PARTITION_BY.get(table.name, ()) if partition else ()
         target = out / table.name
         if table.name not in present:
