@@ -29,6 +29,7 @@ COLUMN = {
     "temp_max": "temperature_max_24h", "temp_min": "temperature_min_24h",
     "hr_max": "heart_rate_max_24h", "hr_min": "heart_rate_min_24h", "rr": "resp_rate_max_24h",
     "wbc_max": "wbc_max_24h", "wbc_min": "wbc_min_24h", "imv": "invasive_ventilation_any_24h",
+    "niv": "noninvasive_ventilation_any_24h", "cpap": "cpap_any_24h",
     "infection": "infection_any_stay", "sbp": "sbp_min_24h", "dopamine": "dopamine_any_24h",
     "dopamine_dose": "dopamine_max_24h", "dobutamine": "dobutamine_any_24h",
     "epinephrine": "epinephrine_any_24h", "norepinephrine": "norepinephrine_any_24h",
@@ -38,18 +39,21 @@ COLUMN = {
     "creat": "creatinine_max_24h", "creat_stay_min": "creatinine_min_stay",
     "bili": "bilirubin_total_max_24h", "alt": "alt_max_24h",
 }
-BOOLEAN = {"imv", "infection", "dopamine", "dobutamine", "epinephrine", "norepinephrine"}
+BOOLEAN = {"imv", "niv", "cpap", "infection", "dopamine", "dobutamine", "epinephrine",
+           "norepinephrine"}
 
 # A 3-year-old (IPSCC group 2-5 y) with every input measured and normal, no support.
 NORMAL_3Y = {
     "age_days": 3 * YEAR_DAYS, "temp_max": 37.2, "temp_min": 36.8, "hr_max": 110, "hr_min": 90,
-    "rr": 20, "wbc_max": 9, "wbc_min": 8, "imv": False, "infection": None, "sbp": 100,
+    "rr": 20, "wbc_max": 9, "wbc_min": 8, "imv": False, "niv": False, "cpap": False,
+    "infection": None, "sbp": 100,
     "dopamine": False, "dopamine_dose": None, "dobutamine": False, "epinephrine": False,
     "norepinephrine": False, "lactate": 1.0, "pf": 450, "paco2": 40, "paco2_stay_min": 38,
     "fio2": 0.21, "gcs": 15, "plt": 250, "plt_peak": 260, "inr": 1.0, "creat": 0.4,
     "creat_stay_min": 0.35, "bili": 0.5, "alt": 20,
 }
-ALL_MISSING = {"age_days": 3 * YEAR_DAYS, "imv": False, "dopamine": False, "dobutamine": False,
+ALL_MISSING = {"age_days": 3 * YEAR_DAYS, "imv": False, "niv": False, "cpap": False,
+               "dopamine": False, "dobutamine": False,
                "epinephrine": False, "norepinephrine": False}
 
 
@@ -291,6 +295,18 @@ def test_unmodelled_components_unknown_by_default(results):
             ipscc.evaluate(wide([NORMAL_3Y]))
         finally:
             ipscc.UNMODELLED_COMPONENTS = "unknown"
+
+
+NIV_CASES = cases([{**NORMAL_3Y, "niv": True}, {**NORMAL_3Y, "cpap": True}, NORMAL_3Y])
+NIV_ABSENT = ABSENT.add_all([{**NORMAL_3Y, "niv": True}, NORMAL_3Y])
+
+
+def test_recorded_noninvasive_ventilation_meets_the_respiratory_criterion(results,
+                                                                          results_absent):
+    """§8.4: "need for non-elective invasive or non-invasive mechanical ventilation": a recorded
+    BiPAP / NIV or CPAP interval meets it; none recorded stays as the unmodelled setting says."""
+    assert list(results.loc[NIV_CASES, "ipscc_respiratory"]) == ["met", "met", "unknown"]
+    assert list(results_absent.loc[NIV_ABSENT, "ipscc_respiratory"]) == ["met", "not_met"]
 
 
 NEWBORN_AND_CHILD_BILIRUBIN_12 = cases([{**NORMAL_3Y, "age_days": 10, "bili": 12.0},

@@ -33,7 +33,8 @@ from widetable import Batch, declared_and_written_types
 
 COL = {
     "pf": phoenix.PF_RATIO.column, "sf": phoenix.SF_RATIO.column, "fio2": phoenix.FIO2.column,
-    "imv": phoenix.IMV.column, "vaso": phoenix.VASOACTIVES.column,
+    "imv": phoenix.IMV.column, "ors": phoenix.OTHER_SUPPORT.column,
+    "vaso": phoenix.VASOACTIVES.column,
     "lactate": phoenix.LACTATE.column, "map": phoenix.MAP.column,
     "platelets": phoenix.PLATELETS.column, "inr": phoenix.INR.column,
     "d_dimer": phoenix.D_DIMER.column, "fibrinogen": phoenix.FIBRINOGEN.column,
@@ -44,7 +45,7 @@ COL = {
     "creatinine": phoenix8.CREATININE.column, "bilirubin": phoenix8.BILIRUBIN.column,
     "alt": phoenix8.ALT.column,
 }
-BOOL_COLS = {COL["imv"], COL["infection"], COL["pupils"]}
+BOOL_COLS = {COL["imv"], COL["ors"], COL["infection"], COL["pupils"]}
 INT_COLS = {COL["vaso"]}
 
 

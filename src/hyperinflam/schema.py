@@ -96,7 +96,8 @@ MEASUREMENT = Table(
 
 DRUG_ADMINISTRATION = Table(
     "drug_administration",
-    "Drug administrations (anakinra, corticosteroids, IVIG, ...). Vasoactive infusions are organ support.",
+    "Drug administrations (anakinra, corticosteroids, IVIG, ...). A vasoactive agent given iv counts as "
+    "vasoactive support too (features.support).",
     (
         C("person_id", "VARCHAR", True, "The child."),
         C("stay_id", "VARCHAR", False, "The PICU stay, if the source links it."),
@@ -115,12 +116,14 @@ DRUG_ADMINISTRATION = Table(
 
 ORGAN_SUPPORT = Table(
     "organ_support",
-    "Intervals of invasive ventilation and of each vasoactive infusion.",
+    "Intervals of respiratory support (invasive ventilation, BiPAP / NIV, CPAP, high flow, oxygen) "
+    "and of each vasoactive infusion.",
     (
         C("person_id", "VARCHAR", True, "The child."),
         C("stay_id", "VARCHAR", False, "The PICU stay, if the source links it."),
-        C("support", "VARCHAR", True, "'invasive_ventilation' or a vasoactive agent from vocabulary/drugs.csv "
-          "(class 'vasoactive'), e.g. 'epinephrine'."),
+        C("support", "VARCHAR", True, "A kind of vocabulary/supports.csv ('invasive_ventilation', "
+          "'noninvasive_ventilation', 'cpap', 'high_flow_nasal_cannula', 'supplemental_oxygen') or a "
+          "vasoactive agent from vocabulary/drugs.csv (class 'vasoactive'), e.g. 'epinephrine'."),
         C("start_time", "TIMESTAMP", True, "Start, UTC."),
         C("end_time", "TIMESTAMP", False, "End, UTC; empty if still running."),
         C("dose", "DOUBLE", False, "Vasoactive dose (see dose_unit)."),

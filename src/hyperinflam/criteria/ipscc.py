@@ -30,7 +30,8 @@ as soon as one part is met and not met only when every part is known and not met
 
 Components the canonical tables cannot carry (the fluid bolus before the cardiovascular criterion,
 base deficit, urine output, capillary refill, core-peripheral temperature gap, non-invasive
-ventilation, chest-radiograph infiltrates for ARDS, chronic haematology/oncology status) follow
+ventilation where none is recorded (a recorded BiPAP / NIV or CPAP interval meets the respiratory
+criterion; "non-elective" is not told apart), chest-radiograph infiltrates for ARDS, chronic haematology/oncology status) follow
 :data:`UNMODELLED_COMPONENTS`: 'unknown' by default (never "not met" by absence), 'absent' for the
 conventional EHR reading. The fluid bolus ("despite >= 40 mL/kg") and the exclusions "without
 cyanotic heart disease or pre-existing lung disease" and "not secondary to chemotherapy" are not
@@ -52,6 +53,8 @@ import ibis.expr.types as ir
 from hyperinflam.criteria._toolkit import (
     INDETERMINATE, UNKNOWN, at_least, count_true, missing_list, tristate)
 from hyperinflam.features import FeatureSpec
+from hyperinflam.vocabulary.domain import CPAP
+from hyperinflam.vocabulary.domain import NONINVASIVE_VENTILATION as NONINVASIVE_VENTILATION_KIND
 
 NAME = "ipscc"
 TITLE = "IPSCC 2005 SIRS, sepsis and organ dysfunction (Goldstein 2005)"
@@ -176,6 +179,9 @@ RESP_RATE_MAX = _spec("resp_rate", "max")
 WBC_MAX = _spec("wbc", "max")
 WBC_MIN = _spec("wbc", "min")
 INVASIVE_VENTILATION = _spec("invasive_ventilation", "any", "organ_support")
+#: Non-invasive mechanical ventilation (§8.4): BiPAP / NIV or CPAP intervals.
+NONINVASIVE_VENTILATION = _spec(NONINVASIVE_VENTILATION_KIND, "any", "organ_support")
+CPAP_ANY = _spec(CPAP, "any", "organ_support")
 INFECTION = FeatureSpec("infection", "any", None, "event")
 SBP_MIN = _spec("sbp", "min")
 DOPAMINE_ANY = _spec("dopamine", "any", "organ_support")
@@ -199,7 +205,7 @@ ALT_MAX = _spec("alt", "max")
 
 INPUTS: list[FeatureSpec] = [
     TEMPERATURE_MAX, TEMPERATURE_MIN, HEART_RATE_MAX, HEART_RATE_MIN, RESP_RATE_MAX, WBC_MAX,
-    WBC_MIN, INVASIVE_VENTILATION, INFECTION, SBP_MIN, DOPAMINE_ANY, DOPAMINE_MAX, DOBUTAMINE_ANY,
+    WBC_MIN, INVASIVE_VENTILATION, NONINVASIVE_VENTILATION, CPAP_ANY, INFECTION, SBP_MIN, DOPAMINE_ANY, DOPAMINE_MAX, DOBUTAMINE_ANY,
     EPINEPHRINE_ANY, NOREPINEPHRINE_ANY, LACTATE_MAX, PF_RATIO_MIN, PACO2_MAX, PACO2_MIN_STAY,
     FIO2_MAX, GCS_MIN, PLATELETS_MIN, PLATELETS_MAX_PEAK, INR_MAX, CREATININE_MAX,
     CREATININE_MIN_STAY, BILIRUBIN_MAX, ALT_MAX,
@@ -295,7 +301,8 @@ def conditions(t: ir.Table) -> dict[str, ir.BooleanValue]:
         | (paco2 - t[PACO2_MIN_STAY.column] >= PACO2_RISE_AT_LEAST)
         | (t[FIO2_MAX.column] > FIO2_ABOVE)
         | t[INVASIVE_VENTILATION.column]
-        | _unmodelled()  # non-invasive ventilation
+        # non-invasive ventilation: TRUE when recorded, else as the unmodelled components
+        | (t[NONINVASIVE_VENTILATION.column] | t[CPAP_ANY.column] | _unmodelled())
     )
     c["ards"] = (t[PF_RATIO_MIN.column] <= ARDS_PF_RATIO_AT_MOST) & _unmodelled()  # infiltrates
 

@@ -8,8 +8,13 @@ row by row.
 Scoring (§5.2):
 
 * respiratory 0-3: ``imv * [(pf<100 or sf<148) + (pf<200 or sf<220)] + ors * (pf<400 or sf<292)``,
-  where ``ors`` (any respiratory support) is IMV or a charted FiO2 ``> 0.21`` in the look-back
-  (§5.2: "FiO2 > 0.21 implies support"). S/F only exists where SpO2 <= 97 % (hyperinflam.features.derived).
+  where ``ors`` (any respiratory support, §5.2) is IMV, or any other documented respiratory
+  support in the look-back (organ-support kinds BiPAP / NIV, CPAP, high-flow nasal cannula,
+  conventional supplemental oxygen of vocabulary/supports.csv), or the authors' EHR rule: a
+  charted FiO2 ``> 0.21`` in the look-back ("FiO2 > 0.21 implies support",
+  :data:`FIO2_IMPLIES_SUPPORT`). ``phoenix_respiratory_support`` says which one applied, first
+  of: 'invasive_ventilation', 'documented_support', 'fio2_above_room_air', else 'none'.
+  S/F only exists where SpO2 <= 97 % (hyperinflam.features.derived).
 * cardiovascular 0-6: distinct vasoactive agents (1 -> 1, >= 2 -> 2) + lactate (``>= 5`` -> 1,
   ``>= 11`` -> 2) + MAP by age band in months (0-2; ``144 <= age <= 216`` inclusive as in the code).
 * coagulation 0-2: platelets ``< 100``, INR ``> 1.3``, D-dimer ``> 2`` mg/L FEU, fibrinogen
@@ -39,6 +44,7 @@ import ibis.expr.types as ir
 from hyperinflam.criteria._toolkit import (ROOM_AIR_FIO2, as_int, in_age_band, missing_inputs,
                                            tri_state)
 from hyperinflam.features import FeatureSpec
+from hyperinflam.vocabulary.domain import OTHER_RESPIRATORY_SUPPORT
 
 NAME = "phoenix"
 TITLE = "Phoenix Sepsis Score (Schlapbach 2024, Sanchez-Pinto 2024)"
@@ -63,6 +69,7 @@ REFERENCE = (
 #: Look-back (hours) of each input: the authors' last-observation-carried-forward limits (§5.4).
 LOOKBACK_HOURS: dict[str, float] = {
     "pf_ratio": 6, "sf_ratio": 6, "fio2": 6, "invasive_ventilation": 6,
+    OTHER_RESPIRATORY_SUPPORT: 6,
     "lactate": 6, "map_any": 6, "pupils_fixed_bilateral": 6,
     "vasoactive": 12, "gcs_total": 12, "glucose": 12,
     "platelets": 24, "inr": 24, "d_dimer": 24, "fibrinogen": 24,
@@ -70,8 +77,14 @@ LOOKBACK_HOURS: dict[str, float] = {
 }
 
 # -- thresholds (§5.2; the reference code phoenix-sepsis 1.1.3, phoenix.py) ----------------------
-# FiO2 above ROOM_AIR_FIO2 (vocabulary.domain) means "other respiratory support" (§5.2, authors'
-# EHR notes).
+#: The authors' EHR rule (§5.2, EHR notes): a charted FiO2 above ROOM_AIR_FIO2 (vocabulary.domain)
+#: means "other respiratory support" even where no support is documented. False: only IMV and
+#: documented support count (the rubric as printed).
+FIO2_IMPLIES_SUPPORT: bool = True
+#: Values of ``phoenix_respiratory_support``: the first that applied of IMV, documented other
+#: support, the FiO2 rule; else none.
+SUPPORT_BY_IMV, SUPPORT_DOCUMENTED, SUPPORT_BY_FIO2, SUPPORT_NONE = (
+    "invasive_ventilation", "documented_support", "fio2_above_room_air", "none")
 #: Respiratory: with IMV, P/F < 100 or S/F < 148 -> +1 and P/F < 200 or S/F < 220 -> +1; with any
 #: respiratory support, P/F < 400 or S/F < 292 -> +1.
 PF_SEVERE_BELOW, SF_SEVERE_BELOW = 100, 148
@@ -105,6 +118,8 @@ PF_RATIO = lookback_spec("pf_ratio", "min")
 SF_RATIO = lookback_spec("sf_ratio", "min")
 FIO2 = lookback_spec("fio2", "max")
 IMV = lookback_spec("invasive_ventilation", "any", "organ_support")
+#: Documented respiratory support other than IMV (BiPAP / NIV, CPAP, high flow, oxygen; §5.2).
+OTHER_SUPPORT = lookback_spec(OTHER_RESPIRATORY_SUPPORT, "any", "organ_support")
 VASOACTIVES = lookback_spec("vasoactive", "count", "organ_support")
 LACTATE = lookback_spec("lactate", "max")
 MAP = lookback_spec("map_any", "min")
@@ -127,7 +142,9 @@ SCORED_INPUTS: list[tuple[str, FeatureSpec]] = [
     ("fibrinogen", FIBRINOGEN), ("gcs", GCS), ("pupils", PUPILS_FIXED),
 ]
 
-INPUTS: list[FeatureSpec] = [spec for _, spec in SCORED_INPUTS] + [INFECTION]
+#: Documented other support is, like IMV, FALSE when not recorded (absence = not given); it is
+#: not a substituted input.
+INPUTS: list[FeatureSpec] = [spec for _, spec in SCORED_INPUTS] + [OTHER_SUPPORT, INFECTION]
 
 
 def respiratory_points(t: ir.Table) -> ir.IntegerValue:
@@ -135,11 +152,27 @@ def respiratory_points(t: ir.Table) -> ir.IntegerValue:
     pf = t[PF_RATIO.column].fill_null(IF_MISSING["pf_ratio"])
     sf = t[SF_RATIO.column].fill_null(IF_MISSING["sf_ratio"])
     imv = t[IMV.column].fill_null(False)
-    ors = imv | (t[FIO2.column] > ROOM_AIR_FIO2).fill_null(False)
+    ors = imv | t[OTHER_SUPPORT.column].fill_null(False) | fio2_implies_support(t)
     severe = (as_int((pf < PF_SEVERE_BELOW) | (sf < SF_SEVERE_BELOW))
               + as_int((pf < PF_MODERATE_BELOW) | (sf < SF_MODERATE_BELOW)))
     return as_int(imv) * severe + as_int(ors) * as_int((pf < PF_SUPPORT_BELOW)
                                                        | (sf < SF_SUPPORT_BELOW))
+
+
+def fio2_implies_support(t: ir.Table) -> ir.BooleanValue:
+    """The authors' EHR rule (§5.2): FiO2 > 0.21 in the look-back (False when switched off)."""
+    if not FIO2_IMPLIES_SUPPORT:
+        return ibis.literal(False)
+    return (t[FIO2.column] > ROOM_AIR_FIO2).fill_null(False)
+
+
+def respiratory_support(t: ir.Table) -> ir.StringValue:
+    """Which "any respiratory support" rule applied (§5.2), first of IMV, documented, FiO2."""
+    return ibis.cases(
+        (t[IMV.column].fill_null(False), SUPPORT_BY_IMV),
+        (t[OTHER_SUPPORT.column].fill_null(False), SUPPORT_DOCUMENTED),
+        (fio2_implies_support(t), SUPPORT_BY_FIO2),
+        else_=SUPPORT_NONE).cast("string")
 
 
 def _band_points(age, value, bands) -> ir.IntegerValue:
@@ -215,6 +248,7 @@ def evaluate(t: ir.Table) -> dict[str, ir.Value]:
     absent, n_absent = missing(t, SCORED_INPUTS, [("age_months", t.age_months)])
     return {
         "phoenix_respiratory_points": resp,
+        "phoenix_respiratory_support": respiratory_support(t),
         "phoenix_cardiovascular_points": cardio,
         "phoenix_coagulation_points": coag,
         "phoenix_neurologic_points": neuro,

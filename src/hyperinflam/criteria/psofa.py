@@ -12,6 +12,9 @@ Six systems, 0-4 points each, from the worst value in the last :data:`LOOKBACK_H
   ``[100,200)`` with support 3, ``< 100`` with support 4; S/F ``>= 292`` 0, ``[264,292)`` 1
   (264 -> 1, §12.36), ``[221,264)`` 2, ``[148,221)`` + support 3, ``< 148`` + support 4.
   Without support, ratios below 200 (P/F) / 221 (S/F) score 2 (adult SOFA convention; VERIFY).
+  Support: IMV, BiPAP / NIV or CPAP in the window (:data:`SUPPORT_KINDS`; mechanical ventilation,
+  invasive or not, VERIFY); :data:`SUPPORT_INCLUDES_SUPPLEMENTAL_OXYGEN` adds high flow, oxygen
+  and FiO2 > 0.21.
 * coagulation: platelets (10^3/uL) ``>= 150`` 0, ``[100,150)`` 1, ``[50,100)`` 2, ``[20,50)`` 3,
   ``< 20`` 4.
 * hepatic: bilirubin (mg/dL) ``< 1.2`` 0, ``[1.2,2)`` 1, ``[2,6)`` 2, ``[6,12)`` 3, ``>= 12`` 4.
@@ -37,6 +40,8 @@ import ibis.expr.types as ir
 
 from hyperinflam.criteria._toolkit import ROOM_AIR_FIO2, in_age_band, missing_flags
 from hyperinflam.features import FeatureSpec
+from hyperinflam.vocabulary.domain import (CPAP, INVASIVE_VENTILATION, NONINVASIVE_VENTILATION,
+                                           OTHER_RESPIRATORY_SUPPORT)
 
 NAME = "psofa"
 TITLE = "pSOFA (Matics & Sanchez-Pinto 2017)"
@@ -55,9 +60,12 @@ REFERENCE = (
 
 #: Worst value over this many hours before the evaluation time (§6.1).
 LOOKBACK_HOURS: float = 24
-#: "Respiratory support" required for 3-4 respiratory points. Default: invasive ventilation
-#: (adult SOFA "mechanically ventilated"; VERIFY for pSOFA). Set True to also count a charted
-#: FiO2 > 0.21 (supplemental oxygen) as support.
+#: "Respiratory support" required for 3-4 respiratory points (§6.2): mechanical ventilation,
+#: invasive or not (adult SOFA "with respiratory support"; VERIFY for pSOFA): these organ-support
+#: kinds of vocabulary/supports.csv.
+SUPPORT_KINDS: tuple[str, ...] = (INVASIVE_VENTILATION, NONINVASIVE_VENTILATION, CPAP)
+#: Set True to also count high-flow nasal cannula, conventional supplemental oxygen and a charted
+#: FiO2 > 0.21 (Phoenix's "any respiratory support", §5.2) as support.
 SUPPORT_INCLUDES_SUPPLEMENTAL_OXYGEN: bool = False
 
 
@@ -72,7 +80,13 @@ def _os(variable: str, agg: str) -> FeatureSpec:
 PF_RATIO = _m("pf_ratio", "min")
 SF_RATIO = _m("sf_ratio", "min")
 FIO2 = _m("fio2", "max")
-IMV = _os("invasive_ventilation", "any")
+IMV = _os(INVASIVE_VENTILATION, "any")
+NIV = _os(NONINVASIVE_VENTILATION, "any")
+CPAP_ANY = _os(CPAP, "any")
+#: Any documented respiratory support besides IMV (for SUPPORT_INCLUDES_SUPPLEMENTAL_OXYGEN).
+OTHER_SUPPORT = _os(OTHER_RESPIRATORY_SUPPORT, "any")
+#: The kind -> spec of each organ-support kind SUPPORT_KINDS may name.
+SUPPORT_SPECS = {INVASIVE_VENTILATION: IMV, NONINVASIVE_VENTILATION: NIV, CPAP: CPAP_ANY}
 PLATELETS = _m("platelets", "min")
 BILIRUBIN = _m("bilirubin_total", "max")
 MAP = _m("map_any", "min")
@@ -87,7 +101,7 @@ NOREPINEPHRINE_ANY = _os("norepinephrine", "any")
 NOREPINEPHRINE_DOSE = _os("norepinephrine", "max")
 
 INPUTS: list[FeatureSpec] = [
-    PF_RATIO, SF_RATIO, FIO2, IMV, PLATELETS, BILIRUBIN, MAP, GCS, CREATININE,
+    PF_RATIO, SF_RATIO, FIO2, IMV, NIV, CPAP_ANY, OTHER_SUPPORT, PLATELETS, BILIRUBIN, MAP, GCS, CREATININE,
     DOPAMINE_ANY, DOPAMINE_DOSE, DOBUTAMINE_ANY, EPINEPHRINE_ANY, EPINEPHRINE_DOSE,
     NOREPINEPHRINE_ANY, NOREPINEPHRINE_DOSE,
 ]
@@ -142,12 +156,22 @@ def _in_band(age, lo, hi, closed) -> ir.BooleanValue:
     return in_age_band(age, lo, hi, high_inclusive=closed, low_inclusive=hi is not None)
 
 
+def respiratory_support(t: ir.Table) -> ir.BooleanValue:
+    """§6.2 "with respiratory support": a kind of SUPPORT_KINDS in the window (or, with
+    SUPPORT_INCLUDES_SUPPLEMENTAL_OXYGEN, any documented support or FiO2 > 0.21)."""
+    support = ibis.literal(False)
+    for kind in SUPPORT_KINDS:
+        support = support | t[SUPPORT_SPECS[kind].column].fill_null(False)
+    if SUPPORT_INCLUDES_SUPPLEMENTAL_OXYGEN:
+        support = (support | t[OTHER_SUPPORT.column].fill_null(False)
+                   | (t[FIO2.column] > ROOM_AIR_FIO2).fill_null(False))
+    return support
+
+
 def respiratory_points(t: ir.Table) -> ir.IntegerValue:
     """§6.2 respiratory: P/F preferred, else S/F; 3-4 points require respiratory support."""
     pf, sf = t[PF_RATIO.column], t[SF_RATIO.column]
-    support = t[IMV.column].fill_null(False)
-    if SUPPORT_INCLUDES_SUPPLEMENTAL_OXYGEN:
-        support = support | (t[FIO2.column] > ROOM_AIR_FIO2).fill_null(False)
+    support = respiratory_support(t)
 
     def score(ratio, zero, one, two, three):
         return ibis.cases(

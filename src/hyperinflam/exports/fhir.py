@@ -12,8 +12,9 @@ docs/sources-fhir.md):
   system and code only when the unit is the canonical UCUM unit);
 * drug_administration -> MedicationAdministration (RxNorm ingredient when codes.csv has it, text =
   drug name; dose, route text, dosing weight extension); a vasoactive organ_support row ->
-  MedicationAdministration with ``dosage.rateQuantity``; invasive ventilation -> Procedure
-  (the first SNOMED ``support`` code of codes.csv);
+  MedicationAdministration with ``dosage.rateQuantity``; a respiratory support interval
+  (invasive ventilation and the other kinds of supports.csv) -> Procedure (the kind's first
+  SNOMED ``support`` code of codes.csv);
 * condition -> Condition (code.text = condition; category problem-list-item when underlying);
   event -> Condition with category system ``EVENT_SYSTEM`` (code infection / death).
 
@@ -28,7 +29,7 @@ from pathlib import Path
 import orjson
 
 from hyperinflam.sources.fhir.parse import EVENT_SYSTEM, UCUM, WEIGHT_EXTENSION
-from hyperinflam.vocabulary import INVASIVE_VENTILATION, Vocabulary
+from hyperinflam.vocabulary import Vocabulary
 
 __all__ = ["export_fhir_ndjson"]
 
@@ -86,7 +87,9 @@ def export_fhir_ndjson(con, out_dir, *, vocabulary: Vocabulary | None = None) ->
     loinc = {}
     for c in vocab.codes_of("measurement", system="LOINC"):
         loinc.setdefault(c.target, c.code)
-    vent = vocab.first_code("support", INVASIVE_VENTILATION, "SNOMED").code
+    support_code = {kind: vocab.first_code("support", kind, "SNOMED").code
+                    for kind in vocab.supports}
+    kinds = ", ".join("'" + k.replace("'", "''") + "'" for k in vocab.supports)
     counts: dict[str, int] = {}
 
     def write(name: str, resources) -> None:
@@ -163,8 +166,8 @@ def export_fhir_ndjson(con, out_dir, *, vocabulary: Vocabulary | None = None) ->
                       if r["stay_id"] else {}),
                    **period(r["start_time"], r["end_time"]),
                    **({"dosage": dosage} if dosage else {})}
-        for i, r in enumerate(_rows(raw, "SELECT * FROM organ_support WHERE support <> "
-                                         "'invasive_ventilation' ORDER BY person_id, start_time"), 1):
+        for i, r in enumerate(_rows(raw, f"SELECT * FROM organ_support WHERE support NOT IN "
+                                         f"({kinds}) ORDER BY person_id, start_time"), 1):
             yield {"resourceType": "MedicationAdministration", "id": f"v{i}", "status": "completed",
                    "medicationCodeableConcept": medication(r["support"]),
                    "subject": subject(r["person_id"]),
@@ -177,12 +180,13 @@ def export_fhir_ndjson(con, out_dir, *, vocabulary: Vocabulary | None = None) ->
     write("MedicationAdministration", administrations())
     write("Procedure", ({
         "resourceType": "Procedure", "id": f"p{i}", "status": "completed",
-        "code": {"coding": [{"system": SNOMED, "code": vent}], "text": "invasive ventilation"},
+        "code": {"coding": [{"system": SNOMED, "code": support_code[r["support"]]}],
+                 "text": r["support"].replace("_", " ")},
         "subject": subject(r["person_id"]), **encounter(r["stay_id"]),
         **({"performedPeriod": {k: v for k, v in (("start", _time(r["start_time"])),
                                                   ("end", _time(r["end_time"]))) if v}}),
-    } for i, r in enumerate(_rows(raw, "SELECT * FROM organ_support WHERE support = "
-                                       "'invasive_ventilation' ORDER BY person_id, start_time"), 1)))
+    } for i, r in enumerate(_rows(raw, f"SELECT * FROM organ_support WHERE support IN ({kinds}) "
+                                       f"ORDER BY person_id, start_time, support"), 1)))
 
     def conditions():
         for i, r in enumerate(_rows(raw, "SELECT * FROM condition ORDER BY person_id, condition"), 1):

@@ -32,8 +32,10 @@ clinical reference §11.3-§11.5):
   drug_exposure_end_date = start date, no end datetime and no ``verbatim_end_date`` (the end
   date is mandatory and then derived, CDM convention). Dosing weight: ``observation`` 2000000003
   with ``observation_event_id`` = drug_exposure_id.
-* invasive ventilation: ``procedure_occurrence`` (first ``support`` code with a concept id, 4230167)
-  with its end datetime (CDM 5.4).
+* respiratory support (invasive ventilation and the other kinds of supports.csv):
+  ``procedure_occurrence`` with the kind's first ``support`` code with a concept id (invasive
+  ventilation 4230167) and its end datetime (CDM 5.4); a kind whose first code is a device
+  ("physical object", e.g. high-flow nasal cannula 4139525): ``device_exposure``.
 * condition: ``condition_occurrence`` with one local concept (2000001000 + k) per (name, code
   system, code), so the reader gets name, system and code back from ``concept``; uncoded
   conditions: concept 0 and ``condition_source_value``. ``condition_status_source_value`` =
@@ -294,6 +296,13 @@ class _Writer:
                         [(k, *v) for k, v in routes.items()])
         self.picu = self.first("picu_visit")
         self.vent = self.first("support", INVASIVE_VENTILATION)
+        self.supports = {kind: row for kind in self.vocab.supports
+                         if (row := self.first("support", kind)) is not None}
+        raw.execute("CREATE OR REPLACE TEMP TABLE _x_support (support VARCHAR, concept_id BIGINT, "
+                    "is_device BOOLEAN)")
+        raw.executemany("INSERT INTO _x_support VALUES (?, ?, ?)", [
+            (kind, int(row["concept_id"]), "physical object" in (row.get("display") or ""))
+            for kind, row in self.supports.items()])
         self.local = {kind: self.first(kind) for kind in ("stay_weight", "stay_reason",
                                                           "dosing_weight")}
         self.events = {t: self.first("event", t) for t in ("infection", "death")}
@@ -394,9 +403,15 @@ class _Writer:
             {self._visit('s')}"""
 
     def drugs(self) -> None:
-        missing = self.raw.execute("SELECT DISTINCT support FROM organ_support WHERE support <> "
-                                   "'invasive_ventilation' AND support NOT IN (SELECT drug FROM "
+        missing = self.raw.execute("SELECT DISTINCT support FROM organ_support WHERE support NOT IN "
+                                   f"({self._kinds}) AND support NOT IN (SELECT drug FROM "
                                    "_x_drug WHERE concept_id <> 0)").fetchall()
+        no_code = self.raw.execute(f"SELECT DISTINCT support FROM organ_support WHERE support IN "
+                                   f"({self._kinds}) AND support NOT IN (SELECT support FROM "
+                                   f"_x_support)").fetchall()
+        if no_code:
+            raise SourceError(f"organ-support kind(s) {', '.join(m[0] for m in no_code)} have no "
+                              f"support code with a concept_id in vocabulary/codes.csv.")
         if missing:
             raise SourceError(f"vasoactive(s) {', '.join(m[0] for m in missing)} have neither an "
                               f"OMOP ingredient concept nor an RxNorm code in vocabulary/codes.csv.")
@@ -407,21 +422,40 @@ class _Writer:
                          "(_weight_kg) FROM _x_drug_rows")
         first = "(SELECT count(*) FROM drug_administration)"
         self.insert("drug_exposure", self._drug_select(
-            "(SELECT * FROM organ_support WHERE support <> 'invasive_ventilation')", "x.support",
+            f"(SELECT * FROM organ_support WHERE support NOT IN ({self._kinds}))", "x.support",
             "CAST(NULL AS VARCHAR)", first))
 
+    @property
+    def _kinds(self) -> str:
+        """The organ-support kinds of supports.csv as an SQL list (the rest are vasoactives)."""
+        return ", ".join(_q(k) for k in self.vocab.supports)
+
     def ventilation(self) -> None:
+        """Respiratory support: procedure_occurrence, or device_exposure for a device code."""
+        rows = f"""FROM organ_support x JOIN _x_person p USING (person_id)
+            JOIN _x_support k ON k.support = x.support {self._visit('s')}"""
+        order = "ORDER BY x.person_id, x.start_time, x.support"
         self.insert("procedure_occurrence", f"""
-            SELECT row_number() OVER (ORDER BY x.person_id, x.start_time) AS procedure_occurrence_id,
-                   p.omop_id AS person_id, {int(self.vent['concept_id'])} AS procedure_concept_id,
+            SELECT row_number() OVER ({order}) AS procedure_occurrence_id,
+                   p.omop_id AS person_id, k.concept_id AS procedure_concept_id,
                    CAST(x.start_time AS DATE) AS procedure_date, x.start_time AS procedure_datetime,
                    CAST(x.end_time AS DATE) AS procedure_end_date,
                    x.end_time AS procedure_end_datetime,
                    {TYPE_CONCEPT_EHR} AS procedure_type_concept_id,
-                   'invasive_ventilation' AS procedure_source_value,
+                   x.support AS procedure_source_value,
                    s.visit_id AS visit_occurrence_id, s.visit_id AS visit_detail_id
-            FROM organ_support x JOIN _x_person p USING (person_id) {self._visit('s')}
-            WHERE x.support = 'invasive_ventilation'""")
+            {rows} WHERE NOT k.is_device""")
+        self.insert("device_exposure", f"""
+            SELECT row_number() OVER ({order}) AS device_exposure_id,
+                   p.omop_id AS person_id, k.concept_id AS device_concept_id,
+                   CAST(x.start_time AS DATE) AS device_exposure_start_date,
+                   x.start_time AS device_exposure_start_datetime,
+                   CAST(x.end_time AS DATE) AS device_exposure_end_date,
+                   x.end_time AS device_exposure_end_datetime,
+                   {TYPE_CONCEPT_EHR} AS device_type_concept_id,
+                   x.support AS device_source_value,
+                   s.visit_id AS visit_occurrence_id, s.visit_id AS visit_detail_id
+            {rows} WHERE k.is_device""")
 
     def conditions(self) -> None:
         self.insert("condition_occurrence", f"""
@@ -508,9 +542,13 @@ class _Writer:
             add(cid, name, "Drug", voc, "Ingredient", None if local else "S", code or cid)
         for route, cid, voc, code in self.raw.execute("SELECT * FROM _x_route").fetchall():
             add(cid, f"{route} route", "Route", voc or "SNOMED", "Qualifier Value", "S", code or cid)
-        for kind, row in (("picu", self.picu), ("vent", self.vent)):
-            add(row["concept_id"], row["target"], "Visit" if kind == "picu" else "Procedure",
-                row["vocabulary_id"] or "None", "Visit" if kind == "picu" else "Procedure",
+        add(self.picu["concept_id"], self.picu["target"], "Visit",
+            self.picu["vocabulary_id"] or "None", "Visit", "S",
+            self.picu["concept_code"] or self.picu["concept_id"])
+        for row in self.supports.values():
+            device = "physical object" in (row.get("display") or "")
+            add(row["concept_id"], row["target"], "Device" if device else "Procedure",
+                row["vocabulary_id"] or "None", "Physical Object" if device else "Procedure",
                 "S", row["concept_code"] or row["concept_id"])
         add(INPATIENT_VISIT, "Inpatient Visit", "Visit", "Visit", "Visit", "S", "IP")
         for k, row in self.sex.items():

@@ -32,8 +32,8 @@ from hyperinflam.features.grid import (DAYS_PER_MONTH, MIN_STEP_HOURS, evaluatio
 from hyperinflam.features.spec import (EVENT_TYPES, INVASIVE_VENTILATION, SUPPORTED_AGGREGATES,
                                        Aggregate, FeatureSpec, Source, unique_specs)
 from hyperinflam.features.windows import EVENT_PRE_ADMISSION_HOURS
-from hyperinflam.vocabulary.domain import (VASOACTIVE_CLASS, VASOACTIVE_DOSE_UNIT,
-                                           VASOPRESSIN_DOSE_UNIT)
+from hyperinflam.vocabulary.domain import (SUPPORT_GROUPS, VASOACTIVE_CLASS,
+                                           VASOACTIVE_DOSE_UNIT, VASOPRESSIN_DOSE_UNIT)
 
 __all__ = [
     "Aggregate", "DAYS_PER_MONTH", "EVENT_PRE_ADMISSION_HOURS", "EVENT_TYPES",
@@ -80,9 +80,11 @@ def _validate(specs: list[FeatureSpec], vocab) -> None:
             raise FeatureError(f"{where}: '{spec.variable}' is neither a drug nor a drug class of "
                                f"vocabulary/drugs.csv.")
         elif spec.source == "organ_support":
-            if spec.variable not in set(vocab.supports) | {VASOACTIVE_CLASS} | vasoactive:
+            if spec.variable not in (set(vocab.supports) | {VASOACTIVE_CLASS} | vasoactive
+                                     | set(SUPPORT_GROUPS)):
                 raise FeatureError(f"{where}: organ support must be a kind of "
                                    f"vocabulary/supports.csv ({', '.join(vocab.supports)}), "
+                                   f"a group of them ({', '.join(SUPPORT_GROUPS)}), "
                                    f"'{VASOACTIVE_CLASS}' or one of {', '.join(sorted(vasoactive))}.")
             if spec.agg == "max" and spec.variable not in vasoactive:
                 raise FeatureError(f"{where}: 'max' (highest dose) needs one vasoactive agent, "
@@ -115,7 +117,10 @@ def build_features(con, grid: ir.Table, specs: Iterable[FeatureSpec], *,
     * drug: any (BOOLEAN, absence = FALSE) / count (distinct drugs) of administrations started
       in the window.
     * organ_support: intervals overlapping the window (start <= t and end NULL or after the
-      window start): any, count (distinct agents), max (highest dose of one agent in ug/kg/min,
+      window start), from organ_support rows and vasoactive drug administrations alike
+      (:mod:`hyperinflam.features.support`); a spec names a kind, an agent, ``vasoactive`` or a
+      group of kinds (``respiratory_support``, ``other_respiratory_support``): any, count
+      (distinct agents or kinds), max (highest dose of one agent in ug/kg/min,
       vasopressin U/kg/min, §12.24; 0 when the agent is not running, NULL when it runs with
       no convertible dose).
     * event (any): TRUE if an event of that type lies in the window (lookback None: from

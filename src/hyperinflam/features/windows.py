@@ -19,8 +19,9 @@ import ibis.expr.types as ir
 from hyperinflam.features.concepts import load_concepts, matched_conditions
 from hyperinflam.features.grid import hours_interval
 from hyperinflam.features.spec import FeatureSpec
-from hyperinflam.vocabulary.domain import (VASOACTIVE_CLASS, VASOACTIVE_DOSE_UNIT,  # noqa: F401
-                                           VASOPRESSIN_DOSE_UNIT)
+from hyperinflam.features.support import support_intervals
+from hyperinflam.vocabulary.domain import (SUPPORT_GROUPS, VASOACTIVE_CLASS,  # noqa: F401
+                                           VASOACTIVE_DOSE_UNIT, VASOPRESSIN_DOSE_UNIT)
 
 #: Suspected-infection events count from this many hours before PICU admission when a spec has no
 #: look-back (the screening contract: "lookback None: from admit_time - 48 h").
@@ -317,16 +318,13 @@ def drug_part(con, keys: ir.Table, specs: list[FeatureSpec]) -> ir.Table:
 
 
 def organ_support_part(con, keys: ir.Table, specs: list[FeatureSpec], vocab) -> ir.Table:
-    org = con.table("organ_support")
-    units = ibis.memtable(vocab.dose_units_frame[["unit_key", "canonical_unit", "factor"]])
-    org = org.mutate(o_unit_key=org.dose_unit.strip().lower().replace(" ", "")
-                     .replace("\u00b5", "u").replace("\u03bc", "u"))
-    units = units.mutate(unit_key=units.unit_key.lower())
-    org = org.left_join(units, org.o_unit_key == units.unit_key)
-    org = org.select(o_person="person_id", o_support="support", o_start="start_time",
-                     o_end="end_time",
-                     o_dose=org.dose.cast("float64") * org.factor.cast("float64"),
-                     o_dose_unit="canonical_unit")
+    """Organ-support specs over every support interval however recorded
+    (:func:`hyperinflam.features.support.support_intervals`: organ_support rows and vasoactive
+    drug administrations). A spec names one kind or agent, ``vasoactive`` (the agents of that
+    class) or a group of kinds (:data:`SUPPORT_GROUPS`, e.g. ``other_respiratory_support``)."""
+    org = support_intervals(con, vocab).select(
+        o_person="person_id", o_support="support", o_start="start_time", o_end="end_time",
+        o_dose="dose", o_dose_unit="dose_unit")
     k = keys.mutate(g_lower=_lower_bound(keys, specs, keys.g_admit))
     j = k.join(org, [k.g_person == org.o_person, org.o_start <= k.g_time,
                      org.o_end.isnull() | (org.o_end >= k.g_lower)])
@@ -338,8 +336,12 @@ def organ_support_part(con, keys: ir.Table, specs: list[FeatureSpec], vocab) -> 
         else:
             overlaps = j.o_end.isnull() | (j.o_end > j.g_time - hours_interval(s.lookback_hours))
         overlaps = overlaps & (j.o_start <= j.g_time)
-        agent = j.o_support.isin(vasoactive) if s.variable == "vasoactive" \
-            else j.o_support == s.variable
+        if s.variable == VASOACTIVE_CLASS:
+            agent = j.o_support.isin(vasoactive)
+        elif s.variable in SUPPORT_GROUPS:
+            agent = j.o_support.isin(list(SUPPORT_GROUPS[s.variable]))
+        else:
+            agent = j.o_support == s.variable
         cond = overlaps & agent
         if s.agg == "any":
             aggs[s.column] = j.o_support.count(where=cond) > 0

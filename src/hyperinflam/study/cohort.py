@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 import ibis
 import pandas as pd
 
+from hyperinflam.features.support import support_intervals
 from hyperinflam.study.definition import StudyDefinition
 from hyperinflam.vocabulary import Vocabulary
 
@@ -270,8 +271,10 @@ def member_characteristics(con, members: ibis.Table) -> ibis.Table:
                  | (u.onset_time <= u.discharge_time))
     u = u.select(u_stay_id=u.stay_id).distinct()
 
-    support = con.table("organ_support")
-    vasoactive = Vocabulary().drugs_in_class("vasoactive")
+    vocab = Vocabulary()
+    # organ_support rows and vasoactive drug administrations alike (features.support: one rule)
+    support = support_intervals(con, vocab)
+    vasoactive = vocab.drugs_in_class("vasoactive")
     intervals = support.select(s_person_id=support.person_id, support=support.support,
                                s_start=support.start_time, s_end=support.end_time)
     s = members.select("stay_id", "person_id", "admit_time", "discharge_time").join(

@@ -111,7 +111,8 @@ def read_codes(site_codes: str | Path | None = None, vocabulary: Vocabulary | No
     system), ``concept_code`` and ``concept_id`` as text. MEDS code prefixes are left out."""
     vocab = with_site_codes(vocabulary or Vocabulary(), site_codes)
     return [{"kind": c.kind, "target": c.target, "vocabulary_id": c.system,
-             "concept_code": c.code, "concept_id": "" if c.concept_id is None else str(c.concept_id)}
+             "concept_code": c.code, "concept_id": "" if c.concept_id is None else str(c.concept_id),
+             "display": c.display}
             for c in vocab.codes if c.system != "MEDS"]
 
 
