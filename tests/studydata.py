@@ -52,6 +52,9 @@ INFECTION_DAY = {4: 5.5}   # child 4: an infection 5.5 days after the first dose
 DEATH_DAY = {6: 40.0}      # child 6: dies 40 days after the first dose, after PICU discharge
 PICU_DAYS = [16.0, 20.0, 9.0, 25.0, 11.0, 14.0, 21.0, 10.0]
 WEIGHT_KG = [30.0, 22.0, 48.0, 35.0, 14.0, 45.0, 28.0, 60.0]
+#: Potassium (mmol/L) 2 h after admission, PRISM III's only input here (> 6.9 -> 3 points, §7.2):
+#: PRISM III-24 = 0, 3, 0, 3, 0, 0, 3, 0 (no other PRISM input is measured).
+POTASSIUM = [4.0, 7.2, 4.5, 7.0, 5.0, 4.1, 7.5, 3.9]
 DOSE_MG_KG = 2.0
 
 
@@ -90,6 +93,9 @@ def build_database(index_drug: str = "anakinra"):
                 raw.execute("INSERT INTO measurement VALUES (?,?,?,?,?,?,?,?,?)",
                             [pid, sid, index + timedelta(hours=hours), "ferritin", value,
                              "ng/mL", str(value), "ng/mL", None])
+        raw.execute("INSERT INTO measurement VALUES (?,?,?,?,?,?,?,?,?)",
+                    [pid, sid, admit + timedelta(hours=2), "potassium", POTASSIUM[i], "mmol/L",
+                     str(POTASSIUM[i]), "mmol/L", None])
         if i in VENTILATED:
             raw.execute("INSERT INTO organ_support VALUES (?,?,?,?,?,?,?)",
                         [pid, sid, "invasive_ventilation", admit + timedelta(hours=1),

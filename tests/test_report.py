@@ -97,6 +97,7 @@ def test_counts_and_scores_in_the_tables(founding):
     prism = founding.results
     prism = prism[(prism.variable == "prism3_points") & (prism.stat_name == "median")]
     assert float(prism.value.iloc[0]).is_integer() or float(prism.value.iloc[0] * 2).is_integer()
+    assert float(prism.value.iloc[0]) == 0.0  # PRISM III-24 0, 3, 0, 3, 0, 0, 3, 0 (potassium)
     line = next(li for li in out.splitlines() if "PRISM III-24" in li and "points" in li)
     assert not re.search(r"\d\.\d\d\b", line), line  # never "4.00 (2.00–6.00)"
 

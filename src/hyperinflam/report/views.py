@@ -820,7 +820,7 @@ def listing(results: StudyResults) -> Listing:
     rows = []
     for r in p.to_dict("records"):
         health = text(r.get("health_status"))
-        prism = "" if is_missing(r.get("prism3")) else (
+        prism = (text(r.get("prism3_source")) or "") if is_missing(r.get("prism3")) else (
             fmt_num(float(r["prism3"]), own_decimals([float(r["prism3"])]))
             + (f" ({r['prism3_source']})" if text(r.get("prism3_source")) else ""))
         dose = "" if is_missing(r.get("index_drug_mg_kg_day")) else fmt_num(

@@ -7,15 +7,25 @@ index time for the phenotype section, and admission + 24 h (or discharge, if ear
 (clinical reference §7.3 and §12.29: the founding paper's PRISM version is not stated, so the
 points are labelled PRISM III-24 and never claimed equivalent). Only the small per-member frame
 is executed; the statistics are plain descriptive summaries (numpy quantiles, counts).
+
+Recorded severity scores (issue 12 item 4): a score the site recorded (the measurement variables
+``prism3_recorded``, ``pim2_recorded``, ``pim3_recorded``, ``pelod2_recorded``,
+``psofa_recorded`` of vocabulary/variables.csv) is the stay's first value recorded during the
+stay. The baseline PRISM III is the recorded score when there is one, else the computed PRISM
+III-24, and the results say how many of each. A computed PRISM III counts unmeasured items as
+normal, as its authors do: the results give the number of its 17 items observed, and a stay with
+none observed is "not computable" (no value), never 0 points.
 """
 
 from __future__ import annotations
 
+import ibis
 import numpy as np
 import pandas as pd
 
 from hyperinflam.criteria import discover
 from hyperinflam.criteria import label as label_of
+from hyperinflam.criteria import prism3
 from hyperinflam.engine import plans
 from hyperinflam.screening import meets
 from hyperinflam.screening.plans import screen_inputs, screen_pandas, screen_plan
@@ -52,6 +62,20 @@ PRISM_COLUMN = "prism3_points"
 PRISM_MISSING_COLUMN = "prism3_missing"
 PRISM_LABEL = "PRISM III-24 (first 24 h of the PICU stay)"
 PRISM_WINDOW_HOURS = 24
+PRISM_ASSUMED_COLUMN = "prism3_n_assumed_normal"
+#: Items of PRISM III observed (of the 17, clinical reference §7.2); 0 = not computable.
+PRISM_OBSERVED_COLUMN = "prism3_n_observed"
+PRISM_ITEMS = len(prism3.ITEMS)
+PRISM_RECORDED = "prism3_recorded"
+#: Scores a site may record (vocabulary/variables.csv, kind score): variable -> (label, unit).
+RECORDED_SCORES: dict[str, tuple[str, str]] = {
+    PRISM_RECORDED: ("PRISM III (recorded by the site)", "points"),
+    "pim2_recorded": ("PIM2 predicted risk of death (recorded by the site)", "%"),
+    "pim3_recorded": ("PIM3 predicted risk of death (recorded by the site)", "%"),
+    "pelod2_recorded": ("PELOD-2 (recorded by the site)", "points"),
+    "psofa_recorded": ("pSOFA (recorded by the site)", "points"),
+}
+PRISM_RECORDED_LABEL = "PRISM III (recorded by the site, else PRISM III-24 computed)"
 PRISM_METHOD = ("PRISM III-24 points (Pollack 1996; §7): the worst values of the first 24 h of the "
                 "PICU stay, unmeasured variables scored normal as the authors do; points only "
                 "(the mortality equation is licensed, §7.3). The founding paper does not state "
@@ -104,9 +128,48 @@ def phenotype_frames(con, cohort: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFr
     at_24h = pd.DataFrame({"stay_id": cohort["stay_id"].astype(str),
                            "eval_time": prism_time.astype("datetime64[us]")})
     prism_frame = screen_pandas(con, "times", criteria=["prism3"],
-                                columns=["stay_id", PRISM_COLUMN, PRISM_MISSING_COLUMN],
+                                columns=["stay_id", PRISM_COLUMN, PRISM_MISSING_COLUMN,
+                                         PRISM_ASSUMED_COLUMN],
                                 times=at_24h)
-    return index_frame, prism_frame
+    return index_frame, with_recorded_scores(prism_frame, recorded_scores(con, cohort))
+
+
+def recorded_scores(con, cohort: pd.DataFrame) -> pd.DataFrame:
+    """Per cohort member, the first value of each recorded score (RECORDED_SCORES) recorded
+    during the stay (admission to discharge, open while in the PICU): stay_id + one column each
+    (NaN where none)."""
+    out = pd.DataFrame({"stay_id": cohort["stay_id"].astype(str)})
+    if cohort.empty or not {"measurement", "stay"} <= set(con.list_tables()):
+        return out.assign(**{v: np.nan for v in RECORDED_SCORES})
+    ids = ibis.memtable(pd.DataFrame({"c_stay": cohort["stay_id"].astype(str)}))
+    stay = con.table("stay")
+    stays = ids.join(stay, ids.c_stay == stay.stay_id).select(
+        "c_stay", c_person="person_id", c_admit="admit_time", c_discharge="discharge_time")
+    m = con.table("measurement")
+    m = m.filter(m.variable.isin(list(RECORDED_SCORES)))
+    j = stays.join(m, [stays.c_person == m.person_id, m.time >= stays.c_admit,
+                       stays.c_discharge.isnull() | (m.time <= stays.c_discharge)])
+    j = j.mutate(rk=ibis.row_number().over(group_by=[j.c_stay, j.variable],
+                                           order_by=[j.time, j.value]))
+    first = j.filter(j.rk == 0).select(stay_id="c_stay", variable="variable",
+                                       value=j.value.cast("float64")).to_pandas()
+    wide = first.pivot(index="stay_id", columns="variable", values="value")
+    return out.join(wide.reindex(columns=list(RECORDED_SCORES)), on="stay_id")
+
+
+def with_recorded_scores(prism_frame: pd.DataFrame, recorded: pd.DataFrame) -> pd.DataFrame:
+    """The PRISM III-24 frame with the items observed (``prism3_n_observed``; computed points
+    NaN = not computable when none was observed) and the recorded scores."""
+    out = prism_frame.copy()
+    if PRISM_ASSUMED_COLUMN in out.columns:
+        assumed = pd.to_numeric(out[PRISM_ASSUMED_COLUMN], errors="coerce")
+        out[PRISM_OBSERVED_COLUMN] = PRISM_ITEMS - assumed
+        if PRISM_COLUMN in out.columns:
+            out[PRISM_COLUMN] = pd.to_numeric(out[PRISM_COLUMN], errors="coerce").where(
+                out[PRISM_OBSERVED_COLUMN] > 0)
+    if "stay_id" in out.columns and not recorded.empty:
+        out = out.merge(recorded, on="stay_id", how="left")
+    return out
 
 
 def _row(study_id: str, section: str, variable: str, label: str, stat_name: str, value, *,
@@ -187,9 +250,41 @@ def phenotype_results(study_id: str, index_frame: pd.DataFrame,
                              100.0 * count / n if n else None, unit="%",
                              error=None if n else "no patients"))
     if PRISM_COLUMN in prism_frame.columns:
-        scored, with_missing = prism_missing_counts(prism_frame)
-        warning = (f"{with_missing} of {scored} patients scored with unmeasured inputs counted "
-                   f"normal, as the authors do" if with_missing else None)
-        rows += _numeric_rows(study_id, "baseline", PRISM_COLUMN, PRISM_LABEL,
-                              prism_frame[PRISM_COLUMN], "points", warning=warning)
+        rows += _prism_rows(study_id, prism_frame)
+    for variable, (label, unit) in RECORDED_SCORES.items():
+        if variable != PRISM_RECORDED and variable in prism_frame.columns \
+                and prism_frame[variable].notna().any():
+            rows += _numeric_rows(study_id, "baseline", variable, label, prism_frame[variable],
+                                  unit)
     return pd.DataFrame(rows)
+
+
+def _prism_rows(study_id: str, prism_frame: pd.DataFrame) -> list[dict]:
+    """The baseline PRISM III: recorded when the site recorded it, else computed (PRISM
+    III-24); the warning says how many of each, the items observed, and how many stays have no
+    PRISM III input at all (not computable, no value)."""
+    computed = pd.to_numeric(prism_frame[PRISM_COLUMN], errors="coerce")
+    recorded = (pd.to_numeric(prism_frame[PRISM_RECORDED], errors="coerce")
+                if PRISM_RECORDED in prism_frame.columns
+                else pd.Series(np.nan, index=prism_frame.index))
+    values = recorded.where(recorded.notna(), computed)
+    uses_computed = recorded.isna() & computed.notna()
+    scored, with_missing = prism_missing_counts(prism_frame[uses_computed])
+    notes = []
+    n_recorded = int(recorded.notna().sum())
+    if n_recorded:
+        notes.append(f"{n_recorded} recorded by the site, {int(uses_computed.sum())} computed")
+    if with_missing:
+        notes.append(f"{with_missing} of {scored} computed with unmeasured inputs counted normal, "
+                     f"as the authors do")
+    if PRISM_OBSERVED_COLUMN in prism_frame.columns:
+        observed = pd.to_numeric(prism_frame[PRISM_OBSERVED_COLUMN], errors="coerce")
+        if uses_computed.any():
+            notes.append(f"items observed: median {np.median(observed[uses_computed]):g} of "
+                         f"{PRISM_ITEMS}")
+        none = int((recorded.isna() & (observed == 0)).sum())
+        if none:
+            notes.append(f"{none} not computable (no PRISM III input observed)")
+    label = PRISM_RECORDED_LABEL if n_recorded else PRISM_LABEL
+    return _numeric_rows(study_id, "baseline", PRISM_COLUMN, label, values, "points",
+                         warning="; ".join(notes) or None)

@@ -77,9 +77,14 @@ def methods_summary(study: StudyDefinition) -> dict:
     }
 
 
+#: ``prism3_source`` of a patient with neither a recorded PRISM III nor any PRISM III input.
+NOT_COMPUTABLE = "not computable"
+
+
 def _with_prism(patients: pd.DataFrame, prism_frame: pd.DataFrame) -> pd.DataFrame:
     """The listing with each patient's PRISM III: a recorded score when the run has one
-    (``prism3_recorded``), else the computed PRISM III-24 points; then without stay ids."""
+    (``prism3_recorded``), else the computed PRISM III-24 points, else empty with source 'not
+    computable' when no PRISM III input was observed (never 0); then without stay ids."""
     out = patients.copy()
     if not out.empty and "stay_id" in prism_frame.columns:
         p = prism_frame.set_index(prism_frame["stay_id"].astype(str))
@@ -95,6 +100,9 @@ def _with_prism(patients: pd.DataFrame, prism_frame: pd.DataFrame) -> pd.DataFra
             out["prism3_source"] = np.where(out["prism3"].notna(), "computed", None)
         out["prism3_source"] = out["prism3_source"].astype(object).where(
             out["prism3"].notna(), None)
+        if phenotype.PRISM_OBSERVED_COLUMN in p:  # no PRISM III input at all: never 0 points
+            none = ids.map(p[phenotype.PRISM_OBSERVED_COLUMN]).eq(0) & out["prism3"].isna()
+            out.loc[none.to_numpy(), "prism3_source"] = NOT_COMPUTABLE
     return out.drop(columns=["stay_id"], errors="ignore")
 
 
