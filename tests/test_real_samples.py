@@ -291,6 +291,21 @@ def test_study_completes_with_a_report(outcome, study):
         assert float(flow["cohort"]) == outcome.sample.extra["dexamethasone_patients"] > 0
 
 
+def test_the_raw_sample_as_db_is_a_clear_error(outcome):
+    """A user who gives the sample itself as --db (a folder or a file that is not a database)
+    is told so in one message (exit status 2), never a traceback or a silent '0 stays'."""
+    path = outcome.sample.load[1]
+    done = subprocess.run([HYPERINFLAM, "study", "run", "rajasekaran2014", "--db", path, "-o",
+                           str(outcome.db.parent / "wrong")], capture_output=True, text=True,
+                          timeout=300)
+    text = " ".join((done.stdout + done.stderr).split())
+    assert done.returncode == 2, text
+    assert "Traceback" not in text
+    assert ("is a folder, not a database" if Path(path).is_dir() else "is not a DuckDB database") \
+        in text
+    assert not (outcome.db.parent / "wrong").exists()
+
+
 @pytest.mark.parametrize("study", ["founding", "dexamethasone"])
 def test_absent_domains_are_not_recorded(outcome, study):
     """Every results row that reads a domain the sample lacks says "not recorded at this site";

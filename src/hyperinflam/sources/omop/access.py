@@ -199,23 +199,36 @@ class OmopSource:
     def __init__(self, raw, prefix: str, label: str,
                  tables: dict[str, tuple[str, list[str]]] | None = None):
         """``tables`` (another engine): {lower-case OMOP table: (name to query it by, its
-        columns)}; else the tables of the attached DuckDB catalog ``prefix``."""
+        columns[, {lower-case column: (name as written, DuckDB type name)}])}; else the tables
+        of the attached DuckDB catalog ``prefix``."""
         self.raw, self.prefix, self.label = raw, prefix, label
         self.tables: dict[str, str] = {}
         self.columns: dict[str, set[str]] = {}
+        #: (lower-case table, lower-case column) -> (the name as written, its type in upper case;
+        #: '' when the engine does not say)
+        self.written: dict[tuple[str, str], tuple[str, str]] = {}
+        #: tables read from CSV files (every column text by nature)
+        self.text_tables: set[str] = set()
         if tables is not None:
-            for low, (name, cols) in tables.items():
+            for low, (name, cols, *written) in tables.items():
                 self.tables[low] = name
                 self.columns[low] = {c.lower() for c in cols}
+                self.written.update({(low, c.lower()): (c, "") for c in cols})
+                if written:  # {lower-case column: (name as written, DuckDB type name)}
+                    self.written.update({(low, c): w for c, w in written[0].items()})
             return
         catalog, schema = prefix.split(".", 1)
         schema = schema.strip('"')
-        rows = raw.execute("SELECT lower(table_name), table_name, lower(column_name) FROM "
-                           "duckdb_columns() WHERE database_name = ? AND schema_name = ?",
-                           [catalog, schema]).fetchall()
-        for low, name, col in rows:
+        rows = raw.execute("SELECT lower(table_name), table_name, lower(column_name), column_name, "
+                           "upper(data_type) FROM duckdb_columns() WHERE database_name = ? AND "
+                           "schema_name = ?", [catalog, schema]).fetchall()
+        for low, name, col, written, kind in rows:
             self.tables[low] = name
             self.columns.setdefault(low, set()).add(col)
+            self.written[(low, col)] = (written, kind)
+        self.text_tables = {r[0] for r in raw.execute(
+            "SELECT lower(view_name) FROM duckdb_views() WHERE database_name = ? AND "
+            "schema_name = ? AND sql ILIKE '%read_csv(%'", [catalog, schema]).fetchall()}
 
     def has(self, table: str) -> bool:
         return table in self.tables
@@ -260,5 +273,62 @@ class OmopSource:
                 return "5.4", f"column {table}.{new} (new name in 5.4)"
         return "5.4", "assumed: no cdm_source.cdm_version and no version-specific column"
 
+    def oddities(self, used: dict[str, tuple[str, ...]]) -> list[str]:
+        """Notes naming how the source departs from the CDM as written (none stops a load):
+        tables missing, tables without rows (an empty export, a CSV of a header only), column
+        names not in lower case, numbers stored as text and DATE values in datetime columns
+        (the last two for typed sources: a CSV file is text by nature). ``used``: the tables
+        read, with the columns each needs (:data:`REQUIRED_COLUMNS`)."""
+        notes = []
+        missing = [t for t in used if not self.has(t)]
+        if missing:
+            notes.append(f"tables not in the source: {', '.join(missing)} (what they would hold "
+                         f"is not recorded; the load goes on without them).")
+        present = [t for t in used if self.has(t)]
+        if present:
+            probe = " UNION ALL ".join(
+                f"SELECT {i} AS i, count(*) AS n FROM (SELECT 1 AS one FROM {self.ref(t)} LIMIT 1) x"
+                for i, t in enumerate(present))
+            empty = [present[i] for i, n in self.raw.execute(probe).fetchall() if n == 0]
+            if empty:
+                notes.append(f"empty tables (no rows; a CSV file of its header only is one): "
+                             f"{', '.join(sorted(empty))}.")
+        wanted = {(t, c) for t in present for c in used[t] + OPTIONAL_COLUMNS.get(t, ())}
+        cased = sorted(f"{self.tables[t]}.{self.written[(t, c)][0]}" for t, c in wanted
+                       if (t, c) in self.written and self.written[(t, c)][0] != c)
+        if cased:
+            notes.append(f"column names in upper or mixed case ({_some(cased)}): matched without "
+                         f"regard to case.")
+        typed = [(t, c) for t, c in sorted(wanted) if (t, c) in self.written
+                 and t not in self.text_tables and self.written[(t, c)][1]]
+        as_text = [f"{t}.{c}" for t, c in typed if _is_number_column(c)
+                   and self.written[(t, c)][1] in ("VARCHAR", "TEXT", "STRING")]
+        if as_text:
+            notes.append(f"numbers stored as text ({_some(as_text)}): read as numbers; a value "
+                         f"that is not a number reads as missing and its row is quarantined "
+                         f"where the value is required.")
+        dates = [f"{t}.{c}" for t, c in typed if c.endswith("_datetime")
+                 and self.written[(t, c)][1] == "DATE"]
+        if dates:
+            notes.append(f"dates without a time in datetime columns ({_some(dates, 30)}): read as "
+                         f"the date at 00:00 (an end at 23:59:59), as the date columns are.")
+        return notes
+
     def count(self, table: str) -> int:
         return self.raw.execute(f"SELECT count(*) FROM {self.ref(table)}").fetchone()[0]
+
+
+#: Columns named *_id that hold text in the CDM (vocabulary keys), not numbers.
+TEXT_ID_COLUMNS = ("vocabulary_id", "domain_id", "concept_class_id", "relationship_id")
+
+
+def _is_number_column(column: str) -> bool:
+    """Whether the CDM types the column as a number (integer ids, concept ids, birth parts,
+    values): a VARCHAR one is a number stored as text."""
+    return (column.endswith(("_id", "_of_birth")) and column not in TEXT_ID_COLUMNS) or column in (
+        "value_as_number", "quantity", "range_low", "range_high", "days_supply", "refills")
+
+
+def _some(names: list[str], limit: int = 6) -> str:
+    more = len(names) - limit
+    return ", ".join(names[:limit]) + (f" and {more} more" if more > 0 else "")

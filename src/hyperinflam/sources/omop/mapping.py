@@ -33,6 +33,10 @@ Mapping rules (documented in docs/sources-omop.md):
   dates are read back as "no end": a visit end date on or after cdm_source.source_release_date
   with no end datetime (still admitted at the data pull) and a drug_exposure whose end date is
   its start date with neither end datetime nor verbatim_end_date (no end in the source).
+* oddities of real exports, each named in the report notes and none a stop: column names in any
+  case, numbers stored as text (read with TRY_CAST), DATE values in ``*_datetime`` columns (read
+  as the date), tables missing, tables without rows (a CSV of a header only)
+  (:meth:`OmopSource.oddities`).
 * CDM version: cdm_source.cdm_version, else inferred from the columns renamed in 5.4
   (:data:`V53_RENAMED`; a 5.3 source's old names are used), said in the report notes with what
   5.3 lacks (:data:`V54_ONLY_USED`).
@@ -129,9 +133,13 @@ def _register_codes(raw, rows: list[dict]) -> None:
 
 
 def _ts(date_col: str, dt_col: str, *, end: bool = False) -> str:
-    """Text time: the datetime, else the date at 00:00 (an end date: 23:59:59)."""
+    """Text time: the datetime, else the date at 00:00 (an end date: 23:59:59). A datetime column
+    that holds a date only (a DATE column, or text 'YYYY-MM-DD': many ETLs write one) is read as
+    that date, exactly as the date column: 00:00, an end 23:59:59."""
     clock = "23:59:59" if end else "00:00:00"
-    return (f"coalesce(CAST({dt_col} AS VARCHAR), "
+    text = f"trim(CAST({dt_col} AS VARCHAR))"
+    return (f"coalesce(CASE WHEN length({text}) = 10 THEN {text} || ' {clock}' "
+            f"ELSE CAST({dt_col} AS VARCHAR) END, "
             f"CAST(TRY_CAST({date_col} AS DATE) AS VARCHAR) || ' {clock}')")
 
 
@@ -196,6 +204,7 @@ def load_source(con, src: OmopSource, vocab: Vocabulary, code_rows: list[dict], 
         report = LoadReport(source=label)
         version, how = src.cdm_version()
         report.notes.append(f"OMOP CDM {version} ({how}).")
+        report.notes.extend(src.oddities(REQUIRED_COLUMNS))
         if version == "5.3":
             lost = [what for (table, col), what in V54_ONLY_USED.items()
                     if src.has(table) and col not in src.columns[table]]

@@ -184,8 +184,15 @@ def _attach(session, source: str) -> tuple[dict[str, tuple[str, list[str]]], str
     for name, frame in frames.items():
         view = VIEW_PREFIX + spark_identifier(name)
         _ntz(frame).createOrReplaceTempView(view)
-        tables[name] = (view, [c.lower() for c in frame.columns])
+        written = {c.lower(): (c, _DUCKDB_TYPE.get(t, t.upper())) for c, t in frame.dtypes}
+        tables[name] = (view, [c.lower() for c in frame.columns], written)
     return tables, label
+
+
+#: Spark type names as DuckDB names them (OmopSource.oddities reads VARCHAR and DATE).
+_DUCKDB_TYPE = {"string": "VARCHAR", "date": "DATE", "timestamp": "TIMESTAMP WITH TIME ZONE",
+                "timestamp_ntz": "TIMESTAMP", "bigint": "BIGINT", "int": "INTEGER",
+                "double": "DOUBLE", "float": "FLOAT"}
 
 
 def _empty(session, table: Table):
