@@ -155,3 +155,39 @@ def test_header_only_csv_is_an_empty_table(tmp_path, codes, pristine):
     assert got["measurement"] == expected["measurement"] and got["stay"] == expected["stay"]
     said = [n for n in report.notes if n.startswith("empty tables")]
     assert said and all(name in said[0] for name in emptied), report.notes
+
+
+def test_upper_case_tables_and_columns_in_postgresql(codes, pristine):
+    """PostgreSQL keeps quoted upper-case names ("PERSON"."PERSON_ID", as some ETLs create them):
+    the load matches them without regard to case and says so (PostgreSQL 127.0.0.1:5432, as
+    tests/test_load_omop)."""
+    import uuid
+
+    import duckdb
+
+    from hyperinflam.sources.omop.access import load_postgres_extension
+
+    url = "postgresql://postgres@127.0.0.1:5432/postgres"
+    schema = f"hi_upper_{uuid.uuid4().hex[:10]}"
+    pg = duckdb.connect()
+    load_postgres_extension(pg)
+    try:
+        pg.execute(f"ATTACH '{url}' AS pg (TYPE postgres)")
+    except duckdb.Error as exc:
+        pytest.fail(f"PostgreSQL at {url} is required for this test: {exc}")
+    pg.execute(f"CALL postgres_execute('pg', 'CREATE SCHEMA {schema}')")
+    try:
+        for file in sorted((EUNOMIA / "omop").glob("*.parquet")):
+            cols = ", ".join(f'"{c}" AS "{c.upper()}"' for c in pq.read_schema(file).names)
+            pg.execute(f"CREATE TABLE pg.{schema}.\"{file.stem.upper()}\" AS SELECT {cols} "
+                       f"FROM read_parquet('{file}')")
+        expected, _ = pristine
+        con = connect_memory()
+        report = load_omop(con, url, schema=schema, codes=codes)
+        assert report.reconciles
+        assert _tables(con) == expected
+        assert any("column names in upper or mixed case (CARE_SITE.CARE_SITE_ID" in n
+                   for n in report.notes), report.notes
+    finally:
+        pg.execute(f"CALL postgres_execute('pg', 'DROP SCHEMA {schema} CASCADE')")
+        pg.close()
