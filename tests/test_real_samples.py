@@ -285,6 +285,15 @@ def test_study_completes_with_a_report(outcome, study):
             if r["section"] == "flow" and r["stat_name"] == "count" and r["group"] == "cohort"}
     stays = _sql(outcome.db, "SELECT count(*) FROM stay")[0][0]
     assert float(flow["stays"]) == stays
+    # fewer than 2 pairs for a marker (every marker with no patient; MIMIC's fibrinogen, n = 1):
+    # no p-value, and the error says why
+    pairs = {r["variable"]: float(r["value"] or 0) for r in results if r["section"] == "marker"
+             and r["timepoint"] == "baseline" and r["stat_name"] == "n"}
+    assert pairs
+    for r in results:
+        if r["section"] == "marker" and r["stat_name"] in ("p_paired_t", "p_wilcoxon") \
+                and pairs.get(r["variable"], 0) < 2:
+            assert r["value"] == "" and r["error"], r
     if study == "founding":  # no sample records anakinra (each SOURCE.md)
         assert float(flow["cohort"]) == 0
     elif "dexamethasone_patients" in outcome.sample.extra:
