@@ -191,3 +191,20 @@ def test_upper_case_tables_and_columns_in_postgresql(codes, pristine):
     finally:
         pg.execute(f"CALL postgres_execute('pg', 'DROP SCHEMA {schema} CASCADE')")
         pg.close()
+
+
+def test_semicolon_separated_csv_export(tmp_path, codes, pristine):
+    """A European export: the Eunomia CSVs rewritten with ';' (the csv module) load the pristine
+    tables (issue 12 item 10: a semicolon-separated CSV is recognised)."""
+    import csv
+
+    folder = tmp_path / "semicolon"
+    folder.mkdir()
+    for path in sorted((EUNOMIA / "csv").glob("*.csv")):
+        with path.open(newline="") as src, (folder / path.name).open("w", newline="") as out:
+            csv.writer(out, delimiter=";").writerows(csv.reader(src))
+    expected, _ = pristine
+    con = connect_memory()
+    report = load_omop(con, folder, codes=codes)
+    assert report.reconciles
+    assert _tables(con) == expected
