@@ -9,7 +9,8 @@ side in one process on one database (not a timed test):
 
 Each pair runs A, B, A, B ... at new times (so no snapshot cache helps either), after one
 warm-up of each (the plans' first build and compile is reported apart). Prints every pair, the
-medians and the median ratio, and the load average before and after.
+medians and the median ratio of wall time and of this process's CPU time (all its threads: the
+fairer figure on a shared, loaded machine), and the load average before and after.
 
     python benchmarks/bench_web_plans.py [--db PATH] [--pairs 3]
 
@@ -89,19 +90,22 @@ def main() -> None:
         before(*arguments(1001))
         pairs = []
         for i in range(args.pairs):
-            a0 = time.perf_counter()
+            a0, ac = time.perf_counter(), time.process_time()
             before(*arguments(2 * i))
-            a = time.perf_counter() - a0
-            b0 = time.perf_counter()
+            a, a_cpu = time.perf_counter() - a0, time.process_time() - ac
+            b0, bc = time.perf_counter(), time.process_time()
             after(*arguments(2 * i + 1))
-            b = time.perf_counter() - b0
-            pairs.append((a, b))
-            print(f"  {name}: expression {a:.2f} s, plan {b:.2f} s, ratio {a / b:.1f}")
-        ea = statistics.median(p[0] for p in pairs)
-        eb = statistics.median(p[1] for p in pairs)
+            b, b_cpu = time.perf_counter() - b0, time.process_time() - bc
+            pairs.append((a, b, a_cpu, b_cpu))
+            print(f"  {name}: expression {a:.2f} s ({a_cpu:.2f} s CPU), plan {b:.2f} s "
+                  f"({b_cpu:.2f} s CPU), ratio {a / b:.1f} (CPU {a_cpu / b_cpu:.1f})")
+        med = [statistics.median(p[k] for p in pairs) for k in range(4)]
         ratio = statistics.median(p[0] / p[1] for p in pairs)
-        print(f"{name}: expression (before) median {ea:.2f} s, compiled plan median {eb:.2f} s, "
-              f"median ratio {ratio:.1f}x; the plans' first build and compile {first:.1f} s")
+        cpu_ratio = statistics.median(p[2] / p[3] for p in pairs)
+        print(f"{name}: expression (before) median {med[0]:.2f} s wall / {med[2]:.2f} s CPU, "
+              f"compiled plan median {med[1]:.2f} s wall / {med[3]:.2f} s CPU; median ratio "
+              f"{ratio:.1f}x wall, {cpu_ratio:.1f}x CPU; the plans' first build and compile "
+              f"{first:.1f} s")
     con.disconnect()
     plans.clear_memory_cache()
     print(f"load average after: {_load()}")
