@@ -16,7 +16,7 @@ import pytest
 
 from hyperinflam import vocabulary
 from hyperinflam.criteria import discover, prism3
-from widetable import Batch, declared_and_written_types
+from widetable import Batch
 
 VOCAB = vocabulary.load()
 
@@ -77,11 +77,6 @@ case, cases = BATCH.add, BATCH.add_all
 @pytest.fixture(scope="module")
 def results(backend):
     return BATCH.evaluate(backend)
-
-
-def test_output_types_are_the_declared_ones_on_every_engine(backend, tmp_path):
-    declared, written = declared_and_written_types(backend, BATCH.expression(), tmp_path)
-    assert written == declared
 
 
 # §7.4 worked example 1 (adolescent, 14 y).

@@ -4,8 +4,9 @@ A criterion's ``evaluate`` receives the base columns of the screening contract p
 per FeatureSpec of its INPUTS (``hyperinflam.criteria``). Tests register their cases at import
 (input columns by name), then every case of a module is evaluated in one query per engine (the
 ``backend`` fixture of conftest.py: DuckDB and Spark), which keeps them fast on both: hundreds of
-cases cost one Spark query, not hundreds. :func:`declared_and_written_types` writes a module's
-results as the screen writes them, to compare the file's column types with the declared ones.
+cases cost one Spark query, not hundreds. :func:`declared_and_written_types` writes results as
+the screen writes them, to compare the file's column types with the declared ones
+(tests/test_criteria_types.py).
 """
 
 from __future__ import annotations
@@ -143,11 +144,6 @@ class CaseBook:
     def evaluate(self, con=None) -> pd.DataFrame:
         """Every registered case, in one query (on ``con``, default DuckDB)."""
         return evaluate(self.cases, self.module, con)
-
-    def expression(self) -> ibis.Table:
-        """The query :meth:`evaluate` runs: the wide table of every case and the outputs."""
-        t = wide(self.cases, self.module)
-        return t.mutate(**self.module.evaluate(t))
 
     def wide(self, rows: dict[str, dict]) -> ibis.Table:
         return wide(rows, self.module)
