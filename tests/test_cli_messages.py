@@ -186,14 +186,22 @@ def test_spark_hint_keeps_the_extra_in_brackets(tmp_path, monkeypatch):
     assert "Traceback" not in result.output
 
 
-def test_missing_web_extra_is_one_line_on_users_add(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "argon2", None)
-    result = CliRunner().invoke(app, ["users", "add", "alice", "--role", "clinician",
-                                      "--password-stdin", "--db", str(tmp_path / "x.duckdb")],
+@pytest.mark.parametrize("missing", ["argon2", "fastapi", "uvicorn"])
+@pytest.mark.parametrize("command", [
+    ["users", "add", "alice", "--role", "clinician", "--password-stdin"], ["users", "list"],
+    ["users", "token", "alice"], ["users", "remove", "alice"], ["serve"], ["audit"]],
+    ids=lambda c: " ".join(c[:2]) if isinstance(c, list) else c)
+def test_missing_web_extra_is_one_line_on_every_web_command(command, missing, tmp_path,
+                                                            monkeypatch):
+    db = tmp_path / "x.duckdb"
+    connect(db).disconnect()  # a real, empty hyperinflam database: only the extra is missing
+    monkeypatch.setitem(sys.modules, missing, None)
+    result = CliRunner().invoke(app, [*command, "--db", str(db)],
                                 input="a long enough password\n")
-    assert result.exit_code == 2
+    assert result.exit_code == 2, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and "pip install 'hyperinflam[web]'" in lines[0], result.output
+    assert f"missing: {missing}" in lines[0]
 
 
 # --- a --db that is not a database, on every command ------------------------------------------
