@@ -1,6 +1,8 @@
-"""``hyperinflam study list | check | run``: the shipped studies, a study file validated and shown
-with every default filled in, and a declarative study run on the canonical tables with its
-results and report (study/, report/)."""
+"""``hyperinflam study list | check | run | share | pool``: the shipped studies, a study file
+validated and shown with every default filled in, a declarative study run on the canonical tables
+with its results and report (study/, report/), and a network study: a site's aggregate-only
+package and the coordinating centre's pooling (study/network/, report/network.py;
+docs/network.md)."""
 
 from __future__ import annotations
 
@@ -127,3 +129,121 @@ def study_run(
     _load_or_fail(study)  # a wrong study file is reported before the engine starts
     con = open_engine_or_fail(db, engine, spark_master, spark_conf)
     run_and_render(con, study, out, db_label=str(resolve_db_path(db)))
+
+
+MIN_CELL_HELP = ("Smallest count shared as a number: counts from 1 to N-1 are shown as '< N' and "
+                 "enough other counts as 'suppressed' that none can be worked out from totals, "
+                 "margins or differences. 10 as cumulus (the default); 11 as PCORnet and CMS; 5 "
+                 "as omopgenerics and PEDSnet; any whole number >= 5. A marker whose n is below "
+                 "N is shared as 'n < N' only.")
+
+
+@study_app.command("share")
+def study_share(
+    results_dir: Path = typer.Argument(..., help="The --out folder of 'hyperinflam study run' "
+                                       "(it holds results.json).", metavar="RESULTS_DIR",
+                                       show_default=False),
+    site: str = typer.Option(..., "--site", metavar="NAME", show_default=False,
+                             help="The site's name as the pooled report shows it (1-40 "
+                             "letters, digits, spaces, '_', '.' or '-'; e.g. 'PICU Leeds')."),
+    min_cell: int = typer.Option(10, "--min-cell", metavar="N", help=MIN_CELL_HELP),
+    out: Path = out_option("The site package to write (a .zip file; replaced if it exists).",
+                           metavar="SITE.zip"),
+    quiet: bool = QUIET_OPTION,
+):
+    """Make a network study's site package: aggregates only, small counts suppressed.
+
+    Reads what 'hyperinflam study run' wrote and writes one zip for the coordinating centre:
+    counts.csv (flow, Table 1, co-therapy, safety and phenotype counts), markers.csv (per marker
+    and timepoint: n and the sums and sums of squares that pool the paired t-test exactly),
+    continuous.csv (n, sum and sum of squares of each continuous characteristic), relations.json
+    (the sums that tie the counts together), manifest.json (the study file and its SHA-256,
+    versions, engine, data-source kind, run date, minimum cell, the SHA-256 of every file) and
+    preview.html. No patient-level row, identifier, time or free text leaves the site.
+
+    Open preview.html (it is also inside the zip) and review exactly what leaves the site, then
+    send the zip to the coordinator, who runs 'hyperinflam study pool'. The same run gives the
+    same zip, byte for byte. See docs/network.md.
+    """
+    from hyperinflam.errors import NetworkError
+    from hyperinflam.study.network.suppression import SuppressionError, check_min_cell
+
+    set_quiet(quiet)
+    try:
+        check_min_cell(min_cell)
+    except SuppressionError as exc:
+        fail(str(exc))
+    from hyperinflam.report.network import share_site
+
+    try:
+        summary = share_site(results_dir, site, out, min_cell=min_cell)
+    except NetworkError as exc:
+        fail(str(exc))
+    preview = summary.path.with_name(summary.path.stem + ".preview.html")
+    preview.write_bytes(_zip_member(summary.path, "preview.html"))
+    say(f"Site package for '{summary.site}': {summary.path}")
+    say(f"  {summary.cells} counts: {summary.small} shown as '< {summary.min_cell}', "
+        f"{summary.complementary} more suppressed so that none can be worked out.")
+    withheld = summary.markers_total - summary.markers_shared - summary.markers_empty
+    parts = [f"{summary.markers_shared} of {summary.markers_total} marker timepoints shared "
+             f"with their sums"]
+    if withheld:
+        parts.append(f"{withheld} withheld (n < {summary.min_cell}, or suppressed so that a "
+                     f"small count cannot be worked out)")
+    if summary.markers_empty:
+        parts.append(f"{summary.markers_empty} with no patient (n = 0)")
+    say("  " + "; ".join(parts) + ".")
+    say(f"  SHA-256 {summary.sha256}")
+    say(f"Review what leaves the site: {preview}")
+    say("Then send the zip to the coordinating centre ('hyperinflam study pool').")
+
+
+def _zip_member(path: Path, name: str) -> bytes:
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        return zf.read(name)
+
+
+@study_app.command("pool")
+def study_pool(
+    packages: list[Path] = typer.Argument(..., help="The site packages (SITE.zip from "
+                                          "'hyperinflam study share'), one per site.",
+                                          metavar="SITE1.zip SITE2.zip ...", show_default=False),
+    out: Path = out_option("Folder for results.csv, results.json and report.html (created if "
+                           "missing).", metavar="DIR"),
+    study: Optional[str] = typer.Option(
+        None, "--study", metavar="STUDY", show_default=False,
+        help="The study the coordinator sent (a study file, or the name of a shipped study): "
+        "every package must carry its SHA-256. Without it, every package must carry the same "
+        "study as the first."),
+    quiet: bool = QUIET_OPTION,
+):
+    """Pool a network study's site packages at the coordinating centre.
+
+    Checks every package first: each file's SHA-256 against its manifest.json, the study text
+    against its hash, the same study at every site, one package per site. A package that fails
+    is refused with a message naming the site and the file, and nothing is pooled.
+
+    Then writes results.csv / results.json (the results-dataset format) and an offline
+    report.html: per marker and timepoint the paired t-test pooled from the sites' sums (equal to
+    the analysis of all sites' patients together), a meta-analysis of the sites' mean paired
+    differences (fixed effect; random effects by DerSimonian-Laird and REML; I² and τ²) with a
+    forest plot, and pooled Table 1 and flow with a column per site where not suppressed. What
+    aggregates cannot give (Wilcoxon signed-rank, medians) is said so. See docs/network.md.
+    """
+    from hyperinflam.errors import NetworkError
+
+    set_quiet(quiet)
+    if out.exists() and not out.is_dir():
+        fail(f"--out {out}: is a file; give a folder for results.csv, results.json and "
+             f"report.html.")
+    from hyperinflam.report.network import pool_sites
+
+    try:
+        summary = pool_sites(packages, out, study_file=study)
+    except NetworkError as exc:
+        fail(str(exc))
+    say(f"Pooled {len(summary.sites)} site packages: {', '.join(summary.sites)}")
+    for kind, path in summary.files.items():
+        say(f"  {kind:<14} {path}")

@@ -63,6 +63,8 @@ REPORT_HTML = "report.html"
 SECTION_TITLES = {"flow": "Patient flow", "baseline": "Baseline characteristics",
                   "cotherapy": "Co-therapy", "safety": "Safety after the index dose",
                   "phenotype": "Phenotype at the index time",
+                  "exposure": "Index-drug exposure (recorded / not recorded only)",
+                  "outcome": "Outcome (recorded / not recorded only)",
                   "marker": "Markers: patients with both values"}
 COLOR_SITE = "#1f5fa8"
 COLOR_POOLED = "#111111"
@@ -128,8 +130,9 @@ class ShareSummary:
     cells: int
     small: int
     complementary: int
-    markers_shared: int
+    markers_shared: int  # marker timepoints whose n (>= 1) and sums are shared
     markers_total: int
+    markers_empty: int = 0  # marker timepoints with no patient (n = 0 shared)
 
 
 def share_site(results_dir: str | Path, site: str, out: str | Path, *,
@@ -144,7 +147,10 @@ def share_site(results_dir: str | Path, site: str, out: str | Path, *,
     sup = package.manifest["suppression"]
     return ShareSummary(path, site, min_cell, sha256(path.read_bytes()), sup["cells"],
                         sup["small"], sup["complementary"],
-                        sum(1 for m in markers if m["status"] == "published"), len(markers))
+                        sum(1 for m in markers if m["status"] == "published"
+                            and m["n"] not in ("", "0")), len(markers),
+                        sum(1 for m in markers if m["status"] == "published"
+                            and m["n"] == "0"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -382,7 +388,8 @@ def _markers(idx: _Index, sites: list[str], labels: dict[str, str]) -> tuple[lis
                                    timepoint=change), 2),
             "df": fmt_count(idx.value("marker", POOLED, variable, "df", timepoint=change)),
             "p": fmt_p(idx.value("marker", POOLED, variable, "p_value", timepoint=change)),
-            "note": (p_rec or {}).get("warning") or _note(rec),
+            "note": "; ".join(w for w in ((p_rec or {}).get("warning"), _note(rec)) if w)
+            or None,
         })
         # the meta-analysis and the forest plot
         estimates = []
@@ -406,22 +413,25 @@ def _markers(idx: _Index, sites: list[str], labels: dict[str, str]) -> tuple[lis
             n_rec = idx.get("marker", site, variable, "n", timepoint=change)
             weights = {m: idx.value("meta", site, variable, f"weight ({m})", timepoint=change)
                        for m in (meta_mod.FIXED, meta_mod.DL, meta_mod.REML)}
-            if md is None:
-                site_rows.append({"site": site, "n": _shown_suppressed(
-                    (n_rec or {}).get("warning")), "difference": "–", "ci": "–",
-                    "weights": ["–", "–", "–"], "plotted": None})
+            site_n = idx.value("marker", site, variable, "n", timepoint=change)
+            if md is None:  # withheld at the site, or no mean (n = 0 or 1)
+                site_rows.append({"site": site, "n": fmt_count(site_n) if site_n is not None
+                                  else _shown_suppressed((n_rec or {}).get("warning")),
+                                  "difference": "–", "ci": "–",
+                                  "weights": ["–", "–", "–"], "plotted": None})
                 continue
             se = idx.value("marker", site, variable, "sem", timepoint=change)
-            site_n = idx.value("marker", site, variable, "n", timepoint=change)
-            plotted = None
-            if se is not None and se > 0 and weights[meta_mod.FIXED] is not None:
-                plotted = {"site": site, "n": fmt_count(site_n), "estimate": md,
-                           "ci_low": md - 1.959963984540054 * se,
-                           "ci_high": md + 1.959963984540054 * se,
-                           "weight": weights[meta_mod.FIXED]}
+            plotted, ci = None, "–"
+            if se is not None and se > 0:
+                ci = _ci(md - 1.959963984540054 * se, md + 1.959963984540054 * se)
+                if weights[meta_mod.FIXED] is not None:
+                    plotted = {"site": site, "n": fmt_count(site_n), "estimate": md,
+                               "ci_low": md - 1.959963984540054 * se,
+                               "ci_high": md + 1.959963984540054 * se,
+                               "weight": weights[meta_mod.FIXED]}
             site_rows.append({
                 "site": site, "n": fmt_count(site_n), "difference": fmt_num(md),
-                "ci": _ci(plotted["ci_low"], plotted["ci_high"]) if plotted else "–",
+                "ci": ci,
                 "weights": [fmt_pct(w) if w is not None else "–" for w in weights.values()],
                 "plotted": plotted})
         metas.append({"label": label, "unit": u, "timepoint": tp_label,

@@ -351,8 +351,9 @@ def _marker_rows(rows: _Rows, packages: list[SitePackageData], alternative: str)
                          summary, alternative, PAIRED_T_SITE)
         pooled = PairedSummary.combine(s for _, s in summaries)
         note = ("not included: " + "; ".join(left_out)) if left_out else None
-        rows.add("marker", POOLED, marker, label, "sites", len(summaries), timepoint=change_tp,
-                 method=f"sites contributing to {label} at {tp_label}", warning=note)
+        rows.add("marker", POOLED, marker, label, "sites",
+                 sum(1 for _, s in summaries if s.n > 0), timepoint=change_tp,
+                 method=f"sites contributing patients to {label} at {tp_label}", warning=note)
         _paired_rows(rows, POOLED, marker, label, unit, tp, base_tp, change_tp, pooled,
                      alternative, PAIRED_T_POOLED, warning=note)
         for statistic, (what, why) in NOT_POOLABLE.items():
