@@ -115,3 +115,11 @@ def backend(request):
         con.disconnect()
         return
     yield ibis.pyspark.connect(request.getfixturevalue("spark"))
+
+
+def pytest_collection_modifyitems(items):
+    """Tests that start Chromium or Spark are slow: ``pytest -m "not slow"``, the quick subset,
+    leaves them out (CI runs everything)."""
+    for item in items:
+        if {"browser", "spark"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

@@ -13,6 +13,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
+#: Not in the quick subset (pytest -m "not slow"):
+#: every command in a real process on real and synthetic data.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"
 HYPERINFLAM = str(Path(sys.executable).with_name("hyperinflam"))

@@ -257,6 +257,7 @@ def test_a_duckdb_file_that_is_not_hyperinflams_names_the_fix(tmp_path):
     assert "not one of hyperinflam's" in result.output and "load omop" in result.output
 
 
+@pytest.mark.slow
 def test_screen_on_a_database_with_no_stays_says_so(tmp_path):
     db = tmp_path / "empty.duckdb"
     connect(db).disconnect()
@@ -294,6 +295,7 @@ def test_demo_prints_its_database_and_a_next_command_that_runs(tmp_path):
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+@pytest.mark.slow
 def test_screen_at_a_time_no_stay_was_in_the_picu_says_so(tmp_path, suffix):
     db = tmp_path / "site.duckdb"
     con = connect(db)

@@ -9,6 +9,7 @@ import tomllib
 from importlib import resources
 from pathlib import Path
 
+import pytest
 from pydantic import BaseModel
 from typer.testing import CliRunner
 
@@ -98,6 +99,7 @@ def test_study_run_takes_short_o_for_its_output_folder(tmp_path):
     assert "No such option" not in result.output and "[study] id" in result.output
 
 
+@pytest.mark.slow
 def test_study_list_and_check_in_a_real_process(tmp_path):
     listed = subprocess.run([HYPERINFLAM, "study", "list"], capture_output=True, text=True,
                             timeout=120)

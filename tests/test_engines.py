@@ -37,6 +37,10 @@ from hyperinflam.errors import EngineError
 from hyperinflam.exports.parquet import export_parquet
 from hyperinflam.schema import ALL_TABLES, CANONICAL_TABLES
 
+#: Not in the quick subset (pytest -m "not slow"): a synthetic cohort built, screened and
+#: studied, then all of it again on Spark (tens of minutes under load).
+pytestmark = pytest.mark.slow
+
 N_STAYS = 60
 SEED = 2014
 REL_TOL = 1e-9

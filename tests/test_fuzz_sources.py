@@ -31,6 +31,10 @@ from hyperinflam.sources import LoadReport
 from hyperinflam.sources.csv import load_csv_folder
 from hyperinflam.sources.meds import load_meds
 
+#: Not in the quick subset (pytest -m "not slow"):
+#: hypothesis corrupts the real samples hundreds of times.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"
 MIMIC = DATA / "mimic_iv_demo_meds"

@@ -183,6 +183,7 @@ def pg_schema():
     con.close()
 
 
+@pytest.mark.slow
 def test_identical_from_parquet_csv_duckdb_postgres(parquet_load, tmp_path, pg_schema):
     _, _, codes = parquet_load
     reference = connect_memory()

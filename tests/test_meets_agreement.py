@@ -5,6 +5,8 @@ shipped criterion declares its group."""
 
 from __future__ import annotations
 
+import pytest
+
 import datetime as dt
 import re
 
@@ -13,6 +15,10 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from test_web_app import PASSWORD, sign_in
+
+#: Not in the quick subset (pytest -m "not slow"):
+#: a screen, a census and the API on one database (~2 min under load).
+pytestmark = pytest.mark.slow
 
 AT = dt.datetime(2024, 11, 20, 8, 0)
 

@@ -48,6 +48,10 @@ from hyperinflam.errors import NetworkError
 from hyperinflam.study.network import read_packages
 from hyperinflam.study.run import run_study
 
+#: Not in the quick subset (pytest -m "not slow"):
+#: seven synthetic sites built, screened and studied (minutes).
+pytestmark = pytest.mark.slow
+
 MIN_CELL = 10
 REL = 1e-9
 #: Patients given anakinra per site (the cohort sizes, before the study's own rules).

@@ -23,6 +23,10 @@ from hyperinflam.engine import connect, connect_file, plans
 from hyperinflam.screening import plans as screen_plans
 from hyperinflam.screening.screen import screen
 
+#: Not in the quick subset (pytest -m "not slow"): screen plans compiled and run in batches,
+#: and a start-up test in a real process.
+pytestmark = pytest.mark.slow
+
 N_STAYS = 40
 ORDER = ["stay_id", "eval_time"]
 #: Criteria of the batch tests: measurements, conditions, drugs and organ support between them.
