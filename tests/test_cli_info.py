@@ -41,7 +41,8 @@ def test_load_log_holds_each_table_of_each_load(two_loads):
     raw = duckdb.connect(str(db), read_only=True)
     rows = raw.execute("SELECT load_id, reader, source, target_table, table_source, time_zone, "
                        "hyperinflam_version, rows_read, rows_loaded, rows_already_present, "
-                       "rows_quarantined FROM load_log ORDER BY load_id, target_table").fetchall()
+                       "rows_quarantined FROM load_log ORDER BY load_id, target_table, table_source"
+                       ).fetchall()
     raw.close()
     expected = sorted(
         (load_id, "csv", report.source, t.table, t.source, tz, __version__, t.read, t.loaded,

@@ -272,3 +272,29 @@ def test_patient_timeline_labels_and_cached_views(app):
     before = len(app.state.store.audit_rows(action="view_patient", limit=1000))
     assert client.get(f"/patient/{key}").text == first
     assert len(app.state.store.audit_rows(action="view_patient", limit=1000)) == before + 1
+
+
+def test_the_census_says_which_domains_the_site_does_not_record(tmp_path_factory):
+    """A domain record saying organ support and diagnoses are not recorded (issue 12 item 1):
+    the census names them, and ENC-90001's ventilation reads unknown, not "yes" or "no"."""
+    def record(raw):
+        raw.execute("INSERT INTO source_domains VALUES "
+                    "(1, 'csv', 'site', 'support:invasive_ventilation', 'support', false, "
+                    "'declared absent', 1), "
+                    "(1, 'csv', 'site', 'vasoactive', 'support', false, 'no rows', 0), "
+                    "(1, 'csv', 'site', 'conditions', 'condition', false, 'no rows', 0), "
+                    "(1, 'csv', 'site', 'drugs', 'drug', true, 'rows', 9)")
+
+    client = TestClient(make_app(tmp_path_factory, extra=record))
+    sign_in(client, "alice")
+    html = client.get("/census").text
+    note = re.search(r'<p class="warn" id="not-recorded">([^<]*)</p>', html).group(1)
+    # the words of vocabulary/domain.py's catalogue, in its order
+    assert note.endswith(": invasive ventilation, vasoactive agents (as organ support or "
+                         "drugs), diagnoses and clinical findings.")
+    assert client.get("/api/census").json()["not_recorded"] == [
+        "invasive ventilation", "vasoactive agents (as organ support or drugs)",
+        "diagnoses and clinical findings"]
+    shared = TestClient(shared_app())  # no domain record: no note
+    sign_in(shared, "alice")
+    assert 'id="not-recorded"' not in shared.get("/census").text

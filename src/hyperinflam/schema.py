@@ -89,7 +89,9 @@ MEASUREMENT = Table(
         C("value_original", "VARCHAR", True, "The value as received."),
         C("unit_original", "VARCHAR", True, "The unit as received."),
         C("flag", "VARCHAR", False,
-          "'extreme' when plausible but extreme (clinical reference §11.2)."),
+          "'extreme' when plausible but extreme (clinical reference §11.2); 'conflicting' "
+          "when another value of the variable is recorded for the same person and time "
+          "(both: 'extreme,conflicting'; docs/csv-layout.md)."),
     ),
     key=("person_id", "time", "variable", "value_original", "unit_original"),
 )
@@ -196,6 +198,28 @@ LOAD_LOG = Table(
     key=("load_id", "target_table"),
 )
 
+SOURCE_DOMAINS = Table(
+    "source_domains",
+    "One row per load and domain: whether the source provides that domain at all (each "
+    "measurement variable, drug administrations, each organ-support kind, vasoactive agents, "
+    "conditions, infections, deaths, weight; vocabulary/domain.py domain_catalogue). A domain "
+    "no load records is 'not recorded': everything derived from it is unknown, never 'no' or 0 "
+    "(docs/data-model.md). Written by every reader inside the load's final transaction.",
+    (
+        C("load_id", "BIGINT", True, "The load (load_log.load_id)."),
+        C("reader", "VARCHAR", True, "'csv', 'omop', 'fhir' or 'meds'."),
+        C("source", "VARCHAR", True, "What was loaded (load_log.source)."),
+        C("domain", "VARCHAR", True, "'measurement:<variable>', 'drugs', 'support:<kind>', "
+          "'vasoactive', 'conditions', 'infection', 'death' or 'weight'."),
+        C("kind", "VARCHAR", True, "measurement, drug, support, condition, event or weight."),
+        C("recorded", "BOOLEAN", True, "True when the source provides the domain."),
+        C("basis", "VARCHAR", True, "Why: 'rows' (the source holds rows of it), 'declared "
+          "complete' / 'declared absent' (the site's domains.csv or --domains), 'no rows'."),
+        C("rows", "BIGINT", True, "Rows of the domain this load added."),
+    ),
+    key=("load_id", "domain"),
+)
+
 CANONICAL_TABLES: tuple[Table, ...] = (
     PERSON,
     STAY,
@@ -207,5 +231,5 @@ CANONICAL_TABLES: tuple[Table, ...] = (
 )
 ALL_TABLES: tuple[Table, ...] = CANONICAL_TABLES + (QUARANTINE,)
 #: Bookkeeping of a DuckDB database, beside the tables above (not exported to Parquet).
-BOOKKEEPING_TABLES: tuple[Table, ...] = (LOAD_LOG,)
+BOOKKEEPING_TABLES: tuple[Table, ...] = (LOAD_LOG, SOURCE_DOMAINS)
 TABLES_BY_NAME: dict[str, Table] = {t.name: t for t in ALL_TABLES}

@@ -240,6 +240,22 @@ CODES_HELP = ("Site codes (repeatable): a CSV laid out like vocabulary/codes.csv
               "one.")
 
 
+DOMAINS_HELP = ("The site's declaration of the domains its source records (repeatable): a CSV "
+                "with the columns domain,status; status 'complete' (recorded: none means none) "
+                "or 'absent' (not recorded: unknown everywhere, never 'no'). A domain is a "
+                "variable (ferritin), an organ-support kind (invasive_ventilation), vasoactive, "
+                "drugs, conditions, infection, death, weight, or a group (organ_support, labs, "
+                "vitals, measurements, events). Without one, a domain is recorded when the "
+                "load holds rows of it. docs/sources.md.")
+
+
+def domains_option(note: str = ""):
+    """--domains FILE, repeatable: the site declares domains complete or absent (every
+    loader, one meaning; sources/domains.py)."""
+    return typer.Option(None, "--domains", metavar="FILE",
+                        help=DOMAINS_HELP + (f" {note}" if note else ""))
+
+
 def codes_option(note: str = ""):
     """--codes FILE, repeatable; the site's rows take precedence (every loader, one meaning)."""
     return typer.Option(None, "--codes", metavar="FILE",

@@ -75,13 +75,7 @@ def _render(inv) -> None:
         say("No loads recorded yet.")
 
     if inv.domains_recorded:
-        columns = list(inv.domains_recorded[0])
-        recorded = Table(title="Domains recorded by the loads", title_justify="left")
-        for name in columns:
-            recorded.add_column(name, overflow="fold")
-        for row in inv.domains_recorded:
-            recorded.add_row(*(Text("" if row[c] is None else str(row[c])) for c in columns))
-        console.print(recorded)
+        _domains_recorded(console, say, inv.domains_recorded)
     if inv.domains_present:
         present = Table(title="Domains in the data", title_justify="left",
                         caption=None if inv.domains_recorded else
@@ -109,3 +103,28 @@ def _render(inv) -> None:
             f"--db {inv.path}'.")
     else:
         say(f"Next: hyperinflam screen --db {inv.path} --out screen.csv")
+
+
+def _domains_recorded(console, say, rows: list[dict]) -> None:
+    """The loads' domain record: one row per domain but the measurement variables, which are
+    summed up in one line (those not recorded named)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title="Domains the sources record (any load)", title_justify="left",
+                  caption="not recorded: unknown in every score and table, never 'no' or 0; a "
+                          "site declares a domain complete or absent with --domains "
+                          "(docs/sources.md)", caption_justify="left")
+    for name, justify in (("domain", "left"), ("recorded", "left"), ("basis", "left"),
+                          ("rows", "right")):
+        table.add_column(name, justify=justify, overflow="fold")
+    measures = [r for r in rows if r["kind"] == "measurement"]
+    for r in rows:
+        if r["kind"] != "measurement":
+            table.add_row(Text(r["domain"]), "yes" if r["recorded"] else "NOT RECORDED",
+                          Text(str(r["basis"])), f"{int(r['rows'] or 0):,}")
+    console.print(table)
+    if measures:
+        absent = [r["domain"].split(":", 1)[-1] for r in measures if not r["recorded"]]
+        say(f"Measurement variables: {len(measures) - len(absent)} of {len(measures)} recorded"
+            + (f"; not recorded: {', '.join(absent)}." if absent else "."))

@@ -10,8 +10,8 @@ import typer
 
 from hyperinflam.cli.common import (QUIET_OPTION, SITE_TZ_OPTION, SPARK_CONF_OPTION,
                                     SPARK_MASTER_OPTION, UNITS_OPTION, check_tz, codes_option,
-                                    console, db_option, engine_option, fail, say, set_quiet,
-                                    status)
+                                    console, db_option, domains_option, engine_option, fail, say,
+                                    set_quiet, status)
 
 load_app = typer.Typer(help="Load a site's data into the canonical tables.", no_args_is_help=True)
 
@@ -72,12 +72,14 @@ def load_csv_command(
                                                "names of variables, drugs and supports, e.g. "
                                                "measurement,ferritin,CSV,Ferritine (serum); a "
                                                "drug's name also names a vasoactive support."),
+    domains: Optional[list[Path]] = domains_option("Here: FOLDER/domains.csv is read first, "
+                                                   "then these."),
     quiet: bool = QUIET_OPTION,
 ) -> None:
     from hyperinflam.sources.csv import load_csv_folder
 
     _run_load(db, units, f"Loading {folder}...", lambda con, vocabulary, spinner: load_csv_folder(
-        con, folder, vocabulary=vocabulary, tz=tz, codes=codes or (),
+        con, folder, vocabulary=vocabulary, tz=tz, codes=codes or (), domains=domains or (),
         progress=lambda table: spinner.update(f"Loading {folder}: {table}...")),
         tz=tz, quiet=quiet)
 
@@ -113,6 +115,7 @@ def load_omop_command(
                                          "(default: main for DuckDB, public for PostgreSQL)."),
     codes: Optional[list[Path]] = codes_option(),
     units: Optional[Path] = UNITS_OPTION,
+    domains: Optional[list[Path]] = domains_option("Not with --engine spark."),
     picu_concept: Optional[list[int]] = typer.Option(None, "--picu-concept", metavar="CONCEPT_ID",
                                                      help="Extra visit_detail concept id marking "
                                                      "a PICU stay (repeatable)."),
@@ -143,6 +146,9 @@ def load_omop_command(
     if engine == "spark":
         set_quiet(quiet)
         check_tz(tz)
+        if domains:
+            fail("--domains needs --engine duckdb: the Spark load writes no domain record "
+                 "(docs/sources.md).")
         _load_omop_spark(source, db, schema=schema, codes=codes, units=units, tz=tz,
                          options=options, spark_master=spark_master, spark_conf=spark_conf)
         return
@@ -151,7 +157,8 @@ def load_omop_command(
     if spark_master or spark_conf:
         fail("--spark-master and --spark-conf need --engine spark.")
     _run_load(db, units, f"Loading {source}...", lambda con, vocabulary, spinner: load_omop(
-        con, source, schema=schema, vocabulary=vocabulary, codes=codes, tz=tz, options=options),
+        con, source, schema=schema, vocabulary=vocabulary, codes=codes, tz=tz, options=options,
+        domains=domains or ()),
         tz=tz, quiet=quiet)
 
 
@@ -210,6 +217,7 @@ def load_fhir_command(
     tz: str = SITE_TZ_OPTION,
     units: Optional[Path] = UNITS_OPTION,
     codes: Optional[list[Path]] = codes_option(),
+    domains: Optional[list[Path]] = domains_option(),
     picu_class: Optional[list[str]] = typer.Option(None, "--picu-class", metavar="CODE",
                                                    help="Encounter.class code counted as a PICU "
                                                    "stay (repeatable), e.g. IMP when the export "
@@ -229,7 +237,8 @@ def load_fhir_command(
         picu_location_types=tuple(picu_location_type or base.picu_location_types),
         picu_encounter_classes=tuple(picu_class or ()), read_requests=not no_requests)
     _run_load(db, units, "Loading FHIR...", lambda con, vocabulary, spinner: load_fhir(
-        con, path, vocabulary=vocabulary, codes=list(codes or ()), tz=tz, settings=settings),
+        con, path, vocabulary=vocabulary, codes=list(codes or ()), tz=tz, settings=settings,
+        domains=domains or ()),
         tz=tz, quiet=quiet)
 
 
@@ -256,6 +265,7 @@ def load_meds_command(
     db: Optional[Path] = db_option(),
     codes: Optional[list[Path]] = codes_option(),
     units: Optional[Path] = UNITS_OPTION,
+    domains: Optional[list[Path]] = domains_option(),
     picu_unit: Optional[list[str]] = typer.Option(None, "--picu-unit", metavar="TEXT",
                                                   help="Care-unit name fragment that makes an "
                                                   "ICU stay a PICU stay (case-insensitive; "
@@ -281,6 +291,6 @@ def load_meds_command(
         con, path, vocabulary=vocabulary, codes=codes or (),
         picu_units=tuple(picu_unit) if picu_unit else PICU_UNIT_PATTERNS,
         all_icu=all_icu, max_age_years=None if any_age else max_age,
-        shift_years=shift_years, tz=tz,
+        shift_years=shift_years, tz=tz, domains=domains or (),
         progress=lambda step: spinner.update(f"Loading MEDS events: {step}...")),
         tz=tz, quiet=quiet)

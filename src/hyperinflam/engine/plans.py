@@ -176,9 +176,11 @@ def _library_versions() -> tuple[str, ...]:
 
 
 def _canonical_names() -> list[str]:
-    from hyperinflam.schema import ALL_TABLES
+    """The tables a plan may read: canonical, quarantine, and the loads' domain record (a plan
+    built without it differs from one built with it)."""
+    from hyperinflam.schema import ALL_TABLES, SOURCE_DOMAINS
 
-    return [t.name for t in ALL_TABLES]
+    return [t.name for t in ALL_TABLES] + [SOURCE_DOMAINS.name]
 
 
 def table_schemas(con) -> list[tuple[str, str, str]]:

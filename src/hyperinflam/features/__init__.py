@@ -25,7 +25,7 @@ import ibis
 import ibis.expr.types as ir
 
 from hyperinflam.errors import FeatureError
-from hyperinflam.features import windows
+from hyperinflam.features import recorded, windows
 from hyperinflam.features.concepts import concept_keys, load_concepts
 from hyperinflam.features.grid import (DAYS_PER_MONTH, MIN_STEP_HOURS, evaluation_grid, grid_at,
                                        to_naive_utc)
@@ -125,6 +125,8 @@ def build_features(con, grid: ir.Table, specs: Iterable[FeatureSpec], *,
       no convertible dose).
     * event (any): TRUE if an event of that type lies in the window (lookback None: from
       admit_time - 48 h), else NULL (unknown).
+    * a domain the source does not record (organ support of a kind, vasoactive agents, drug
+      administrations: :mod:`hyperinflam.features.recorded`): NULL (unknown), never FALSE / 0.
     """
     from hyperinflam.vocabulary import load
 
@@ -172,10 +174,19 @@ def build_features(con, grid: ir.Table, specs: Iterable[FeatureSpec], *,
                                      wide.eval_time == part[f"j{i}_time"]])
         wide = wide.drop(f"j{i}_stay", f"j{i}_time")
 
+    # a domain the source does not record: the features read from it are unknown (recorded.py)
+    domains = {s: recorded.feature_domain(s, vocab) for s in specs if s not in derived_missing}
+    flags = recorded.domain_flags(con, [d for d in domains.values() if d])
+    if flags is not None:
+        wide = wide.cross_join(flags)
     final = {}
     for s in specs:
         if s in derived_missing:
             final[s.column] = ibis.null("float64")
-        else:
-            final[s.column] = windows.finish_column(s, wide)
+            continue
+        column = windows.finish_column(s, wide)
+        if flags is not None and domains.get(s):
+            column = ibis.ifelse(wide[recorded.flag_column(domains[s])], column,
+                                 ibis.null(column.type()))
+        final[s.column] = column
     return wide.select(*grid.columns, **final)

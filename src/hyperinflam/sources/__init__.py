@@ -29,6 +29,13 @@ class LoadReport:
     source: str
     tables: list[TableCounts] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: The load's domain record (sources/domains.py): (domain, kind, label, recorded, basis, rows).
+    domains: list[tuple] = field(default_factory=list)
+
+    @property
+    def absent_domains(self) -> list[str]:
+        """The domains this source does not record (not recorded: unknown, never 'no')."""
+        return [d[0] for d in self.domains if not d[3]]
 
     @property
     def reconciles(self) -> bool:

@@ -40,6 +40,8 @@ from hyperinflam.sources import LoadReport
 from hyperinflam.sources.atomic import cleanup, load_transaction, on_commit
 from hyperinflam.sources.ingest import (LAYOUT, TableLayout, _q, ingest, open_load,
                                          register_vocabulary, with_site_codes)
+from hyperinflam.sources.domains import DOMAINS_FILE, read_declarations, record_domains
+from hyperinflam.sources.infections import derive_infections
 from hyperinflam.sources.load_log import record_load
 from hyperinflam.sources.quarantine import TableLoadCounts
 from hyperinflam.vocabulary import Vocabulary
@@ -209,7 +211,8 @@ def _load_file(raw, spec: TableLayout, path: Path, vocab: Vocabulary, tz: str) -
 
 def load_csv_folder(con, folder, *, vocabulary: Vocabulary | None = None, tz: str = "UTC",
                     codes: Iterable[str | Path] = (),
-                    progress: Callable[[str], None] | None = None) -> LoadReport:
+                    progress: Callable[[str], None] | None = None,
+                    domains: Iterable[str | Path] = ()) -> LoadReport:
     """Load a folder of CSV files (docs/csv-layout.md) into the canonical tables of ``con``.
 
     ``con`` comes from :func:`hyperinflam.engine.connect` (or ``connect_memory``). Times without an
@@ -234,6 +237,8 @@ def load_csv_folder(con, folder, *, vocabulary: Vocabulary | None = None, tz: st
     codes = list(codes or ())
     vocab = with_site_codes(vocab, codes)
     site_names = read_site_names(vocab)
+    own = [folder / DOMAINS_FILE] if (folder / DOMAINS_FILE).is_file() else []
+    declared = read_declarations(own + list(domains or ()), vocab)  # --domains after the folder's
     register_vocabulary(raw, vocab)
     _register_site_names(raw, site_names)
     report = LoadReport(source=str(folder.resolve()))
@@ -247,6 +252,8 @@ def load_csv_folder(con, folder, *, vocabulary: Vocabulary | None = None, tz: st
         with load_transaction(raw):  # all files or none (sources/atomic.py)
             on_commit(raw, lambda: record_load(raw, report, reader="csv", tz=tz))
             _load_files(raw, folder, vocab, tz, progress, report)
+            derive_infections(raw, report, vocab)
+            record_domains(raw, report, vocab, reader="csv", declared=declared)
     finally:
         cleanup(raw, [f"SET enable_progress_bar = {'true' if progress_bar else 'false'}",
                       "DROP TABLE IF EXISTS _hi_site_names"])

@@ -13,6 +13,9 @@ A reader stages the rows of one canonical table as text columns named as in the 
    ``conflicting_duplicate``: same key, other values). Rows whose key (``schema.py``) is already
    in the database count as ``already_present`` when identical, else they are quarantined as
    ``conflicts_with_existing``: a reload never duplicates and never silently overwrites.
+   Measurements are also compared by person, variable and time after unit conversion
+   (:func:`_same_time_values`): an equal value is ``duplicate_value``, different values are all
+   kept and flagged ``conflicting``.
 3. Valid rows are inserted into the canonical table; the source's earlier quarantine rows are
    replaced by this run's. A whole load (every table of every file) is written at its end in
    one transaction (:mod:`hyperinflam.sources.atomic`): a load that stops leaves the database
@@ -541,7 +544,10 @@ def _final_sql(table: str, target_empty: bool) -> str:
         existing, key_hit, row_hit = "", "false", "false"
     else:
         key_on = " AND ".join(f"ek.{c} IS NOT DISTINCT FROM c.out_{c}" for c in key)
-        row_on = " AND ".join(f"er.{c} IS NOT DISTINCT FROM c.out_{c}" for c in cols)
+        # a measurement's flag says what the rows around it hold ('conflicting': another value
+        # at the same time), not what this row is: a reload compares the row without it
+        same = [c for c in cols if not (table == "measurement" and c == "flag")]
+        row_on = " AND ".join(f"er.{c} IS NOT DISTINCT FROM c.out_{c}" for c in same)
         # Only the rows of the target whose key arrives again are compared: a reload costs the
         # size of the new file, not of the whole table.
         incoming = " AND ".join(f"t.{c} IS NOT DISTINCT FROM i.out_{c}" for c in key)
@@ -549,7 +555,7 @@ def _final_sql(table: str, target_empty: bool) -> str:
                    f"{', '.join(f'out_{c}' for c in key)} FROM _hi_chk) i ON {incoming})")
         existing = (f" LEFT JOIN (SELECT DISTINCT {', '.join(key)}, true AS _hit FROM {present}) ek "
                     f"ON {key_on}"
-                    f" LEFT JOIN (SELECT DISTINCT {', '.join(cols)}, true AS _hit FROM {present}) er "
+                    f" LEFT JOIN (SELECT DISTINCT {', '.join(same)}, true AS _hit FROM {present}) er "
                     f"ON {row_on}")
         key_hit, row_hit = "coalesce(ek._hit, false)", "coalesce(er._hit, false)"
     return f"""
@@ -604,6 +610,8 @@ def ingest(raw, spec: TableLayout, header: list[str], source: str, location: str
         raw.execute(f"CREATE OR REPLACE TEMP TABLE _hi_dups AS {_duplicates_sql(table)}")
         raw.execute(f"CREATE OR REPLACE TEMP TABLE _hi_fin AS {_final_sql(table, target_empty)}")
         raw.execute("DROP TABLE _hi_chk")
+        if table == "measurement":
+            _same_time_values(raw, target_empty)
 
         status = ("CASE WHEN _final_reason IS NOT NULL THEN 'quarantined' "
                   "WHEN _key_hit THEN 'already_present' ELSE 'loaded' END")
@@ -635,9 +643,55 @@ def ingest(raw, spec: TableLayout, header: list[str], source: str, location: str
     finally:
         cleanup(raw, ["SET preserve_insertion_order = true"] + [
             f"DROP TABLE IF EXISTS {t}" for t in ("_hi_stg", "_hi_chk", "_hi_dups", "_hi_fin",
+                                                  "_hi_vals",
                                                   "_hi_rejects", "_hi_reject_errors",
                                                   "_hi_reject_scans")])
     return counts
+
+
+#: The flag of a measurement whose person, time and variable hold another value (item 11).
+CONFLICTING_FLAG = "conflicting"
+
+
+def _same_time_values(raw, target_empty: bool) -> None:
+    """Values of one variable for the same person and time, compared after unit conversion
+    (docs/csv-layout.md, "Two values at the same time"): a value equal to one already loaded
+    (earlier in the source, or in the database) is quarantined as ``duplicate_value``; two or
+    more different values are all kept and flagged ``conflicting`` (the new rows: rows already
+    in the database are not rewritten). Which one scores follows each score's window rule (the
+    worst value in the window, §12.10; the last value at a time: the higher one)."""
+    existing = "" if target_empty else """,
+        e AS (SELECT m.person_id AS p, m.time AS t, m.variable AS var,
+                     list(DISTINCT m.value) AS vals
+              FROM measurement m SEMI JOIN (SELECT DISTINCT p, t, var FROM v) k
+                ON m.person_id = k.p AND m.time = k.t AND m.variable = k.var
+              GROUP BY ALL)"""
+    join = "" if target_empty else " LEFT JOIN e USING (p, t, var)"
+    vals = "NULL::DOUBLE[]" if target_empty else "e.vals"
+    raw.execute(f"""CREATE OR REPLACE TEMP TABLE _hi_vals AS
+        WITH v AS (SELECT _line, out_person_id AS p, out_time AS t, out_variable AS var,
+                          out_value AS val, out_unit AS unit
+                   FROM _hi_fin WHERE _final_reason IS NULL AND NOT _key_hit){existing}
+        SELECT _line, val, unit, {vals} AS vals,
+               row_number() OVER (PARTITION BY p, t, var, val ORDER BY _line) AS rn_val,
+               min(_line) OVER (PARTITION BY p, t, var, val) AS first_val,
+               min(val) OVER (PARTITION BY p, t, var) <> max(val) OVER (PARTITION BY p, t, var)
+                   AS differs
+        FROM v{join}""")
+    raw.execute("""UPDATE _hi_fin SET _final_reason = 'duplicate_value', _final_detail =
+            CASE WHEN d.rn_val > 1 THEN 'line ' || d.first_val || ' has the same value'
+                 ELSE 'the database already holds the same value' END
+            || ' (' || d.val || ' ' || d.unit || ' after unit conversion) for this person, '
+            || 'variable and time; only one is kept. Nothing to fix unless the two were meant '
+            || 'to differ.'
+        FROM _hi_vals d WHERE d._line = _hi_fin._line
+          AND (d.rn_val > 1 OR list_contains(d.vals, d.val))""")
+    raw.execute(f"""UPDATE _hi_fin SET out_flag =
+            CASE WHEN out_flag IS NULL THEN '{CONFLICTING_FLAG}'
+                 ELSE out_flag || ',{CONFLICTING_FLAG}' END
+        FROM _hi_vals d WHERE d._line = _hi_fin._line AND _hi_fin._final_reason IS NULL
+          AND (d.differs OR len(list_filter(d.vals, x -> x <> d.val)) > 0)""")
+    raw.execute("DROP TABLE _hi_vals")
 
 
 def _write(raw, table: str, source: str, header: list[str], cols: list[str]) -> None:

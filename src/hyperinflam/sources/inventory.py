@@ -2,10 +2,11 @@
 it (``load_log``: when, reader, source, site time zone, hyperinflam version, counts), the domains
 its sources record, and the quarantine counts.
 
-Domains: when the loads recorded which domains their sources provide (a table of the database
-whose name ends in ``domains``), that record is shown as it is; otherwise the domains present in
-the data are counted (measurement variables, drugs, organ-support kinds, conditions, events,
-weights), which says what was loaded but not what a source could not provide.
+Domains: the loads' own record of which domains their sources provide (``source_domains``,
+:mod:`hyperinflam.sources.domains`), one row per domain: recorded by any load or not, why, and
+the rows loaded; besides it the domains present in the data are counted (measurement variables,
+drugs, organ-support kinds, conditions, events, weights), which says what was loaded but not
+what a source could not provide.
 """
 
 from __future__ import annotations
@@ -74,8 +75,11 @@ def inventory(con, path: Path, *, manifest: dict | None = None) -> Inventory:
     if manifest and manifest.get("written_by"):
         inv.written_by = sorted(set(inv.written_by) | {str(manifest["written_by"]).split(" (")[0]
                                                        .removeprefix("hyperinflam ")})
-    for name in sorted(t for t in present if t.endswith("domains")):
-        cursor = raw.execute(f'SELECT * FROM "{name}"')
+    if "source_domains" in present:
+        cursor = raw.execute("""SELECT domain, any_value(kind) AS kind,
+                   bool_or(recorded) AS recorded,
+                   string_agg(DISTINCT basis, '; ' ORDER BY basis) AS basis, sum(rows) AS rows
+            FROM source_domains GROUP BY domain ORDER BY min(rowid)""")
         columns = [d[0] for d in cursor.description]
         inv.domains_recorded += [dict(zip(columns, r)) for r in cursor.fetchall()]
     inv.domains_present = _domains_present(raw, present)

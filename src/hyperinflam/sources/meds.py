@@ -73,6 +73,8 @@ from hyperinflam.errors import SourceError
 from hyperinflam.sources import LoadReport
 from hyperinflam.sources.atomic import cleanup, forget_rows, load_transaction, on_commit
 from hyperinflam.sources.ingest import _q, load_staged, open_load, with_site_codes
+from hyperinflam.sources.domains import read_declarations, record_domains
+from hyperinflam.sources.infections import derive_infections
 from hyperinflam.sources.load_log import record_load
 from hyperinflam.vocabulary import VASOACTIVE_CLASS, Vocabulary
 
@@ -617,7 +619,8 @@ _EVENT_SQL = _with_stay("""
 def load_meds(con, path, *, vocabulary: Vocabulary | None = None, codes: Iterable[str | Path] = (),
               picu_units: Iterable[str] = PICU_UNIT_PATTERNS, all_icu: bool = False,
               max_age_years: float | None = MAX_AGE_YEARS, shift_years: int | None = None,
-              tz: str = "UTC", progress: Callable[[str], None] | None = None) -> MedsLoadReport:
+              tz: str = "UTC", progress: Callable[[str], None] | None = None,
+              domains: Iterable[str | Path] = ()) -> MedsLoadReport:
     """Load MEDS events (a Parquet file, or a MEDS folder of shards) into the canonical tables.
 
     ``con`` comes from :func:`hyperinflam.engine.connect`. ``codes`` are site code files (layout
@@ -633,6 +636,7 @@ def load_meds(con, path, *, vocabulary: Vocabulary | None = None, codes: Iterabl
     picu_units = tuple(p for p in picu_units if p.strip())
     site_vocab = with_site_codes(vocab, list(codes))  # the dictionary plus the site's rows
     code_map = read_meds_codes(site_vocab)
+    declared = read_declarations(domains, vocab)
     report = MedsLoadReport(source=str(path.resolve()))
     files = _parquet_files(path, report)
     step = progress or (lambda _: None)
@@ -656,6 +660,8 @@ def load_meds(con, path, *, vocabulary: Vocabulary | None = None, codes: Iterabl
                 step(table)
                 report.tables.append(_load_table(con, table, sql, f"{source}#{table}", vocab, tz,
                                                  report))
+            derive_infections(raw, report, site_vocab)
+            record_domains(raw, report, vocab, reader="meds", declared=declared)
         _account(raw, report, picu_units, all_icu, max_age_years)
         _interval_notes(raw, report)
     finally:

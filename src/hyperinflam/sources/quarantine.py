@@ -44,6 +44,8 @@ REASONS: dict[str, str] = {
     "duplicate_row": "an identical row earlier in the same file",
     "conflicting_duplicate": "an earlier row of the same file has the same key but other values",
     "conflicts_with_existing": "the database already holds a row with the same key but other values",
+    "duplicate_value": "a measurement of the same person, time and variable with the same value "
+                       "after unit conversion is already loaded (e.g. FiO2 35 % and 0.35)",
     "not_done": "FHIR status says it did not happen (entered-in-error, not-done, cancelled, refuted)",
     "unknown_code": "the source code (LOINC, RxNorm, SNOMED) is not in a code file (vocabulary/codes_*.csv, --codes)",
     "data_absent": "a FHIR Observation with dataAbsentReason instead of a value",

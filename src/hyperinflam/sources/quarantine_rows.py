@@ -32,7 +32,7 @@ __all__ = ["QuarantineFilter", "quarantine_counts", "quarantine_rows_sql", "reso
 
 #: Reasons whose row's key was in the canonical table before the row was read.
 NEVER_RESOLVED = ("duplicate_row", "conflicting_duplicate", "conflicts_with_existing",
-                  "malformed_line")
+                  "duplicate_value", "malformed_line")
 #: Tables in load order (the order of the reconciliation).
 TABLE_ORDER = tuple(spec.table for spec in LAYOUT)
 

@@ -487,7 +487,9 @@ def analyse(frames: CohortFrames, study: StudyDefinition
     for domain, label in DOMAIN_LABELS.items():
         rows.add("domains", domain, words.capitalised(label), "recorded",
                  1 if recorded[domain] else 0,
-                 method="recorded when the source holds at least one such record")
+                 method="recorded when a load recorded the domain (rows of it, or the site's "
+                        "declaration: docs/sources.md); in a database without that record, "
+                        "when the source holds at least one such record")
 
     # -- baseline characteristics (clinical reference §10.1) --------------------------------
     _numeric(rows, "baseline", "age_years", "Age at PICU admission", cohort["age_years"], "years",

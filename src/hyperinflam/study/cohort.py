@@ -35,9 +35,12 @@ from dataclasses import dataclass, field
 import ibis
 import pandas as pd
 
+from hyperinflam.features.recorded import recorded_domains_in
 from hyperinflam.features.support import support_intervals
 from hyperinflam.study.definition import StudyDefinition
 from hyperinflam.vocabulary import Vocabulary
+from hyperinflam.vocabulary.domain import (CONDITIONS_DOMAIN, DRUGS_DOMAIN, INVASIVE_VENTILATION,
+                                           VASOACTIVE_DOMAIN, support_domain)
 
 _SECONDS_PER_HOUR = 3600.0
 _DAYS_PER_YEAR = 365.25
@@ -386,14 +389,36 @@ DOMAIN_LABELS = {
 }
 
 
+#: The domain of the loads' record (``source_domains``) behind each domain a study reads.
+RECORD_DOMAINS = {
+    "conditions": CONDITIONS_DOMAIN,
+    "invasive_ventilation": support_domain(INVASIVE_VENTILATION),
+    "vasoactive_infusion": VASOACTIVE_DOMAIN,
+    "drugs": DRUGS_DOMAIN,
+    "infection": "infection",
+    "death": "death",
+}
+
+
 def recorded_domains(con) -> dict[str, bool]:
     """Whether the source records each domain the study reads (:data:`DOMAIN_LABELS`).
 
-    A domain counts as recorded when the canonical tables hold at least one row of it anywhere
-    (any patient, any time): a source without a single death or ventilation record is taken not
-    to record deaths or ventilation, and every figure derived from it is "not recorded", never
-    "no" or 0. One query over the tables present.
+    The loads' own record decides (``source_domains``, :mod:`hyperinflam.sources.domains`: rows
+    of the domain in a load, or the site's declaration): recorded when any load recorded it.
+    A database without that record (written before it, a Parquet folder) falls back to the
+    data: a domain counts as recorded when the canonical tables hold at least one row of it
+    anywhere (any patient, any time). Either way, every figure derived from a domain not
+    recorded is "not recorded", never "no" or 0.
     """
+    record = recorded_domains_in(con)
+    if record is not None:
+        return {domain: record.get(RECORD_DOMAINS[domain], False) for domain in DOMAIN_LABELS}
+    return _domains_in_data(con)
+
+
+def _domains_in_data(con) -> dict[str, bool]:
+    """The fallback of :func:`recorded_domains`: a domain with at least one row. One query
+    over the tables present."""
     present = set(con.list_tables())
     vasoactive = Vocabulary().drugs_in_class("vasoactive")
     parts = []

@@ -39,3 +39,65 @@ EVENT_TYPES: tuple[str, ...] = ("infection", "death")
 SEXES: tuple[str, ...] = ("female", "male")
 #: FiO2 of room air (fraction): §5.2 (authors' EHR rule, FiO2 above it = respiratory support), §11.2.
 ROOM_AIR_FIO2 = 0.21
+
+# --- domains a source records or not (docs/data-model.md "Domains a source records") ---------
+#: Domain names of the domain record (table ``source_domains``): one per measurement variable
+#: (``measurement:<variable>``), one per organ-support kind (``support:<kind>``), vasoactive
+#: agents as one domain (as organ support or as drug administrations), and these.
+DRUGS_DOMAIN = "drugs"
+VASOACTIVE_DOMAIN = "vasoactive"
+CONDITIONS_DOMAIN = "conditions"
+WEIGHT_DOMAIN = "weight"
+MEASUREMENT_DOMAIN_PREFIX = "measurement:"
+SUPPORT_DOMAIN_PREFIX = "support:"
+#: Groups a site may declare at once (domains.csv, --domains): group -> what it stands for.
+DOMAIN_GROUPS = {
+    "organ_support": "every organ-support kind and the vasoactive agents",
+    "measurements": "every measurement variable (labs and vital signs)",
+    "labs": "every laboratory variable",
+    "vitals": "every vital-sign and bedside variable",
+    "events": "infections and deaths",
+}
+#: Statuses a site may declare for a domain.
+DECLARED_STATUSES = ("complete", "absent")
+
+
+def support_domain(kind: str) -> str:
+    """The domain of one organ-support kind (``support:invasive_ventilation``); every
+    vasoactive agent is the one domain :data:`VASOACTIVE_DOMAIN`."""
+    return SUPPORT_DOMAIN_PREFIX + kind
+
+
+def measurement_domain(variable: str) -> str:
+    return MEASUREMENT_DOMAIN_PREFIX + variable
+
+
+def domain_catalogue(vocab) -> list[tuple[str, str, str]]:
+    """Every domain a load records, in order: (domain, kind, label). Kinds: measurement, drug,
+    support, condition, event, weight."""
+    out = [(measurement_domain(v), "measurement", row.label)
+           for v, row in vocab.variables.items()]
+    out.append((DRUGS_DOMAIN, "drug", "drug administrations"))
+    out += [(support_domain(k), "support", str(row.get("label") or k).lower())
+            for k, row in vocab.supports.items()]
+    out.append((VASOACTIVE_DOMAIN, "support", "vasoactive agents (as organ support or drugs)"))
+    out.append((CONDITIONS_DOMAIN, "condition", "diagnoses and clinical findings"))
+    out += [(e, "event", {"infection": "infections", "death": "deaths"}.get(e, e))
+            for e in EVENT_TYPES]
+    out.append((WEIGHT_DOMAIN, "weight", "weight (admission or dosing weight)"))
+    return out
+
+
+def domain_group_members(group: str, vocab) -> list[str]:
+    """The domains of a group of :data:`DOMAIN_GROUPS` (empty for a name that is no group)."""
+    cat = domain_catalogue(vocab)
+    if group == "organ_support":
+        return [d for d, kind, _ in cat if kind == "support"]
+    if group == "measurements":
+        return [d for d, kind, _ in cat if kind == "measurement"]
+    if group in ("labs", "vitals"):
+        want = "lab" if group == "labs" else "vital"
+        return [measurement_domain(v) for v, row in vocab.variables.items() if row.kind == want]
+    if group == "events":
+        return list(EVENT_TYPES)
+    return []

@@ -314,6 +314,18 @@ class Database:
         log.info("census snapshot: %d stays in %.2f s", len(snap.census), snap.computed_in_s)
         return snap
 
+    def not_recorded(self) -> list[str]:
+        """The domains the database's source does not record (their words), once per data
+        version (:func:`hyperinflam.features.recorded.not_recorded_labels`)."""
+        from hyperinflam.features.recorded import not_recorded_labels
+
+        version = self.version()
+        cached = getattr(self, "_not_recorded", None)
+        if cached is None or cached[0] != version:
+            cached = (version, self.run(not_recorded_labels))
+            self._not_recorded = cached
+        return list(cached[1])
+
     def patient_tables(self, snap: Snapshot) -> dict[str, ByStay]:
         """The patient tables of every stay of ``snap`` (computed once, on first need)."""
         while snap.tables is None:

@@ -140,6 +140,8 @@ class Census(BaseModel):
     n_stays: int
     rows: list[CensusRow]
     criteria_unavailable: dict[str, str] = {}
+    #: Domains the source does not record (features/recorded.py): unknown, never "no".
+    not_recorded: list[str] = []
 
 
 class Timeline(BaseModel):
@@ -406,7 +408,8 @@ def census_view(ctx: WebContext, user: User, at: str | None, filter_: str) -> tu
                       if user.role == "clinician" else None,
                       filter=filter_, n_stays=len(frame),
                       rows=census_rows(ctx, user, frame, snap.at),
-                      criteria_unavailable=ctx.database.skipped_criteria)
+                      criteria_unavailable=ctx.database.skipped_criteria,
+                      not_recorded=ctx.database.not_recorded())
     return ctx.views.get_or_build(key, build), key
 
 

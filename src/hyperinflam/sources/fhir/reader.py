@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import pandas as pd
 
@@ -32,6 +33,8 @@ from hyperinflam.sources.atomic import cleanup, forget_rows, load_transaction, o
 from hyperinflam.sources.fhir.parse import EVENT_SYSTEM, Staging  # noqa: F401
 from hyperinflam.sources.ingest import (fold_unit_sql, load_staged, open_load, register_vocabulary,
                                        with_site_codes)
+from hyperinflam.sources.domains import read_declarations, record_domains
+from hyperinflam.sources.infections import derive_infections
 from hyperinflam.sources.load_log import record_load
 from hyperinflam.sources.quarantine import TableLoadCounts
 from hyperinflam.vocabulary import Vocabulary
@@ -182,7 +185,8 @@ class _Loader:
 
 
 def load_fhir(con, path, *, vocabulary: Vocabulary | None = None, codes: Path | str | None = None,
-              tz: str = "UTC", settings: FhirSettings | None = None) -> LoadReport:
+              tz: str = "UTC", settings: FhirSettings | None = None,
+              domains: Iterable[str | Path] = ()) -> LoadReport:
     """Load FHIR R4 JSON (a Bundle or resource file, a folder of them, or a bulk NDJSON folder)
     into the canonical tables of ``con`` and return the reconciliation per table.
 
@@ -193,6 +197,7 @@ def load_fhir(con, path, *, vocabulary: Vocabulary | None = None, codes: Path | 
     raw, vocab = open_load(con, vocabulary, tz)
     settings = settings or FhirSettings()
     code_map = read_codes(codes, vocab)
+    declared = read_declarations(domains, vocab)
     ndjson, jsons = _files(path)
 
     staging = Staging(raw)
@@ -221,6 +226,10 @@ def load_fhir(con, path, *, vocabulary: Vocabulary | None = None, codes: Path | 
             on_commit(raw, lambda: record_load(raw, loader.report, reader="fhir", tz=tz))
             _load_all(loader, raw, settings)
             _malformed(loader, staging)
+            site_vocab = with_site_codes(vocab, list(codes) if isinstance(codes, (list, tuple))
+                                         else [codes] if codes else [])  # --codes rows too
+            derive_infections(raw, loader.report, site_vocab)
+            record_domains(raw, loader.report, vocab, reader="fhir", declared=declared)
     finally:
         cleanup(raw, [f"DROP TABLE IF EXISTS _fhir_{name}" for name in (
             "loc", "keys", "patient", "encounter", "location", "medication", "obs", "med", "proc",

@@ -65,12 +65,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 from hyperinflam.errors import SourceError
 from hyperinflam.sources import LoadReport
 from hyperinflam.sources.atomic import cleanup, load_transaction, on_commit
 from hyperinflam.sources.ingest import (_q, load_staged, open_load, register_vocabulary,
                                        with_site_codes)
+from hyperinflam.sources.domains import read_declarations, record_domains
+from hyperinflam.sources.infections import derive_infections
 from hyperinflam.sources.load_log import record_load
 from hyperinflam.sources.omop.access import (CATALOG, REQUIRED_COLUMNS, V54_ONLY_USED, OmopSource,
                                             attach_omop)
@@ -158,7 +161,8 @@ def _num_text(number: str, verbatim: str = "NULL") -> str:
 # ---------------------------------------------------------------------------------------------
 def load_omop(con, source: str | Path, *, schema: str | None = None,
               vocabulary: Vocabulary | None = None, codes: str | Path | None = None,
-              tz: str = "UTC", options: OmopOptions | None = None) -> LoadReport:
+              tz: str = "UTC", options: OmopOptions | None = None,
+              domains: Iterable[str | Path] = ()) -> LoadReport:
     """Load an OMOP CDM (DuckDB file, Parquet/CSV folder or postgresql:// URL) into ``con``.
 
     Returns a :class:`LoadReport` (read = loaded + already present + quarantined per table);
@@ -168,12 +172,17 @@ def load_omop(con, source: str | Path, *, schema: str | None = None,
     options = check_options(options)
     raw, vocab = open_load(con, vocabulary, tz)
     code_rows = read_codes(codes, vocab)
+    declared = read_declarations(domains, vocab)
     prefix, label = attach_omop(raw, source, schema)
     try:
         with load_transaction(raw):  # every table or none (sources/atomic.py)
             report = load_source(con, OmopSource(raw, prefix, label), vocab, code_rows, tz,
                                  options)
             on_commit(raw, lambda: record_load(raw, report, reader="omop", tz=tz))
+            site_vocab = with_site_codes(vocab, list(codes) if isinstance(codes, (list, tuple))
+                                         else [codes] if codes else [])  # --codes rows too
+            derive_infections(raw, report, site_vocab)
+            record_domains(raw, report, vocab, reader="omop", declared=declared)
             return report
     finally:
         cleanup(raw, [f"DETACH DATABASE IF EXISTS {CATALOG}"])

@@ -1,0 +1,109 @@
+"""Infections from the diagnoses a site records (issue 12 item 5, first part).
+
+Most health records do not write an "infection" event: they code a diagnosis (ICD-10-CM in
+claims and problem lists, SNOMED CT in FHIR and OMOP). Every reader therefore calls
+:func:`derive_infections` at the end of its load: each new ``condition`` row whose code is an
+infection or sepsis code (the ``event,infection`` rows of ``vocabulary/codes.csv``: ICD-10-CM by
+code prefix, dots ignored, e.g. ``A41`` matches ``A41.9``; SNOMED CT by exact code) and that has
+an onset time becomes an ``event`` row of type ``infection`` at that time, with the diagnosis in
+``detail``. It is then the suspected infection of Phoenix and IPSCC (clinical reference §5.1,
+§8.3) and an "infection after the index" of the study, like a recorded infection event.
+
+Not derived: an underlying condition (``is_underlying``: chronic HIV, chronic hepatitis are
+conditions, not an infection episode), and a diagnosis without an onset time (the load counts
+them). The derived rows are their own line of the reconciliation (``event`` from
+``<source>#diagnoses with infection codes``): read = loaded + already present (a reload).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from hyperinflam.sources.atomic import PENDING_PREFIX, append_rows, in_load_transaction
+from hyperinflam.sources.quarantine import TableLoadCounts
+
+__all__ = ["PREFIX_SYSTEMS", "EXACT_SYSTEMS", "derive_infections", "infection_codes"]
+
+#: Folded code systems (letters and digits, upper case) matched by code prefix / exact code.
+PREFIX_SYSTEMS = ("ICD10CM", "ICD10")
+EXACT_SYSTEMS = ("SNOMED", "SNOMEDCT", "SCT")
+SOURCE_SUFFIX = "#diagnoses with infection codes"
+
+
+def infection_codes(vocab) -> pd.DataFrame:
+    """The infection codes: (match, key, display); match 'prefix' or 'exact', key folded."""
+    rows = []
+    for code in vocab.codes_of("event"):
+        if code.target != "infection" or not code.code:
+            continue
+        match = "prefix" if code.system in PREFIX_SYSTEMS else \
+            "exact" if code.system in EXACT_SYSTEMS else None
+        if match:
+            rows.append((match, code.code.strip().upper().replace(".", ""),
+                         code.display or code.code))
+    return pd.DataFrame(rows, columns=["match", "key", "display"]).drop_duplicates()
+
+
+def _has(raw, name: str) -> bool:
+    return bool(raw.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = 'temp' "
+                            "AND table_name = ?", [name]).fetchone()[0])
+
+
+def derive_infections(raw, report, vocab) -> TableLoadCounts | None:
+    """Infection events from this load's new diagnoses (see the module docstring); adds their
+    reconciliation line and a note to ``report``. Call it inside the reader's load
+    transaction, before :func:`hyperinflam.sources.domains.record_domains`."""
+    pending = PENDING_PREFIX + "condition"
+    if not in_load_transaction(raw) or not _has(raw, pending) \
+            or not _has(raw, PENDING_PREFIX + "event"):
+        return None
+    raw.register("_hi_infection_codes", infection_codes(vocab))
+    try:
+        raw.execute(f"""CREATE OR REPLACE TEMP TABLE _hi_infections AS
+            WITH c AS (
+                SELECT person_id, stay_id, condition, code_system, code, onset_time,
+                       upper(regexp_replace(coalesce(code_system, ''), '[^A-Za-z0-9]', '', 'g'))
+                           AS sys,
+                       upper(replace(trim(code), '.', '')) AS key
+                FROM temp.main.{pending}
+                WHERE code IS NOT NULL AND NOT is_underlying),
+            m AS (
+                SELECT c.* FROM c SEMI JOIN _hi_infection_codes k
+                  ON (k.match = 'prefix' AND c.sys IN {PREFIX_SYSTEMS} AND starts_with(c.key, k.key))
+                  OR (k.match = 'exact' AND c.sys IN {EXACT_SYSTEMS} AND c.key = k.key))
+            SELECT person_id, onset_time AS time, min(stay_id) AS stay_id,
+                   string_agg(DISTINCT 'diagnosis ' || coalesce(code_system, '') || ' ' || code
+                              || ': ' || condition, '; ' ORDER BY 'diagnosis ' ||
+                              coalesce(code_system, '') || ' ' || code || ': ' || condition)
+                       AS detail,
+                   count(*) AS n
+            FROM m GROUP BY person_id, onset_time""")
+    finally:
+        raw.unregister("_hi_infection_codes")
+    try:
+        n_timed, n_untimed = raw.execute(
+            "SELECT count(*) FILTER (WHERE time IS NOT NULL), "
+            "coalesce(sum(n) FILTER (WHERE time IS NULL), 0) FROM _hi_infections").fetchone()
+        if not n_timed and not n_untimed:
+            return None
+        present = raw.execute("""SELECT count(*) FROM _hi_infections i SEMI JOIN event e
+            ON e.person_id = i.person_id AND e.event_type = 'infection' AND e.time = i.time
+            WHERE i.time IS NOT NULL""").fetchone()[0]
+        append_rows(raw, "event", ["person_id", "stay_id", "event_type", "time", "detail"], """
+            SELECT i.person_id, i.stay_id, 'infection', i.time, i.detail FROM _hi_infections i
+            WHERE i.time IS NOT NULL AND NOT EXISTS (
+                SELECT 1 FROM event e WHERE e.person_id = i.person_id
+                  AND e.event_type = 'infection' AND e.time = i.time)
+            ORDER BY i.person_id, i.time""")
+    finally:
+        raw.execute("DROP TABLE IF EXISTS _hi_infections")
+    counts = TableLoadCounts(table="event", source=report.source + SOURCE_SUFFIX,
+                             read=n_timed, loaded=n_timed - present, already_present=present)
+    report.tables.append(counts)
+    note = (f"infections from diagnoses: {n_timed:,} infection event(s) from diagnoses with an "
+            f"infection or sepsis code (vocabulary/codes.csv, kind event; ICD-10-CM by prefix, "
+            f"SNOMED CT exact; docs/sources.md)")
+    if n_untimed:
+        note += f"; {n_untimed:,} such diagnosis(es) without an onset time gave none"
+    report.notes.append(note + ".")
+    return counts
