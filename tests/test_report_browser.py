@@ -2,8 +2,8 @@
 
 Asserts that the page makes no network request (every request stays on file: or data:), logs no
 console error, lays the tables and figures out with a real size, and that every text of the
-flow diagram fits inside its box; saves screenshots of the flow, the per-patient listing and a
-multi-timepoint figure (in the test's temporary folder).
+flow diagram fits inside its box; saves screenshots of the flow, the per-patient listing, a
+multi-timepoint figure and the recognition-to-treatment section (in the test's temporary folder).
 
 Needs /usr/bin/chromium (Debian package ``chromium``: ``apt-get install -y chromium``); Playwright's
 own browser download cannot work offline. Set HYPERINFLAM_SKIP_BROWSER=1 to skip.
@@ -86,7 +86,11 @@ def test_report_opens_offline_and_lays_out(browser, tmp_path, study):
     figure = page.locator("#fig-crp svg").first.bounding_box()
     assert figure is not None and figure["width"] > 300 and figure["height"] > 120
     assert page.evaluate(FLOW_FIT_JS) == []
-    shots = {"flow": "#flow", "listing": "#patients", "figure": "#fig-crp"}
+    # the secondary analysis: its per-patient delay figure is laid out with a real size
+    delay = page.locator("#fig-delay svg").first.bounding_box()
+    assert delay is not None and delay["width"] > 300 and delay["height"] > 100
+    shots = {"flow": "#flow", "listing": "#patients", "figure": "#fig-crp",
+             "delay": "#recognition"}
     for name, selector in shots.items():
         shot = tmp_path / f"report-{study}-{name}.png"
         page.locator(selector).screenshot(path=str(shot))

@@ -43,6 +43,7 @@ from hyperinflam.report.views import (
     mixed_rows,
     p_phrase,
     published,
+    recognition_view,
     reference_headings,
     software_notes,
     summary_sections,
@@ -195,6 +196,24 @@ def report_sections(results: StudyResults, idx: ResultsIndex | None = None) -> l
         if s in ("baseline", "exposure") or not table.lines:
             continue
         out.append(Section(s, table.title, "table", {"table": table, "note": ""}))
+    rec = recognition_view(results, idx)
+    if rec is not None and not rec.empty:
+        out.append(Section("recognition", rec.title, "recognition", {
+            "view": rec,
+            "intro": (f"A secondary analysis named in the study definition ([recognition]): how "
+                      f"long after a criterion of the hyperinflammatory phenotype group was "
+                      f"first met in the PICU stay the first {drug} dose came, and the markers "
+                      f"of patients who started early or late (Methods)."),
+            "svg": plots.delay_svg(results.patients, d),
+            "figure_no": len(figures) + 1,
+            "figure_title": f"Hours from recognition to the first {drug} dose, each patient",
+            "markers_title": (f"Markers by early or late start of {drug}: baseline and "
+                              f"{labels}"),
+            "markers_note": ("Patients with both values in each group; change = value at the "
+                             "timepoint − baseline, compared between the groups by the "
+                             "Mann–Whitney U test (two-sided). Descriptive: the groups are not "
+                             "randomised."),
+        }))
     out.append(Section("limitations", "Limitations", "limitations",
                        {"sentences": limitations(results, idx)}))
     paragraphs, notes = _footnoted(methods_paragraphs(results), software_notes(results))

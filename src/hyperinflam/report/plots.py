@@ -419,3 +419,82 @@ def flow_svg(flow: Flow, *, uid: str = "flow") -> str:
 
 
 __all__ = ["LOG_SCALE_MARKERS", "WATERFALL_CAP_PCT", "trajectory_svg", "waterfall_svg", "flow_svg"]
+
+
+#: Early and late start (the secondary analysis "time from recognition to treatment").
+COLOR_EARLY = "#1f5fa8"
+COLOR_LATE = "#c0502a"
+COLOR_UNCLASSIFIED = "#8a97a6"
+#: Above this many patients the delay figure drops the patient labels (one row each).
+DELAY_LABELLED_MAX = 40
+
+
+def delay_svg(patients: pd.DataFrame, definition: dict, *, uid: str = "delay") -> str:
+    """Each patient's hours from recognition (the first phenotype criterion met, hour 0) to the
+    first dose of the index drug, one row per patient sorted by delay: a line from recognition
+    to the dose and a dot at the dose, coloured early / late start; the cut drawn when the
+    groups are cut on this delay (``[recognition] early_start_from = "recognition"``). Read
+    from the per-patient listing (``hours_recognition_to_index``, ``start_group``); patients
+    without a phenotype criterion met are counted in the description, not drawn."""
+    drug = index_drug(definition)
+    rec = get_path(definition, "recognition", default={}) or {}
+    cut = float(rec.get("early_start_cut_hours", 120.0) or 120.0)
+    from_recognition = rec.get("early_start_from", "recognition") == "recognition"
+    title = f"Hours from recognition to the first {drug} dose, each patient"
+    p = patients if patients is not None else pd.DataFrame()
+    if "hours_recognition_to_index" not in p.columns or p.empty:
+        return _no_data_svg(title, "no patient in the study", uid=uid)
+    hours = pd.to_numeric(p["hours_recognition_to_index"], errors="coerce")
+    shown = p.assign(hours=hours)[hours.notna()].sort_values(["hours", "patient"],
+                                                             kind="stable")
+    missing = int(hours.isna().sum())
+    if shown.empty:
+        return _no_data_svg(title, "no patient met a phenotype criterion in the PICU stay",
+                            uid=uid)
+    groups = shown["start_group"].fillna("").astype(str)
+    early = groups.str.startswith("early")
+    late = groups.str.startswith("late")
+    colors = np.where(early, COLOR_EARLY, np.where(late, COLOR_LATE, COLOR_UNCLASSIFIED))
+    n = len(shown)
+    labelled = n <= DELAY_LABELLED_MAX
+    fig = Figure(figsize=(7.2, min(7.0, max(2.0, 0.7 + 0.11 * n))), layout="constrained")
+    with rc_context(_RC):
+        ax = fig.add_subplot()
+        y = np.arange(n)
+        ax.hlines(y, 0, shown["hours"], color=colors, lw=1.0, alpha=0.7, zorder=2)
+        ax.scatter(shown["hours"], y, s=18, color=colors, zorder=3, edgecolors="white",
+                   linewidths=0.4)
+        ax.axvline(0, color="#555555", lw=0.9, zorder=1)
+        lo, hi = float(shown["hours"].min()), float(shown["hours"].max())
+        if from_recognition:
+            ax.axvline(cut, color="#555555", lw=0.9, ls="--", zorder=1)
+            hi = max(hi, cut)
+        pad = max(6.0, 0.05 * (hi - min(lo, 0)))
+        ax.set_xlim(min(lo, 0) - pad, hi + pad)
+        ax.set_ylim(-0.8, n - 0.2)
+        ax.invert_yaxis()
+        if labelled:
+            ax.set_yticks(y, shown["patient"].astype(str).tolist(), fontsize=7)
+        else:
+            ax.set_yticks([])
+        ax.set_xlabel(f"Hours from recognition (0) to the first {drug} dose; negative: {drug} "
+                      f"given first")
+        ax.xaxis.set_major_formatter(FuncFormatter(_plain_number))
+        from matplotlib.lines import Line2D
+
+        handles = [Line2D([], [], color=COLOR_EARLY, marker="o", lw=1.0, ms=4,
+                          label=f"early start (≤ {cut:g} h)"),
+                   Line2D([], [], color=COLOR_LATE, marker="o", lw=1.0, ms=4,
+                          label=f"late start (> {cut:g} h)")]
+        if from_recognition:
+            handles.append(Line2D([], [], color="#555555", lw=0.9, ls="--",
+                                  label=f"cut: {cut:g} h"))
+        ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=3,
+                  fontsize=7, frameon=False, borderaxespad=0.2)
+    desc = (f"{n} patients drawn, {int(early.sum())} early and {int(late.sum())} late start"
+            + (f"; {missing} without a phenotype criterion met in the PICU stay not drawn"
+               if missing else "")
+            + ("" if from_recognition else
+               "; early and late are cut on the hours from PICU admission, not on this delay")
+            + ".")
+    return _svg_text(fig, uid=uid, title=title, desc=desc)

@@ -29,6 +29,7 @@ from hyperinflam.report.views import (
     marker_rows,
     mixed_rows,
     published,
+    recognition_view,
     summary_sections,
     summary_table,
     timepoints,
@@ -174,6 +175,47 @@ def published_table(results: StudyResults, idx: ResultsIndex | None = None) -> T
     return t
 
 
+def recognition_tables(results: StudyResults, idx: ResultsIndex | None = None) -> list[Table]:
+    """The secondary analysis: the delays, then the markers by early or late start."""
+    idx = idx or ResultsIndex(results)
+    v = recognition_view(results, idx)
+    if v is None or v.empty:
+        return []
+    n = cohort_size(results, idx)
+    t = Table(title=v.title, box=box.SIMPLE_HEAVY, title_justify="left", header_style="bold",
+              min_width=60)
+    t.add_column("Characteristic")
+    t.add_column("Patients" + (f" (n = {fmt_count(n)})" if n is not None else ""),
+                 justify="right")
+    for line in v.table.lines:
+        label = ("  " + line.label) if line.indent else line.label
+        t.add_row(Text(label, style="bold" if line.heading else ""), *map(Text, line.cells))
+    out = [t]
+    if v.lines:
+        d = idx.definition
+        # n and the median per-patient % change of each group (the means are in the report)
+        m = Table(title=f"Markers by early or late start of {index_drug(d)}: n, median % "
+                        f"change from baseline",
+                  box=box.SIMPLE_HEAVY, title_justify="left", header_style="bold")
+        m.add_column("Marker (unit)")
+        m.add_column("Timepoint")
+        for g in ("early_start", "late_start"):
+            m.add_column(v.group_titles[g], justify="right")
+        m.add_column("p, Mann–\nWhitney", justify="right")
+        for line in v.lines:
+            m.add_row(Text(line.label), line.timepoint_label,
+                      f"{line.early.n}: {line.early.median_pct_change}",
+                      f"{line.late.n}: {line.late.median_pct_change}", line.p)
+        if v.notes:
+            m.caption = "\n".join(f"–: {note}" for note in v.notes)
+            m.caption_justify = "left"
+        out.append(m)
+    elif v.notes:
+        t.caption = "\n".join(v.notes)
+        t.caption_justify = "left"
+    return out
+
+
 def render_terminal(results: StudyResults, console: Console) -> None:
     """Print the study results to a rich ``console`` (see the module docstring)."""
     idx = ResultsIndex(results)
@@ -194,6 +236,7 @@ def render_terminal(results: StudyResults, console: Console) -> None:
     tables += [marker_table(results, idx), mixed_table(results, idx)]
     tables += [section_table(results, s, idx) for s in sections
                if s not in ("baseline", "exposure")]
+    tables += recognition_tables(results, idx)
     for t in tables:
         if t is not None:
             console.print(t)

@@ -57,7 +57,7 @@ SUMMARY_NOTES: dict[str, str] = {
                   "inputs recorded to evaluate it."),
 }
 #: Sections the report draws in their own way (not as characteristics tables).
-SPECIAL_SECTIONS = {"flow", "marker", "domains"}
+SPECIAL_SECTIONS = {"flow", "marker", "domains", "recognition", "recognition_markers"}
 
 #: Variables whose values are whole numbers (scores at their own precision); plus every
 #: variable in ``points``.
@@ -704,13 +704,15 @@ def _cell(rows: pd.DataFrame, variable: str) -> str:
                 def num(x):
                     return fmt_num(x, own_decimals([x]))
             else:
-                d = decimals_for(one("median"))
+                d = 1 if unit == "h" else decimals_for(one("median"))  # hours: to 6 minutes
 
                 def num(x):
                     return fmt_num(x, d)
             s = num(one("median"))
             if one("q1") is not None and one("q3") is not None:
-                s += f" ({num(one('q1'))}–{num(one('q3'))})"
+                # "−23.5 to −7.3", not "−23.5–−7.3"
+                dash = " to " if min(one("q1"), one("q3")) < 0 else "–"
+                s += f" ({num(one('q1'))}{dash}{num(one('q3'))})"
             elif one("min") is not None and one("max") is not None:
                 s += f" (range {num(one('min'))}–{num(one('max'))})"
             parts.append(s + (f" {unit}" if unit else ""))
@@ -804,14 +806,27 @@ class Listing:
     note: str
 
 
+def _recognition_cell(r: dict) -> str:
+    """"15.6 (HScore ≥ 169)", "−12.4 (MAS-2016)", "none met"."""
+    if is_missing(r.get("hours_recognition_to_index")):
+        return "none met"
+    cell = fmt_num(float(r["hours_recognition_to_index"]), 1)
+    first = text(r.get("first_phenotype_criterion"))
+    return f"{cell} ({first})" if first else cell
+
+
 def listing(results: StudyResults) -> Listing:
     """The per-patient listing (``StudyResults.patients``) as labelled, formatted cells."""
     d = results.definition or {}
     drug = index_drug(d)
     p = results.patients if results.patients is not None else pd.DataFrame()
     classes = [c.removeprefix("cotherapy_") for c in p.columns if c.startswith("cotherapy_")]
+    recognised = "hours_recognition_to_index" in p.columns and "start_group" in p.columns and (
+        p["start_group"].notna().any())
     headers = (["Patient", "Age (years)", "Sex", "Underlying disease", "Reason for PICU admission",
                 "PRISM III", f"Hours from PICU admission to first {drug}",
+                *([f"Hours from recognition to first {drug} (criterion met first)"]
+                  if recognised else []),
                 f"{words.capitalised(drug)} mg/kg/day, median (highest)", "Route",
                 f"Days with {drug}"]
                + [words.drug_class_label(c) for c in classes]
@@ -844,6 +859,7 @@ def listing(results: StudyResults) -> Listing:
             prism or NOT_RECORDED,
             "" if is_missing(r.get("hours_admission_to_index")) else fmt_num(
                 float(r["hours_admission_to_index"]), 1),
+            *([_recognition_cell(r)] if recognised else []),
             dose or "unknown",
             text(r.get("index_drug_route"), NOT_RECORDED),
             "" if is_missing(r.get("index_drug_days")) else fmt_count(float(r["index_drug_days"])),
@@ -860,8 +876,121 @@ def listing(results: StudyResults) -> Listing:
             f"any administration from {fmt_num(float(lo), 0)} h to {fmt_num(float(hi), 0)} h of "
             f"the first {drug} dose. Dose: per 24-hour period from the first dose; \"unknown\" "
             f"when the dose or the weight is not recorded. \"{NOT_RECORDED}\": the source does "
-            f"not record it.")
+            f"not record it."
+            + (f" Recognition: the first time a phenotype criterion was met in the PICU stay; "
+               f"negative hours: {drug} was given first." if recognised else ""))
     return Listing(headers, rows, note)
+
+
+# --- secondary analysis: time from recognition to treatment --------------------------------
+
+RECOGNITION_SECTION = "recognition"
+RECOGNITION_MARKERS_SECTION = "recognition_markers"
+EARLY_GROUP, LATE_GROUP, BETWEEN_GROUP = "early_start", "late_start", "early_vs_late"
+
+
+@dataclass
+class GroupChange:
+    """One group's baseline → timepoint change of a marker (patients with both values)."""
+
+    n: str
+    change: str  # "205.6 ± 29.5 → 64.4 ± 8.8"
+    median_pct_change: str
+
+
+@dataclass
+class RecognitionMarkerLine:
+    label: str  # the marker with its unit, on its first line only
+    timepoint_label: str
+    early: GroupChange
+    late: GroupChange
+    p: str
+    note: str  # why the test was not computed, in words
+
+
+@dataclass
+class RecognitionView:
+    title: str
+    table: SummaryTable
+    group_titles: dict[str, str]
+    lines: list[RecognitionMarkerLine]
+    notes: list[str]
+    cut_hours: float
+    anchor: str  # "recognition" or "picu_admission"
+
+    @property
+    def empty(self) -> bool:
+        return not self.table.lines
+
+
+def recognition_title(definition: dict) -> str:
+    return (f"Secondary analysis: time from recognition to the first {index_drug(definition)} "
+            f"dose")
+
+
+def recognition_view(results: StudyResults, idx: ResultsIndex | None = None
+                     ) -> RecognitionView | None:
+    """The secondary analysis's tables (sections ``recognition`` and ``recognition_markers``),
+    None when the results hold neither."""
+    idx = idx or ResultsIndex(results)
+    if idx.rows(RECOGNITION_SECTION).empty:
+        return None
+    d = idx.definition
+    cut = float(get_path(d, "recognition", "early_start_cut_hours", default=120.0) or 120.0)
+    anchor = str(get_path(d, "recognition", "early_start_from", default="recognition"))
+    table = summary_table(results, RECOGNITION_SECTION, idx)
+    table.title = "Recognition, the phenotype criterion met first, and the delay to the first dose"
+    titles = {EARLY_GROUP: f"Early start (≤ {fmt_num(cut, own_decimals([cut]))} h)",
+              LATE_GROUP: f"Late start (> {fmt_num(cut, own_decimals([cut]))} h)"}
+    lines: list[RecognitionMarkerLine] = []
+    notes: list[str] = []
+    rows = idx.rows(RECOGNITION_MARKERS_SECTION)
+    short = _short_labels()
+    for var in marker_order(results, idx):
+        vrows = rows[rows["variable"] == var]
+        if vrows.empty:
+            continue
+        unit = display_unit(next(iter(vrows.loc[vrows["stat_name"] == "mean", "unit"].dropna()),
+                                 ""))
+        label = short.get(var, text(next(iter(vrows["label"].dropna()), var)))
+        first = True
+        for t in timepoints(d):
+            def v(stat, group, tp=None):
+                return idx.value(RECOGNITION_MARKERS_SECTION, var, stat, comparison=t.name,
+                                 timepoint=tp, group=group)
+
+            means = [abs(x) for g in (EARLY_GROUP, LATE_GROUP) for tp in ("baseline", t.name)
+                     if (x := v("mean", g, tp)) is not None]
+            dec = decimals_for(max(means) if means else None)
+
+            def group_change(g):
+                n = v("n", g)
+                if not n:
+                    return GroupChange(fmt_count(n), "–", "–")
+                return GroupChange(
+                    fmt_count(n),
+                    f"{fmt_mean_sem(v('mean', g, 'baseline'), v('sem', g, 'baseline'), dec)} → "
+                    f"{fmt_mean_sem(v('mean', g, t.name), v('sem', g, t.name), dec)}",
+                    fmt_pct(v("median_pct_change", g), signed=True))
+
+            test = idx.row(RECOGNITION_MARKERS_SECTION, var, "p_mann_whitney",
+                           comparison=t.name, group=BETWEEN_GROUP) or {}
+            note = text(test.get("error"))
+            if note:
+                notes.append(note)
+            lines.append(RecognitionMarkerLine(
+                label=(f"{label} ({unit})" if unit else label) if first else "",
+                timepoint_label=t.label, early=group_change(EARLY_GROUP),
+                late=group_change(LATE_GROUP), p=fmt_p(v("p_mann_whitney", BETWEEN_GROUP)),
+                note=note))
+            first = False
+    notes = list(dict.fromkeys(notes))
+    if lines and all(line.early.n in ("0", "–") and line.late.n in ("0", "–") for line in lines):
+        # nobody with both values in either group: one sentence, not a table of dashes
+        lines = []
+        notes = ["No patient of the early or the late start group has a baseline value and a "
+                 "value at a timepoint of any marker: no comparison by group"]
+    return RecognitionView(recognition_title(d), table, titles, lines, notes, cut, anchor)
 
 
 # --- published vs this site -----------------------------------------------------------------
@@ -975,6 +1104,20 @@ def limitations(results: StudyResults, idx: ResultsIndex | None = None) -> list[
         out.append("With few pairs the exact Wilcoxon signed-rank test can give only a few "
                    "p-values (with 8 pairs, never 0.03; §10.3), so it can miss a change the "
                    "paired t-test detects.")
+    outside = idx.rows("phenotype", stat_name="count")
+    outside = outside[outside["variable"].str.endswith("_outside_validated_ages")
+                      & (pd.to_numeric(outside["value"], errors="coerce") > 0)]
+    if not outside.empty:
+        flagged = [f"{text(r['label']).split(':')[0]} ({fmt_count(float(r['value']))})"
+                   for _, r in outside.iterrows()]
+        out.append("Some criteria were evaluated outside the ages their authors validated, "
+                   "patients at the first dose: " + ", ".join(flagged)
+                   + "; their results for those patients are not validated.")
+    if not idx.rows(RECOGNITION_SECTION).empty:
+        out.append("Recognition is dated from the data the source records: a criterion met on "
+                   "values that were not measured or not loaded is dated later or not at all, so "
+                   "the delay to treatment can only be understated; early and late start are "
+                   "not randomised.")
     if mixed_rows(results, idx):
         out.append("The mixed model's Wald tests are large-sample approximations; with few "
                    "patients their p-values are optimistic.")

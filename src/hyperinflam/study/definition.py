@@ -336,6 +336,22 @@ class AnalysisSection(_Section):
     mixed_model: bool | None = None
 
 
+class RecognitionSection(_Section):
+    """[recognition]: the secondary analysis "time from recognition to treatment" (clinical
+    reference §12.40). Recognition = the first time a criterion of the hyperinflammatory
+    phenotype group is met in the PICU stay (screening.recognition, the one "meets" rule), on
+    the screen evaluated at admission and at every data time of the stay; the delay = first
+    dose of the index drug - recognition. Patients start early when the delay (or, with
+    ``early_start_from = "picu_admission"``, the hours from PICU admission to the first dose) is
+    at most ``early_start_cut_hours``, late otherwise; the markers are compared between the two.
+    """
+
+    enabled: bool = True
+    #: 5 days: Eloseily 2020's early start (within 5 days of hospital admission; §9.1, §12.40).
+    early_start_cut_hours: float = Field(120.0, gt=0)
+    early_start_from: Literal["recognition", "picu_admission"] = "recognition"
+
+
 class PublishedRow(_Section):
     """One ``[[published.rows]]`` entry: a number as the publication prints it, beside the row of
     this site's results it corresponds to (``section``, ``variable``, ``level``, ``comparison``,
@@ -388,6 +404,7 @@ class StudyDefinition(_Section):
     cotherapies: CotherapiesSection = Field(default_factory=CotherapiesSection)
     outcomes: OutcomesSection = Field(default_factory=OutcomesSection)
     analysis: AnalysisSection = Field(default_factory=AnalysisSection)
+    recognition: RecognitionSection = Field(default_factory=RecognitionSection)
     published: PublishedSection | None = None
 
     source: str | None = Field(default=None, exclude=True)
@@ -451,7 +468,8 @@ def _section_keys(model: type[BaseModel]) -> list[str]:
 _SECTIONS: dict[str, type[BaseModel]] = {
     "study": StudySection, "cohort": CohortSection, "windows": WindowsSection,
     "timepoints": TimepointSection, "markers": MarkersSection, "cotherapies": CotherapiesSection,
-    "outcomes": OutcomesSection, "analysis": AnalysisSection, "published": PublishedSection,
+    "outcomes": OutcomesSection, "analysis": AnalysisSection,
+    "recognition": RecognitionSection, "published": PublishedSection,
 }
 #: Sections written as arrays of tables in TOML.
 _ARRAYS = {"timepoints"}

@@ -46,6 +46,8 @@ STAT_LABELS: dict[str, str] = {
     "mixed_var_patient": "Between-patient variance (random intercept)",
     "mixed_var_residual": "Residual variance",
     "recorded": "Recorded by the source",
+    "u_statistic": "U (Mann–Whitney statistic, early start group)",
+    "p_mann_whitney": "p, Mann–Whitney U test",
 }
 
 #: Drug classes of vocabulary/drugs.csv as clinicians write them.
@@ -81,12 +83,14 @@ ROUTE_LABELS: dict[str, str] = {
 PAIRED_T = "paired t-test"
 WILCOXON = "Wilcoxon signed-rank test"
 MIXED_MODEL = "linear mixed model"
+MANN_WHITNEY = "Mann–Whitney U test"
 SOFTWARE: dict[str, str] = {
     PAIRED_T: "scipy.stats.ttest_rel(baseline, later)",
     WILCOXON: "scipy.stats.wilcoxon(later - baseline, method=..., zero_method=..., "
               "correction=...)",
     MIXED_MODEL: "statsmodels MixedLM(value, [intercept, one indicator per timepoint], "
                  "groups=patient).fit(reml=True)",
+    MANN_WHITNEY: "scipy.stats.mannwhitneyu(early, late, method=..., use_continuity=False)",
     "quartiles": "numpy.quantile(..., method='linear')",
 }
 

@@ -97,4 +97,5 @@ def patient_listing(frames: CohortFrames, study: StudyDefinition, labels: dict[s
          "discharged alive, died later"], default="discharged alive").astype(object)
     out["death_days_from_index"] = death_day.to_numpy() if deaths_recorded else np.nan
     out = out.sort_values("patient", kind="stable").reset_index(drop=True)
-    return out[["stay_id", *columns]]  # stay_id: for the run to add PRISM III; then dropped
+    # stay_id: for the run to add PRISM III and the recognition columns (empty here); then dropped
+    return out.reindex(columns=["stay_id", *columns])

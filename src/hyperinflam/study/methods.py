@@ -159,6 +159,10 @@ def methods_text(study: StudyDefinition) -> dict:
             f"Safety and outcome: {_and(events)}, in the PICU stay and within "
             f"{o.followup_days:g} days of time 0 (§12.33); PICU length of stay from admission "
             f"to discharge.")))
+    if study.recognition.enabled:
+        from hyperinflam.study.recognition import methods_sentence
+
+        paragraphs.append(("recognition", methods_sentence(study)))
     paragraphs.append(("recorded", (
         "A domain the source does not record at all (not one record of it for any patient) is "
         "reported as not recorded, never as absent or 0.")))
@@ -170,4 +174,6 @@ def methods_text(study: StudyDefinition) -> dict:
         software[words.WILCOXON] = words.SOFTWARE[words.WILCOXON]
     if study.fits_mixed_model:
         software[words.MIXED_MODEL] = words.SOFTWARE[words.MIXED_MODEL]
+    if study.recognition.enabled:
+        software[words.MANN_WHITNEY] = words.SOFTWARE[words.MANN_WHITNEY]
     return {"paragraphs": paragraphs, "software": software}

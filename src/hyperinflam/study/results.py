@@ -21,6 +21,8 @@ PATIENTS_COLUMNS = [
     "index_drug_max_mg_kg_day", "index_drug_route", "index_drug_days",
     "invasive_ventilation", "vasoactive_infusion", "infection_after_index",
     "infection_days_from_index", "picu_days", "outcome", "death_days_from_index",
+    # the secondary analysis "time from recognition to treatment" (study.recognition)
+    "hours_recognition_to_index", "first_phenotype_criterion", "start_group",
 ]
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 from hyperinflam import __version__
 from hyperinflam.engine import engine_name
 from hyperinflam.schema import CANONICAL_TABLES
-from hyperinflam.study import analysis, phenotype
+from hyperinflam.study import analysis, phenotype, recognition
 from hyperinflam.study.cohort import extract_cohort
 from hyperinflam.study.definition import StudyDefinition, load_study
 from hyperinflam.study.methods import methods_text
@@ -106,6 +106,30 @@ def _with_prism(patients: pd.DataFrame, prism_frame: pd.DataFrame) -> pd.DataFra
     return out.drop(columns=["stay_id"], errors="ignore")
 
 
+def _with_recognition(con, frames, definition: StudyDefinition, results: pd.DataFrame,
+                      patients: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The secondary analysis "time from recognition to treatment" (study.recognition): its
+    results rows appended, its per-patient columns in the listing."""
+    cohort = frames.cohort
+    first = recognition.first_met_frame(con, cohort)
+    per = recognition.per_patient(cohort, first, definition)
+    values = frames.marker_values
+    chosen = values[values["role"].notna() & values["stay_id"].isin(set(cohort["stay_id"]))]
+    rows = analysis._Rows(definition.study.id)
+    recognition.results_rows(rows, definition, per, chosen, len(cohort), frames.units)
+    results = analysis.results_frame(results.to_dict("records") + rows.rows)
+    out = patients.copy()
+    if not out.empty:
+        p = per.set_index("stay_id")
+        ids = out["stay_id"].astype(str)
+        for column in recognition.PATIENT_COLUMNS:
+            out[column] = ids.map(p[column])
+    else:
+        for column in recognition.PATIENT_COLUMNS:
+            out[column] = pd.Series(dtype=object)
+    return results, out
+
+
 def run_study(con, study: StudyDefinition | str | os.PathLike, *,
               progress: Progress | None = None) -> StudyResults:
     """Run ``study`` (a definition, a path, or a shipped study name) on the canonical tables."""
@@ -124,6 +148,9 @@ def run_study(con, study: StudyDefinition | str | os.PathLike, *,
         results = analysis.results_frame(
             results.to_dict("records")
             + phenotype_rows.reindex(columns=results.columns).to_dict("records"))
+    if definition.recognition.enabled:
+        say("Finding when each patient first met a phenotype criterion")
+        results, patients = _with_recognition(con, frames, definition, results, patients)
     patients = _with_prism(patients, prism_frame)
     say("Collecting provenance")
     provenance = {

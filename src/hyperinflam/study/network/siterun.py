@@ -288,13 +288,17 @@ def _site_rows(results: pd.DataFrame) -> pd.DataFrame:
     """The results dataset in the terms read here (docs/results-format.md): ``stat_name`` read
     as ``statistic``; left out: the mixed model (comparison ``all_timepoints``), the per-marker
     flow counts of each comparison and the flow's exclusion rows (the differences of two steps,
-    computed here again). The counts a site does not record (empty, with an ``error``) are
-    read by :func:`_not_recorded`."""
+    computed here again), and the secondary analysis "time from recognition to treatment"
+    (sections ``recognition``, ``recognition_markers``). The counts a site does not record
+    (empty, with an ``error``) are read by :func:`_not_recorded`."""
     if "stat_name" not in results.columns:
         return results
     r = results.rename(columns={"stat_name": "statistic"})
     comparison = r["comparison"] if "comparison" in r.columns else pd.Series(None, index=r.index)
     keep = comparison.fillna("") != "all_timepoints"
+    # the secondary analysis "time from recognition to treatment" (study.recognition) is the
+    # site's own; not (yet) shared or pooled
+    keep &= ~r["section"].isin(["recognition", "recognition_markers"])
     keep &= ~((r["section"] == "flow") & (comparison.notna()
                                           | r["variable"].astype(str).str.startswith("excluded_")))
     return r[keep].reset_index(drop=True)
