@@ -182,10 +182,10 @@ def recognition_tables(results: StudyResults, idx: ResultsIndex | None = None) -
     if v is None or v.empty:
         return []
     n = cohort_size(results, idx)
-    t = Table(title=v.title, box=box.SIMPLE_HEAVY, title_justify="left", header_style="bold",
-              min_width=60)
+    t = Table(title=Text(v.title), box=box.SIMPLE_HEAVY, title_justify="left",
+              header_style="bold", min_width=60)
     t.add_column("Characteristic")
-    t.add_column("Patients" + (f" (n = {fmt_count(n)})" if n is not None else ""),
+    t.add_column(Text("Patients" + (f" (n = {fmt_count(n)})" if n is not None else "")),
                  justify="right")
     for line in v.table.lines:
         label = ("  " + line.label) if line.indent else line.label
@@ -194,24 +194,24 @@ def recognition_tables(results: StudyResults, idx: ResultsIndex | None = None) -
     if v.lines:
         d = idx.definition
         # n and the median per-patient % change of each group (the means are in the report)
-        m = Table(title=f"Markers by early or late start of {index_drug(d)}: n, median % "
-                        f"change from baseline",
+        m = Table(title=Text(f"Markers by early or late start of {index_drug(d)}: n, median % "
+                             f"change from baseline"),
                   box=box.SIMPLE_HEAVY, title_justify="left", header_style="bold")
         m.add_column("Marker (unit)")
         m.add_column("Timepoint")
         for g in ("early_start", "late_start"):
-            m.add_column(v.group_titles[g], justify="right")
+            m.add_column(Text(v.group_titles[g]), justify="right")
         m.add_column("p, Mann–\nWhitney", justify="right")
         for line in v.lines:
-            m.add_row(Text(line.label), line.timepoint_label,
-                      f"{line.early.n}: {line.early.median_pct_change}",
-                      f"{line.late.n}: {line.late.median_pct_change}", line.p)
+            m.add_row(Text(line.label), Text(line.timepoint_label),
+                      Text(f"{line.early.n}: {line.early.median_pct_change}"),
+                      Text(f"{line.late.n}: {line.late.median_pct_change}"), Text(line.p))
         if v.notes:
-            m.caption = "\n".join(f"–: {note}" for note in v.notes)
+            m.caption = Text("\n".join(f"–: {note}" for note in v.notes))
             m.caption_justify = "left"
         out.append(m)
     elif v.notes:
-        t.caption = "\n".join(v.notes)
+        t.caption = Text("\n".join(v.notes))
         t.caption_justify = "left"
     return out
 
