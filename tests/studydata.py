@@ -141,5 +141,5 @@ def three_timepoint_study(index_drug: str = "dexamethasone") -> dict:
             {"name": "day14", "label": "day 14", "target_hours": 336, "tolerance_hours": 48},
         ],
         "markers": {"variables": ["crp", "ferritin"]},
-        "cotherapies": {"classes": ["ivig"]},
+        "cotherapies": {"classes": ["corticosteroid", "ivig"]},
     }

@@ -393,3 +393,15 @@ def test_the_listing_equals_the_patients_data(founding):
                                expected.loc[died, "death_day"])
     assert (listing.loc[~died.to_numpy(), "outcome"] == "discharged alive").all()
     assert listing["prism3_source"].eq("computed").all()
+
+
+def test_the_index_drug_is_not_its_own_cotherapy(other, other_html):
+    """Dexamethasone is a corticosteroid: the co-therapy 'corticosteroids' counts the others
+    (none in this database: its children get no methylprednisolone with dexamethasone)."""
+    rows = other.results[(other.results["section"] == "cotherapy")
+                         & (other.results["variable"] == "corticosteroid")
+                         & (other.results["stat_name"] == "count")]
+    assert rows["value"].tolist() == [0.0, 0.0]
+    assert set(rows["label"]) == {"Systemic corticosteroids other than dexamethasone"}
+    assert "Systemic corticosteroids other than dexamethasone" in other_html
+    assert not other.patients["cotherapy_corticosteroid"].any()

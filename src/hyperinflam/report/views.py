@@ -806,6 +806,13 @@ class Listing:
     note: str
 
 
+def _cotherapy_header(results: StudyResults, drug_class: str) -> str:
+    """The co-therapy's label as the results write it ("... other than dexamethasone")."""
+    r = results.results
+    rows = r[(r["section"] == "cotherapy") & (r["variable"] == drug_class)]["label"].dropna()
+    return str(rows.iloc[0]) if not rows.empty else words.drug_class_label(drug_class)
+
+
 def _recognition_cell(r: dict) -> str:
     """"15.6 (HScore ≥ 169)", "−12.4 (MAS-2016)", "none met"."""
     if is_missing(r.get("hours_recognition_to_index")):
@@ -829,7 +836,7 @@ def listing(results: StudyResults) -> Listing:
                   if recognised else []),
                 f"{words.capitalised(drug)} mg/kg/day, median (highest)", "Route",
                 f"Days with {drug}"]
-               + [words.drug_class_label(c) for c in classes]
+               + [_cotherapy_header(results, c) for c in classes]
                + ["Invasive ventilation", "Vasoactive infusion",
                   f"Infection after first {drug}", "PICU days", "Outcome"])
     rows = []

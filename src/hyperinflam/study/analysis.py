@@ -547,11 +547,12 @@ def analyse(frames: CohortFrames, study: StudyDefinition
     # -- co-therapies (§12.8) --------------------------------------------------------------
     ct = study.cotherapies
     cot = _cotherapy_given(frames, cohort_ids)
+    index_class = (Vocabulary().drugs.get(drug) or {}).get("drug_class")
     window_words = (f"from {signed_hours(ct.window_from_hours)} to "
                     f"{signed_hours(ct.window_to_hours)} of the first dose")
     for drug_class in ct.classes:
         given = cot[cot["drug_class"] == drug_class]
-        label = words.drug_class_label(drug_class)
+        label = words.cotherapy_label(drug_class, drug, index_class)
         window = given.loc[given["in_window"].astype(bool), "stay_id"].nunique()
         err = missing["drugs"]
         for level, count, method in (

@@ -300,10 +300,12 @@ def member_characteristics(con, members: ibis.Table) -> ibis.Table:
 
 def cotherapies(con, members: ibis.Table, study: StudyDefinition) -> ibis.Table:
     """Per member and drug class: given within the study window / any time in the stay
-    (clinical reference §12.8)."""
+    (clinical reference §12.8); administrations of the index drug itself are left out."""
     ct = study.cotherapies
     drug = con.table("drug_administration")
-    d = drug.filter(drug.drug_class.isin(ct.classes)).select(
+    # the index drug is never its own co-therapy (a dexamethasone study's other steroids)
+    d = drug.filter(drug.drug_class.isin(ct.classes)
+                    & (drug.drug != study.cohort.index_drug)).select(
         d_person_id=drug.person_id, drug_class=drug.drug_class, d_start=drug.start_time)
     j = members.select("stay_id", "person_id", "admit_time", "discharge_time", "index_time").join(
         d, members.person_id == d.d_person_id, how="inner")

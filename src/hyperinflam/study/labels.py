@@ -99,6 +99,13 @@ def drug_class_label(drug_class: str) -> str:
     return DRUG_CLASS_LABELS.get(drug_class, drug_class.replace("_", " ").capitalize())
 
 
+def cotherapy_label(drug_class: str, index_drug: str, index_drug_class: str | None) -> str:
+    """A co-therapy class as printed: the index drug is never its own co-therapy, so the class
+    it belongs to reads "Systemic corticosteroids other than dexamethasone"."""
+    label = drug_class_label(drug_class)
+    return f"{label} other than {index_drug}" if drug_class == index_drug_class else label
+
+
 def state_label(state: str) -> str:
     return STATE_LABELS.get(state, state.replace("_", " "))
 

@@ -139,7 +139,9 @@ def methods_text(study: StudyDefinition) -> dict:
             f"patients. Differences from baseline are reported with 95% Wald confidence "
             f"intervals and Wald z-test p-values, and any change over time with a Wald "
             f"chi-square test; these large-sample tests are approximate with few patients.")))
-    classes = _and([_in_sentence(words.drug_class_label(c)) for c in ct.classes]) or "none"
+    index_class = (Vocabulary().drugs.get(drug) or {}).get("drug_class")
+    classes = _and([_in_sentence(words.cotherapy_label(c, drug, index_class))
+                    for c in ct.classes]) or "none"
     paragraphs.append(("cotherapies", (
         f"Co-therapies ({classes}): any administration from {hours(ct.window_from_hours, signed=True)}"
         f" to {hours(ct.window_to_hours, signed=True)} of time 0"
