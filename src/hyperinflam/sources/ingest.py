@@ -659,38 +659,56 @@ def _same_time_values(raw, target_empty: bool) -> None:
     (earlier in the source, or in the database) is quarantined as ``duplicate_value``; two or
     more different values are all kept and flagged ``conflicting`` (the new rows: rows already
     in the database are not rewritten). Which one scores follows each score's window rule (the
-    worst value in the window, §12.10; the last value at a time: the higher one)."""
-    existing = "" if target_empty else """,
-        e AS (SELECT m.person_id AS p, m.time AS t, m.variable AS var,
-                     list(DISTINCT m.value) AS vals
+    worst value in the window, §12.10; the last value at a time: the higher one).
+
+    Plain SELECTs only (no UPDATE, no list functions): the Spark load
+    (:mod:`hyperinflam.sources.omop.spark_sql`) runs these very statements. ``_hi_fin`` is
+    rebuilt with its three decided columns (``_final_reason``, ``_final_detail``, ``out_flag``)."""
+    if target_empty:
+        existing, join, db = "", "", "false AS same_db, false AS other_db"
+    else:
+        existing = """,
+        e AS (SELECT m.person_id AS p, m.time AS t, m.variable AS var, m.value AS ev
               FROM measurement m SEMI JOIN (SELECT DISTINCT p, t, var FROM v) k
-                ON m.person_id = k.p AND m.time = k.t AND m.variable = k.var
-              GROUP BY ALL)"""
-    join = "" if target_empty else " LEFT JOIN e USING (p, t, var)"
-    vals = "NULL::DOUBLE[]" if target_empty else "e.vals"
+                ON m.person_id = k.p AND m.time = k.t AND m.variable = k.var),
+        h AS (SELECT v._line AS _line,
+                     max(CASE WHEN e.ev = v.val THEN 1 ELSE 0 END) = 1 AS same_db,
+                     max(CASE WHEN e.ev <> v.val THEN 1 ELSE 0 END) = 1 AS other_db
+              FROM v JOIN e ON e.p = v.p AND e.t = v.t AND e.var = v.var
+              GROUP BY v._line)"""
+        join = " LEFT JOIN h ON h._line = w._line"
+        db = "coalesce(h.same_db, false) AS same_db, coalesce(h.other_db, false) AS other_db"
     raw.execute(f"""CREATE OR REPLACE TEMP TABLE _hi_vals AS
         WITH v AS (SELECT _line, out_person_id AS p, out_time AS t, out_variable AS var,
                           out_value AS val, out_unit AS unit
-                   FROM _hi_fin WHERE _final_reason IS NULL AND NOT _key_hit){existing}
-        SELECT _line, val, unit, {vals} AS vals,
-               row_number() OVER (PARTITION BY p, t, var, val ORDER BY _line) AS rn_val,
-               min(_line) OVER (PARTITION BY p, t, var, val) AS first_val,
-               min(val) OVER (PARTITION BY p, t, var) <> max(val) OVER (PARTITION BY p, t, var)
-                   AS differs
-        FROM v{join}""")
-    raw.execute("""UPDATE _hi_fin SET _final_reason = 'duplicate_value', _final_detail =
+                   FROM _hi_fin WHERE _final_reason IS NULL AND NOT _key_hit){existing},
+        w AS (SELECT _line, val, unit,
+                     row_number() OVER (PARTITION BY p, t, var, val ORDER BY _line) AS rn_val,
+                     min(_line) OVER (PARTITION BY p, t, var, val) AS first_val,
+                     min(val) OVER (PARTITION BY p, t, var) <> max(val) OVER (PARTITION BY p, t, var)
+                         AS differs
+              FROM v)
+        SELECT w.*, {db} FROM w{join}""")
+    duplicate = "coalesce(d.rn_val > 1 OR d.same_db, false)"
+    conflicting = f"(NOT {duplicate} AND coalesce(d.differs OR d.other_db, false))"
+    decided = {
+        "_final_reason": f"CASE WHEN {duplicate} THEN 'duplicate_value' ELSE f._final_reason END",
+        "_final_detail": f"""CASE WHEN {duplicate} THEN
             CASE WHEN d.rn_val > 1 THEN 'line ' || d.first_val || ' has the same value'
                  ELSE 'the database already holds the same value' END
-            || ' (' || d.val || ' ' || d.unit || ' after unit conversion) for this person, '
-            || 'variable and time; only one is kept. Nothing to fix unless the two were meant '
-            || 'to differ.'
-        FROM _hi_vals d WHERE d._line = _hi_fin._line
-          AND (d.rn_val > 1 OR list_contains(d.vals, d.val))""")
-    raw.execute(f"""UPDATE _hi_fin SET out_flag =
-            CASE WHEN out_flag IS NULL THEN '{CONFLICTING_FLAG}'
-                 ELSE out_flag || ',{CONFLICTING_FLAG}' END
-        FROM _hi_vals d WHERE d._line = _hi_fin._line AND _hi_fin._final_reason IS NULL
-          AND (d.differs OR len(list_filter(d.vals, x -> x <> d.val)) > 0)""")
+            || ' (' || CAST(TRY_CAST(d.val AS DOUBLE) AS VARCHAR) || ' ' || d.unit
+            || ' after unit conversion) for this person, variable and time; only one is kept. '
+            || 'Nothing to fix unless the two were meant to differ.'
+            ELSE f._final_detail END""",
+        "out_flag": f"""CASE WHEN {conflicting} THEN
+            CASE WHEN f.out_flag IS NULL THEN '{CONFLICTING_FLAG}'
+                 ELSE f.out_flag || ',{CONFLICTING_FLAG}' END
+            ELSE f.out_flag END""",
+    }
+    columns = [c[0] for c in raw.execute("SELECT * FROM _hi_fin LIMIT 0").description]
+    select = ", ".join(f"{decided[c]} AS {c}" if c in decided else f"f.{c}" for c in columns)
+    raw.execute(f"""CREATE OR REPLACE TEMP TABLE _hi_fin AS
+        SELECT {select} FROM _hi_fin f LEFT JOIN _hi_vals d ON d._line = f._line""")
     raw.execute("DROP TABLE _hi_vals")
 
 
