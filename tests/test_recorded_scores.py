@@ -1,5 +1,9 @@
 """Recorded severity scores and computed scores that are not computable (issue 12 item 4).
 
+Phoenix and pSOFA at the index time likewise (their authors score a missing input 0, §5.4,
+§6.3): the inputs observed are counted, and a stay with none observed has no score and an
+unknown Phoenix sepsis. Here only the "pim" stay has an input of either (platelets 80).
+
 A PRISM III the site recorded (variable ``prism3_recorded``) is the baseline PRISM III; else the
 computed PRISM III-24 (clinical reference §7.3: unmeasured items count as normal, as the authors
 do), shown with the number of its 17 items observed; a stay with no PRISM III input at all is
@@ -41,7 +45,10 @@ def write(folder: Path) -> Path:
         "computed,computed,2024-03-01 10:00,sbp,44,mm[Hg]\n"
         # a PIM2 risk recorded as a fraction: 0.052 x 100 = 5.2 %
         "pim,pim,2024-03-01 09:00,pim2_recorded,0.052,1\n"
-        "pim,pim,2024-03-01 10:00,heart_rate,150,/min\n")
+        "pim,pim,2024-03-01 10:00,heart_rate,150,/min\n"
+        # after the first 24 h (no PRISM item), 2 h before the index time: Phoenix coagulation
+        # (< 100 -> 1 point, §5.2) and pSOFA coagulation (50-99 -> 2 points, §6.1)
+        "pim,pim,2024-03-02 10:00,platelets,80,10*3/uL\n")
     return folder
 
 
@@ -90,3 +97,27 @@ def test_listing_source_of_each_patients_prism(frames):
     out = _with_prism(patients, prism)
     assert list(out.prism3_source) == ["recorded", "computed", "not computable"]
     assert out.prism3.iloc[:2].tolist() == [12, 7] and np.isnan(out.prism3.iloc[2])
+
+
+def test_phoenix_and_psofa_not_computable_without_an_input(frames):
+    index, _ = frames
+    i = index.set_index("stay_id")
+    assert i.loc["pim", "phoenix_score"] == 1 and i.loc["pim", "phoenix_n_observed"] == 1
+    assert i.loc["pim", "psofa_score"] == 2 and i.loc["pim", "psofa_n_observed"] == 1
+    assert i.loc["pim", "phoenix_sepsis"] == "not_met"           # 1 point < 2
+    for stay in ("recorded", "computed", "nothing"):             # SBP and HR: no input of either
+        assert np.isnan(i.loc[stay, "phoenix_score"]) and np.isnan(i.loc[stay, "psofa_score"])
+        assert i.loc[stay, "phoenix_n_observed"] == 0 and i.loc[stay, "psofa_n_observed"] == 0
+        assert i.loc[stay, "phoenix_sepsis"] == "unknown"        # not "not met"
+        assert i.loc[stay, "phoenix_septic_shock"] == "unknown"
+
+
+def test_phenotype_rows_count_inputs_observed(frames):
+    rows = phenotype_results("toy", *frames)
+    for score, median, what in (("phoenix_score", 1, "organ inputs observed: median 0 of 13"),
+                                ("psofa_score", 2, "organ systems observed: median 0 of 6")):
+        r = rows[(rows.section == "phenotype") & (rows.variable == score)]
+        stat = r.set_index("stat_name").value
+        assert (stat["n"], stat["median"]) == (1, median)
+        assert what in r.warning.iloc[0]
+        assert "3 not computable (no input observed)" in r.warning.iloc[0]

@@ -221,6 +221,11 @@ def renal_points(t: ir.Table) -> ir.IntegerValue:
     return ibis.cases(*branches, else_=0).fill_null(0).cast("int64")
 
 
+#: The six organ systems of pSOFA (§6); ``psofa_n_assumed_normal`` counts those scored 0 for want
+#: of an input.
+ORGAN_SYSTEMS = ("respiratory", "coagulation", "hepatic", "cardiovascular", "neurologic", "renal")
+
+
 def evaluate(t: ir.Table) -> dict[str, ir.Value]:
     """pSOFA output columns over the wide feature table ``t`` (§6)."""
     resp = respiratory_points(t)

@@ -14,10 +14,16 @@ Recorded severity scores (issue 12 item 4): a score the site recorded (the measu
 stay. The baseline PRISM III is the recorded score when there is one, else the computed PRISM
 III-24, and the results say how many of each. A computed PRISM III counts unmeasured items as
 normal, as its authors do: the results give the number of its 17 items observed, and a stay with
-none observed is "not computable" (no value), never 0 points.
+none observed is "not computable" (no value), never 0 points. Phoenix and pSOFA at the index
+time likewise (their authors score a missing input 0, clinical reference §5.4, §6.3): the results
+give the Phoenix inputs observed (of the 13 organ inputs, ``phoenix.SCORED_INPUTS``) and the
+pSOFA organ systems observed (of 6); a stay with none observed has no score ("not computable")
+and its Phoenix sepsis and septic shock are unknown, not "not met".
 """
 
 from __future__ import annotations
+
+import re
 
 import ibis
 import numpy as np
@@ -25,7 +31,7 @@ import pandas as pd
 
 from hyperinflam.criteria import discover
 from hyperinflam.criteria import label as label_of
-from hyperinflam.criteria import prism3
+from hyperinflam.criteria import phoenix, prism3, psofa
 from hyperinflam.engine import plans
 from hyperinflam.screening import meets
 from hyperinflam.screening.plans import screen_inputs, screen_pandas, screen_plan
@@ -86,11 +92,62 @@ def phenotype_method(index_drug: str) -> str:
     return (f"Criteria and scores at the first {index_drug} dose from the screening engine: "
             f"laboratory values the worst in the 72 h before, clinical findings documented in the "
             f"stay before (clinical reference §12.10); unknown inputs are never counted as normal "
-            f"except by Phoenix and pSOFA, whose authors score them 0. A criterion evaluated "
+            f"except by Phoenix and pSOFA, whose authors score them 0 (the inputs observed are "
+            f"counted; a patient with none observed has no score, not 0). A criterion evaluated "
             f"outside the ages its authors validated is counted and flagged.")
 
 
 _QUANTILE_METHOD = "linear"
+
+#: Scores at the index time whose authors count a missing input as normal (§5.4, §6.3):
+#: score column -> (column of inputs observed, of how many, what is counted, results that follow
+#: the score and are unknown when no input was observed).
+OBSERVED_INPUTS: dict[str, tuple[str, int, str, tuple[str, ...]]] = {
+    "phoenix_score": ("phoenix_n_observed", len(phoenix.SCORED_INPUTS), "organ inputs",
+                      ("phoenix_sepsis", "phoenix_septic_shock")),
+    "psofa_score": ("psofa_n_observed", len(psofa.ORGAN_SYSTEMS), "organ systems", ()),
+}
+#: The screen columns the counts are made from.
+_OBSERVED_FROM = ("phoenix_missing", "psofa_n_assumed_normal")
+_PHOENIX_INPUT_NAMES = frozenset(name for name, _ in phoenix.SCORED_INPUTS)
+
+
+def with_observed_inputs(index_frame: pd.DataFrame) -> pd.DataFrame:
+    """The at-index frame with the inputs observed of Phoenix and pSOFA (OBSERVED_INPUTS); a
+    score none of whose inputs was observed is NaN (not computable), its results unknown."""
+    out = index_frame.copy()
+    if "phoenix_missing" in out.columns:
+        listed = out["phoenix_missing"].fillna("").astype(str)
+        absent = sum(listed.str.contains(rf"(?:^|,)\s*{re.escape(name)}\s*(?:,|$)").astype(int)
+                     for name in _PHOENIX_INPUT_NAMES)
+        out["phoenix_n_observed"] = len(phoenix.SCORED_INPUTS) - absent
+    if "psofa_n_assumed_normal" in out.columns:
+        out["psofa_n_observed"] = len(psofa.ORGAN_SYSTEMS) - pd.to_numeric(
+            out["psofa_n_assumed_normal"], errors="coerce")
+    for score, (observed, _, _, follow) in OBSERVED_INPUTS.items():
+        if score in out.columns and observed in out.columns:
+            none = out[observed] == 0
+            out[score] = pd.to_numeric(out[score], errors="coerce").where(~none)
+            for result in follow:
+                if result in out.columns:
+                    out[result] = out[result].astype(object).where(~none, "unknown")
+    return out.drop(columns=[c for c in _OBSERVED_FROM if c in out.columns])
+
+
+def _observed_warning(frame: pd.DataFrame, score: str) -> str | None:
+    """'inputs observed: median a of b; k not computable (no input observed)'."""
+    observed, total, what, _ = OBSERVED_INPUTS[score]
+    if observed not in frame.columns or frame.empty:
+        return None
+    n_obs = pd.to_numeric(frame[observed], errors="coerce").dropna()
+    if n_obs.empty:
+        return None
+    notes = [f"{what} observed: median {np.median(n_obs):g} of {total} (inputs not "
+             f"observed count as normal, as the authors do)"]
+    none = int((n_obs == 0).sum())
+    if none:
+        notes.append(f"{none} not computable (no input observed)")
+    return "; ".join(notes)
 
 
 def _criteria_for(columns) -> list[str]:
@@ -108,7 +165,7 @@ def phenotype_frames(con, cohort: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFr
     at_index = pd.DataFrame({
         "stay_id": cohort["stay_id"].astype(str),
         "eval_time": pd.to_datetime(cohort["index_time"]).astype("datetime64[us]")})
-    wanted = list(PHENOTYPE_SCORES) + list(PHENOTYPE_RESULTS)
+    wanted = list(PHENOTYPE_SCORES) + list(PHENOTYPE_RESULTS) + list(_OBSERVED_FROM)
 
     def at_index_columns(backend, expr, tables):
         expr = expr.mutate(**meets.status_columns(expr))
@@ -118,8 +175,8 @@ def phenotype_frames(con, cohort: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFr
 
     plan = screen_plan(con, "times", criteria=_criteria_for(wanted), name="phenotype_at_index",
                        extend=at_index_columns, extend_key=wanted)
-    index_frame = plans.run_pandas(con, plan, screen_inputs("times", times=at_index)).drop(
-        columns="eval_time")
+    index_frame = with_observed_inputs(plans.run_pandas(
+        con, plan, screen_inputs("times", times=at_index)).drop(columns="eval_time"))
 
     admit = pd.to_datetime(cohort["admit_time"])
     end = admit + pd.Timedelta(hours=PRISM_WINDOW_HOURS)
@@ -231,7 +288,10 @@ def phenotype_results(study_id: str, index_frame: pd.DataFrame,
     n = len(index_frame)
     for column, (label, unit) in PHENOTYPE_SCORES.items():
         if column in index_frame.columns:
-            rows += _numeric_rows(study_id, "phenotype", column, label, index_frame[column], unit)
+            warning = _observed_warning(index_frame, column) if column in OBSERVED_INPUTS \
+                else None
+            rows += _numeric_rows(study_id, "phenotype", column, label, index_frame[column], unit,
+                                  warning=warning)
     for column, label in PHENOTYPE_RESULTS.items():
         if column in index_frame.columns:
             rows += _categorical_rows(study_id, column, label, index_frame[column], n)
