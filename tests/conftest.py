@@ -117,9 +117,47 @@ def backend(request):
     yield ibis.pyspark.connect(request.getfixturevalue("spark"))
 
 
+#: Test modules whose tests not marked slow took more than 5 s in all (set-up, call and tear-down
+#: of every test; ``pytest -m "not slow" --durations=0`` on 2026-12-02, the 2-core sandbox at
+#: rest; docs/performance.md, "The quick test subset"): module -> seconds measured. Slow as a
+#: whole, so that ``pytest -m "not slow"`` stays under a minute; CI runs them all.
+SLOW_MODULES: dict[str, int] = {
+    "test_cli_network": 65,
+    "test_web_plans": 44,
+    "test_report": 27,
+    "test_load_omop_oddities": 21,
+    "test_study_analysis": 18,
+    "test_screen": 18,
+    "test_study_phenotype": 18,
+    "test_web_security": 17,
+    "test_domains": 16,
+    "test_study_cohort": 16,
+    "test_study_recognition": 15,
+    "test_web_labels": 14,
+    "test_cli_messages": 13,
+    "test_cli_options": 11,
+    "test_load_fhir": 10,
+    "test_web_schema": 9,
+    "test_support_recorded": 9,
+    "test_load_meds": 9,
+    "test_load_omop": 8,
+    "test_synth_db": 8,
+    "test_roundtrip_omop": 8,
+    "test_load_meds_files": 8,
+    "test_web_app": 8,
+    "test_study_end_to_end": 8,
+    "test_synth": 6,
+    "test_features": 5,
+    "test_recognition": 5,
+    "test_load_atomic": 5,
+    "test_infections": 5,
+}
+
+
 def pytest_collection_modifyitems(items):
-    """Tests that start Chromium or Spark are slow: ``pytest -m "not slow"``, the quick subset,
-    leaves them out (CI runs everything)."""
+    """Tests that start Chromium or Spark, and the modules of SLOW_MODULES, are slow:
+    ``pytest -m "not slow"``, the quick subset, leaves them out (CI runs everything)."""
     for item in items:
-        if {"browser", "spark"} & set(getattr(item, "fixturenames", ())):
+        if {"browser", "spark"} & set(getattr(item, "fixturenames", ())) \
+                or item.module.__name__.rpartition(".")[2] in SLOW_MODULES:
             item.add_marker(pytest.mark.slow)
