@@ -46,8 +46,11 @@ REASONS: dict[str, str] = {
     "conflicts_with_existing": "the database already holds a row with the same key but other values",
     "duplicate_value": "a measurement of the same person, time and variable with the same value "
                        "after unit conversion is already loaded (e.g. FiO2 35 % and 0.35)",
-    "not_done": "FHIR status says it did not happen (entered-in-error, not-done, cancelled, refuted)",
-    "unknown_code": "the source code (LOINC, RxNorm, SNOMED) is not in a code file (vocabulary/codes_*.csv, --codes)",
+    "not_done": "FHIR status says it did not happen (entered-in-error, not-done, cancelled, "
+                "refuted, a DeviceUseStatement only intended)",
+    "unknown_code": "the source code (LOINC, RxNorm, SNOMED; a DeviceUseStatement's Device type) "
+                    "is not in a code file (vocabulary/codes_*.csv, --codes), or the Device it "
+                    "names is not in the load",
     "data_absent": "a FHIR Observation with dataAbsentReason instead of a value",
     "no_quantity": "a FHIR Observation whose value is not a plain numeric Quantity (text, coded, censored <5)",
 }

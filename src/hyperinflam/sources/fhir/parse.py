@@ -43,15 +43,19 @@ NOT_DONE_STATUS: dict[str, frozenset] = {
     "Procedure": frozenset({"entered-in-error", "not-done"}),
     "Encounter": frozenset({"entered-in-error", "cancelled"}),
     "Condition": frozenset({"entered-in-error", "refuted"}),
+    # R4 DeviceUseStatement.status: active | completed | entered-in-error | intended | stopped |
+    # on-hold. "intended" is a plan (not yet used); stopped and on-hold were in use: loaded.
+    "DeviceUseStatement": frozenset({"entered-in-error", "intended"}),
 }
 #: Resource types read; every other type is counted in the load notes and ignored.
 READ_TYPES = ("Patient", "Encounter", "Location", "Medication", "Observation",
-              "MedicationAdministration", "MedicationRequest", "Procedure", "Condition")
+              "MedicationAdministration", "MedicationRequest", "Procedure", "Condition", "Device",
+              "DeviceUseStatement")
 #: Resource type -> canonical table (to file a malformed NDJSON line under the right table).
 TABLE_OF_TYPE = {"Patient": "person", "Encounter": "stay", "Observation": "measurement",
                  "MedicationAdministration": "drug_administration",
                  "MedicationRequest": "drug_administration", "Procedure": "organ_support",
-                 "Condition": "condition"}
+                 "DeviceUseStatement": "organ_support", "Condition": "condition"}
 FLUSH_ROWS = 50_000
 
 _S = pa.string()
@@ -76,8 +80,12 @@ STAGING: dict[str, list[tuple[str, pa.DataType]]] = {
             ("codes", _L), ("med_text", _S), ("dose", _S), ("dose_unit", _S), ("rate", _S),
             ("rate_unit", _S), ("route_codes", _L), ("route_text", _S), ("start_time", _S),
             ("end_time", _S), ("weight_kg", _S), ("status_reason", _S), ("status_detail", _S)],
-    "proc": [("seq", pa.int64()), ("subject", _S), ("encounter", _S), ("codes", _L), ("text", _S),
-             ("start_time", _S), ("end_time", _S), ("status_reason", _S), ("status_detail", _S)],
+    "device": [("rid", _S), ("codes", _L), ("text", _S)],
+    # Procedure and DeviceUseStatement (kind): the codes are Procedure.code, or the type of a
+    # contained Device; device_ref is a Device to resolve in SQL (same Bundle or load).
+    "proc": [("seq", pa.int64()), ("kind", _S), ("subject", _S), ("encounter", _S), ("codes", _L),
+             ("text", _S), ("start_time", _S), ("end_time", _S), ("device_ref", _S),
+             ("status_reason", _S), ("status_detail", _S)],
     "cond": [("seq", pa.int64()), ("subject", _S), ("encounter", _S), ("codes", _L), ("text", _S),
              ("onset", _S), ("categories", _L), ("event_type", _S), ("status_reason", _S),
              ("status_detail", _S)],
@@ -157,6 +165,19 @@ def _status(rtype: str, status) -> tuple[str | None, str | None]:
     return None, None
 
 
+def _device_type(device: dict) -> tuple[list[str], str | None]:
+    """(codes, text) of a Device's type (R4: one CodeableConcept; R5: a list), the text falling
+    back to the first deviceName."""
+    types = device.get("type")
+    concepts = types if isinstance(types, list) else [types]
+    codes = [c for t in concepts for c in _codes(t)]
+    text = next((t for t in map(_text, concepts) if t), None)
+    if text is None:
+        text = next((n.get("name") for n in device.get("deviceName") or ()
+                     if isinstance(n, dict) and n.get("name")), None)
+    return codes, text
+
+
 @dataclass
 class Staging:
     """Rows per staging table, flushed to DuckDB tables ``_fhir_<name>`` in batches."""
@@ -200,7 +221,7 @@ class Staging:
             return
         self.resources[rtype] = self.resources.get(rtype, 0) + 1
         rid = r.get("id")
-        if rtype in ("Patient", "Encounter", "Location", "Medication"):
+        if rtype in ("Patient", "Encounter", "Location", "Medication", "Device"):
             if rid is None and full_url:
                 rid = full_url.rsplit(":", 1)[-1] if full_url.startswith("urn:") else ref_key(full_url)
             keys = self.rows["keys"]
@@ -230,6 +251,9 @@ class Staging:
 
     def _Medication(self, r, file, loc, rid):
         self.rows["medication"].append((rid, _codes(r.get("code")), _text(r.get("code"))))
+
+    def _Device(self, r, file, loc, rid):
+        self.rows["device"].append((rid, *_device_type(r)))
 
     def _Encounter(self, r, file, loc, rid):
         seq = self._next(file, loc, 0, "Encounter", rid)
@@ -342,9 +366,31 @@ class Staging:
         seq = self._next(file, loc, 0, "Procedure", rid)
         period = r.get("performedPeriod") or {}
         self.rows["proc"].append((
-            seq, ref_key(r.get("subject")), ref_key(r.get("encounter")), _codes(r.get("code")),
-            _text(r.get("code")), r.get("performedDateTime") or period.get("start"),
-            period.get("end"), *_status("Procedure", r.get("status"))))
+            seq, "Procedure", ref_key(r.get("subject")), ref_key(r.get("encounter")),
+            _codes(r.get("code")), _text(r.get("code")),
+            r.get("performedDateTime") or period.get("start"), period.get("end"), None,
+            *_status("Procedure", r.get("status"))))
+
+    def _DeviceUseStatement(self, r, file, loc, rid):
+        """Organ support recorded as the use of a device: the Device's type is the code (a
+        contained Device is resolved here, any other in SQL); timingPeriod, else timingDateTime
+        as performedPeriod / performedDateTime of a Procedure. R4 has no encounter element."""
+        seq = self._next(file, loc, 0, "DeviceUseStatement", rid)
+        period = r.get("timingPeriod") or {}
+        device = r.get("device")
+        ref = ref_key(device)
+        codes, text = [], device.get("display") if isinstance(device, dict) else None
+        if ref and ref.startswith("#"):
+            for c in r.get("contained") or ():
+                if isinstance(c, dict) and c.get("resourceType") == "Device" \
+                        and c.get("id") == ref[1:]:
+                    codes, found = _device_type(c)
+                    text, ref = found or text, None
+                    break
+        self.rows["proc"].append((
+            seq, "DeviceUseStatement", ref_key(r.get("subject")), None, codes, text,
+            r.get("timingDateTime") or period.get("start"), period.get("end"), ref,
+            *_status("DeviceUseStatement", r.get("status"))))
 
     def _Condition(self, r, file, loc, rid):
         seq = self._next(file, loc, 0, "Condition", rid)

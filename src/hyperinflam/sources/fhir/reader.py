@@ -5,10 +5,11 @@ Flow (docs/sources-fhir.md):
 1. :mod:`hyperinflam.sources.fhir.parse` streams the files (orjson, line by line for NDJSON)
    into flat DuckDB staging tables ``_fhir_*`` in batches, reading only the fields we use.
 2. Set-based SQL resolves references of every form (relative, absolute, ``urn:uuid:``,
-   conditional ``Type?identifier=``; contained ``#id`` Medications were resolved while parsing),
-   maps codes through the dictionary (LOINC -> variable, RxNorm -> drug, SNOMED -> organ support
-   and route: ``vocabulary/codes.csv``, plus a site's ``--codes`` file) and stages the layout
-   columns.
+   conditional ``Type?identifier=``; contained ``#id`` Medications and Devices were resolved
+   while parsing), maps codes through the dictionary (LOINC -> variable, RxNorm -> drug,
+   SNOMED -> organ support (Procedure.code, or the type of the Device a DeviceUseStatement
+   references) and route: ``vocabulary/codes.csv``, plus a site's ``--codes`` file) and stages
+   the layout columns.
 3. The shared pipeline (:func:`hyperinflam.sources.ingest.load_staged`) validates, converts units
    (clinical reference §11.1, plausible ranges §11.2) and quarantines. Rows that cannot even be
    mapped (``unknown_code``, ``data_absent``, ``no_quantity``, ``not_done``, ``malformed_line``)
@@ -232,8 +233,8 @@ def load_fhir(con, path, *, vocabulary: Vocabulary | None = None, codes: Path | 
             record_domains(raw, loader.report, vocab, reader="fhir", declared=declared)
     finally:
         cleanup(raw, [f"DROP TABLE IF EXISTS _fhir_{name}" for name in (
-            "loc", "keys", "patient", "encounter", "location", "medication", "obs", "med", "proc",
-            "cond", "codes", "obs_var", "med_drug", "proc_sup", "route")])
+            "loc", "keys", "patient", "encounter", "location", "medication", "device", "obs", "med",
+            "proc", "proc_codes", "cond", "codes", "obs_var", "med_drug", "proc_sup", "route")])
     report = loader.report
     report.notes = notes + report.notes
     if staging.ignored:
@@ -246,7 +247,7 @@ def load_fhir(con, path, *, vocabulary: Vocabulary | None = None, codes: Path | 
 
 
 READ_NOTE = ("Patient", "Encounter", "Observation", "MedicationAdministration",
-             "MedicationRequest", "Procedure", "Condition")
+             "MedicationRequest", "Procedure", "DeviceUseStatement", "Condition")
 
 
 def _load_all(loader: _Loader, raw, s: FhirSettings) -> None:
@@ -350,8 +351,18 @@ def _load_all(loader: _Loader, raw, s: FhirSettings) -> None:
            FROM _fhir_med_resolved m WHERE m.status_reason IS NOT NULL
              AND m.drug_class <> 'vasoactive'""")
 
-    # organ support: vasoactive administrations (rate in ug/kg/min) + ventilation procedures ---
-    raw.execute(_code_match("_fhir_proc", "codes", "support", "_fhir_proc_sup"))
+    # organ support: vasoactive administrations (rate in ug/kg/min) + support Procedures and
+    # DeviceUseStatements (the code of a DeviceUseStatement is its Device's type) ---------------
+    raw.execute("""CREATE OR REPLACE TEMP TABLE _fhir_proc_codes AS
+        SELECT p.seq, list_concat(p.codes, coalesce(d.codes, [])) AS codes,
+               coalesce(d.text, p.text) AS text,
+               p.device_ref IS NOT NULL AND dk.rid IS NULL AS device_missing
+        FROM _fhir_proc p
+        LEFT JOIN (SELECT DISTINCT ON (key) key, rid FROM _fhir_keys WHERE rtype = 'Device'
+                   ORDER BY key, rid) dk ON dk.key = p.device_ref
+        LEFT JOIN (SELECT DISTINCT ON (rid) rid, codes, text FROM _fhir_device ORDER BY rid) d
+               ON d.rid = dk.rid""")
+    raw.execute(_code_match("_fhir_proc_codes", "codes", "support", "_fhir_proc_sup"))
     pj, pe = _person("m.subject", "pk")
     sj, se = _stay("m.encounter", "ek")
     pj2, pe2 = _person("p.subject", "pk")
@@ -373,13 +384,20 @@ def _load_all(loader: _Loader, raw, s: FhirSettings) -> None:
            UNION ALL
            SELECT p.seq, CASE WHEN p.status_reason IS NOT NULL THEN p.status_reason
                               ELSE 'unknown_code' END,
-                  CASE WHEN p.status_reason IS NOT NULL THEN p.status_detail ELSE
-                  'Procedure code ' || coalesce(array_to_string(p.codes, ', '), '(none)') || ' ('
-                  || coalesce(p.text, '') || ') is not an organ-support code of '
+                  CASE WHEN p.status_reason IS NOT NULL THEN p.status_detail
+                  WHEN pc.device_missing THEN 'DeviceUseStatement.device ' || p.device_ref
+                  || ' is not a Device of this load (same Bundle, Device NDJSON file or '
+                  || 'contained): its type, the organ-support code, is unknown; not loaded.'
+                  ELSE CASE p.kind WHEN 'DeviceUseStatement' THEN 'Device type '
+                       ELSE 'Procedure code ' END
+                  || coalesce(nullif(array_to_string(pc.codes, ', '), ''), '(none)') || ' ('
+                  || coalesce(pc.text, '') || ') is not an organ-support code of '
                   || 'vocabulary/codes.csv (or a site file passed with --codes); not loaded.'
                   END AS detail,
-                  json_object('codes', p.codes, 'text', p.text, 'start', p.start_time)
-           FROM _fhir_proc p LEFT JOIN _fhir_proc_sup ps ON ps.seq = p.seq
+                  json_object('codes', pc.codes, 'text', pc.text, 'start', p.start_time,
+                              'device', p.device_ref)
+           FROM _fhir_proc p JOIN _fhir_proc_codes pc ON pc.seq = p.seq
+           LEFT JOIN _fhir_proc_sup ps ON ps.seq = p.seq
            WHERE p.status_reason IS NOT NULL OR ps.target IS NULL""")
 
     # condition (Conditions carrying hyperinflam's event category are events) ------------------
@@ -411,6 +429,7 @@ def _load_all(loader: _Loader, raw, s: FhirSettings) -> None:
            json_object('event', c.event_type, 'text', c.text) AS raw
            FROM _fhir_cond c WHERE c.event_type IS NOT NULL AND c.status_reason IS NOT NULL""")
     raw.execute("DROP TABLE IF EXISTS _fhir_med_codes")
+    raw.execute("DROP TABLE IF EXISTS _fhir_proc_codes")
     raw.execute("DROP TABLE IF EXISTS _fhir_med_resolved")
 
 
