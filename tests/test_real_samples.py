@@ -213,7 +213,7 @@ def _samples(tmp: Path) -> dict[str, Sample]:
             stays=_fhir_encounters_of_class("EMER", DATA / "synthea_bulk_ndjson_smart10")),
         # MIMIC-IV demo (MEDS): diagnoses (DIAGNOSIS//ICD//...), invasive ventilation
         # (PROCEDURE//START//225792), vasoactive infusions (INFUSION_START//221906 ...), drugs
-        # and deaths are recorded; infections from the ICD-10-CM infection diagnoses.
+        # and deaths are recorded; infections from the ICD-10-CM and ICD-9-CM infection diagnoses.
         "mimic_meds": Sample(
             "mimic_meds", ["meds", str(MEDS_EVENTS), "--all-icu", "--any-age"],
             absent=set(),

@@ -37,7 +37,8 @@ LOINC = "http://loinc.org"
 SNOMED = "http://snomed.info/sct"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 SYSTEM_URIS = {"SNOMED": SNOMED, "ICD-10-CM": "http://hl7.org/fhir/sid/icd-10-cm",
-               "ICD-10": "http://hl7.org/fhir/sid/icd-10", "LOINC": LOINC}
+               "ICD-10": "http://hl7.org/fhir/sid/icd-10",
+               "ICD-9-CM": "http://hl7.org/fhir/sid/icd-9-cm", "LOINC": LOINC}
 PICU_LOCATION_ID = "picu"
 #: A number exactly as JSON writes it (no '+', no leading zeros, no bare '.5' or '5.').
 _JSON_NUMBER = re.compile(r"-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?")

@@ -1,13 +1,15 @@
 """Infections from the diagnoses a site records (issue 12 item 5, first part).
 
-Most health records do not write an "infection" event: they code a diagnosis (ICD-10-CM in
-claims and problem lists, SNOMED CT in FHIR and OMOP). Every reader therefore calls
-:func:`derive_infections` at the end of its load: each new ``condition`` row whose code is an
-infection or sepsis code (the ``event,infection`` rows of ``vocabulary/codes.csv``: ICD-10-CM by
-code prefix, dots ignored, e.g. ``A41`` matches ``A41.9``; SNOMED CT by exact code) and that has
-an onset time becomes an ``event`` row of type ``infection`` at that time, with the diagnosis in
-``detail``. It is then the suspected infection of Phoenix and IPSCC (clinical reference §5.1,
-§8.3) and an "infection after the index" of the study, like a recorded infection event.
+Most health records do not write an "infection" event: they code a diagnosis (ICD-10-CM or,
+before October 2015 in the US, ICD-9-CM in claims and problem lists, SNOMED CT in FHIR and
+OMOP). Every reader therefore calls :func:`derive_infections` at the end of its load: each new
+``condition`` row whose code is an infection or sepsis code (the ``event,infection`` rows of
+``vocabulary/codes.csv``: ICD-10-CM and ICD-9-CM by code prefix within their own system, dots
+ignored, e.g. ``A41`` matches ``A41.9`` and ``038`` matches ICD-9-CM ``038.9``; SNOMED CT by
+exact code) and that has an onset time becomes an ``event`` row of type ``infection`` at that
+time, with the diagnosis in ``detail``. It is then the suspected infection of Phoenix and IPSCC
+(clinical reference §5.1, §8.3) and an "infection after the index" of the study, like a
+recorded infection event.
 
 Not derived: an underlying condition (``is_underlying``: chronic HIV, chronic hepatitis are
 conditions, not an infection episode), and a diagnosis without an onset time (the load counts
@@ -22,26 +24,38 @@ import pandas as pd
 from hyperinflam.sources.atomic import PENDING_PREFIX, append_rows, in_load_transaction
 from hyperinflam.sources.quarantine import TableLoadCounts
 
-__all__ = ["PREFIX_SYSTEMS", "EXACT_SYSTEMS", "derive_infections", "infection_codes"]
+__all__ = ["EXACT_SYSTEMS", "FAMILY", "PREFIX_SYSTEMS", "derive_infections", "infection_codes"]
 
 #: Folded code systems (letters and digits, upper case) matched by code prefix / exact code.
-PREFIX_SYSTEMS = ("ICD10CM", "ICD10")
+PREFIX_SYSTEMS = ("ICD10CM", "ICD10", "ICD9CM", "ICD9")
 EXACT_SYSTEMS = ("SNOMED", "SNOMEDCT", "SCT")
+#: The family of each folded system: a code matches only the rows of its own family (an
+#: ICD-9-CM prefix never matches an ICD-10-CM code, nor the reverse).
+FAMILY = {"ICD10CM": "ICD10", "ICD10": "ICD10", "ICD9CM": "ICD9", "ICD9": "ICD9",
+          "SNOMED": "SNOMED", "SNOMEDCT": "SNOMED", "SCT": "SNOMED"}
 SOURCE_SUFFIX = "#diagnoses with infection codes"
 
 
+def _fold(system: str) -> str:
+    """A code system folded as the SQL below folds condition.code_system ('ICD-9-CM' ->
+    'ICD9CM')."""
+    return "".join(ch for ch in (system or "") if ch.isascii() and ch.isalnum()).upper()
+
+
 def infection_codes(vocab) -> pd.DataFrame:
-    """The infection codes: (match, key, display); match 'prefix' or 'exact', key folded."""
+    """The infection codes: (match, family, key, display); match 'prefix' or 'exact', family
+    the code system's (:data:`FAMILY`), key folded."""
     rows = []
     for code in vocab.codes_of("event"):
         if code.target != "infection" or not code.code:
             continue
-        match = "prefix" if code.system in PREFIX_SYSTEMS else \
-            "exact" if code.system in EXACT_SYSTEMS else None
+        system = _fold(code.system)
+        match = "prefix" if system in PREFIX_SYSTEMS else \
+            "exact" if system in EXACT_SYSTEMS else None
         if match:
-            rows.append((match, code.code.strip().upper().replace(".", ""),
+            rows.append((match, FAMILY[system], code.code.strip().upper().replace(".", ""),
                          code.display or code.code))
-    return pd.DataFrame(rows, columns=["match", "key", "display"]).drop_duplicates()
+    return pd.DataFrame(rows, columns=["match", "family", "key", "display"]).drop_duplicates()
 
 
 def _has(raw, name: str) -> bool:
@@ -58,6 +72,8 @@ def derive_infections(raw, report, vocab) -> TableLoadCounts | None:
             or not _has(raw, PENDING_PREFIX + "event"):
         return None
     raw.register("_hi_infection_codes", infection_codes(vocab))
+    families = "CASE c.sys " + " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in FAMILY.items()) \
+        + " END"
     try:
         raw.execute(f"""CREATE OR REPLACE TEMP TABLE _hi_infections AS
             WITH c AS (
@@ -69,8 +85,10 @@ def derive_infections(raw, report, vocab) -> TableLoadCounts | None:
                 WHERE code IS NOT NULL AND NOT is_underlying),
             m AS (
                 SELECT c.* FROM c SEMI JOIN _hi_infection_codes k
-                  ON (k.match = 'prefix' AND c.sys IN {PREFIX_SYSTEMS} AND starts_with(c.key, k.key))
-                  OR (k.match = 'exact' AND c.sys IN {EXACT_SYSTEMS} AND c.key = k.key))
+                  ON k.family = ({families})
+                 AND ((k.match = 'prefix' AND c.sys IN {PREFIX_SYSTEMS}
+                       AND starts_with(c.key, k.key))
+                      OR (k.match = 'exact' AND c.sys IN {EXACT_SYSTEMS} AND c.key = k.key)))
             SELECT person_id, onset_time AS time, min(stay_id) AS stay_id,
                    string_agg(DISTINCT 'diagnosis ' || coalesce(code_system, '') || ' ' || code
                               || ': ' || condition, '; ' ORDER BY 'diagnosis ' ||
@@ -101,8 +119,8 @@ def derive_infections(raw, report, vocab) -> TableLoadCounts | None:
                              read=n_timed, loaded=n_timed - present, already_present=present)
     report.tables.append(counts)
     note = (f"infections from diagnoses: {n_timed:,} infection event(s) from diagnoses with an "
-            f"infection or sepsis code (vocabulary/codes.csv, kind event; ICD-10-CM by prefix, "
-            f"SNOMED CT exact; docs/sources.md)")
+            f"infection or sepsis code (vocabulary/codes.csv, kind event; ICD-10-CM and "
+            f"ICD-9-CM by prefix, SNOMED CT exact; docs/sources.md)")
     if n_untimed:
         note += f"; {n_untimed:,} such diagnosis(es) without an onset time gave none"
     report.notes.append(note + ".")

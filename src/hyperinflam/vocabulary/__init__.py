@@ -16,7 +16,7 @@ facts in one JSON entry per concept):
   unit_when_missing,display,status,reference``. ``kind`` says what the code stands for
   (:data:`CODE_KINDS`), ``target`` which one (a variable, drug, support, condition concept ...),
   ``system`` the code system spelled as OMOP's ``vocabulary_id`` (LOINC, SNOMED, RxNorm, ATC,
-  ICD10CM, UCUM, Gender, Visit, MEDS for MEDS code prefixes, hyperinflam for local codes),
+  ICD10CM, ICD9CM, UCUM, Gender, Visit, MEDS for MEDS code prefixes, hyperinflam for local codes),
   ``concept_id`` the OMOP concept id where known. FHIR reads the LOINC / SNOMED / RxNorm rows,
   OMOP every row with a concept id or a code (resolved through the source's concept table), MEDS
   the ``MEDS`` rows (``unit_when_missing``: the unit of a value the source records without one).
@@ -85,7 +85,8 @@ CODE_KINDS: dict[str, str] = {
 SYSTEM_SPELLINGS: dict[str, str] = {
     "loinc": "LOINC", "snomed": "SNOMED", "sct": "SNOMED", "snomed ct": "SNOMED",
     "rxnorm": "RxNorm", "atc": "ATC", "icd10cm": "ICD10CM", "icd-10-cm": "ICD10CM",
-    "icd10": "ICD10", "icd-10": "ICD10", "ucum": "UCUM", "meds": "MEDS",
+    "icd10": "ICD10", "icd-10": "ICD10", "icd9cm": "ICD9CM", "icd-9-cm": "ICD9CM",
+    "icd9": "ICD9", "icd-9": "ICD9", "ucum": "UCUM", "meds": "MEDS",
     # a site's own names in the CSV layout (variable, drug, support columns): load csv --codes
     "csv": "CSV",
 }

@@ -27,6 +27,7 @@ SYSTEMS: dict[str, str] = {
     "http://www.nlm.nih.gov/research/umls/rxnorm": "rxnorm",
     "http://hl7.org/fhir/sid/icd-10-cm": "icd10cm",
     "http://hl7.org/fhir/sid/icd-10": "icd10",
+    "http://hl7.org/fhir/sid/icd-9-cm": "icd9cm",
 }
 UCUM = "http://unitsofmeasure.org"
 #: hyperinflam's own code system for events exported as Conditions (round trip; docs/sources-fhir.md).

@@ -45,7 +45,8 @@ __all__ = ["FhirSettings", "load_fhir", "read_codes"]
 #: The kinds of vocabulary/codes.csv rows the FHIR reader maps.
 CODE_KINDS = ("measurement", "drug", "support", "route")
 #: Human labels of code systems stored in condition.code_system.
-SYSTEM_LABELS = {"snomed": "SNOMED", "icd10cm": "ICD-10-CM", "icd10": "ICD-10", "loinc": "LOINC"}
+SYSTEM_LABELS = {"snomed": "SNOMED", "icd10cm": "ICD-10-CM", "icd10": "ICD-10",
+                 "icd9cm": "ICD-9-CM", "loinc": "LOINC"}
 
 
 @dataclass(frozen=True)
