@@ -126,6 +126,17 @@ def _stay(col: str, alias: str) -> tuple[str, str]:
     return join, f"{alias}s.sid"
 
 
+def _referenced(rtype: str, table: str, ref: str, key_alias: str, alias: str) -> str:
+    """LEFT JOINs of the resource of type ``rtype`` that the reference column ``ref`` names (the
+    first by id among the load's resources, ``_fhir_keys``): ``key_alias.rid`` (NULL when the
+    load holds none) and its staged row of ``table`` as ``alias`` (rid, codes, text). Used for
+    a MedicationAdministration's Medication and a DeviceUseStatement's Device."""
+    return (f"""LEFT JOIN (SELECT DISTINCT ON (key) key, rid FROM _fhir_keys WHERE rtype = '{rtype}'
+                   ORDER BY key, rid) {key_alias} ON {key_alias}.key = {ref}
+        LEFT JOIN (SELECT DISTINCT ON (rid) rid, codes, text FROM {table} ORDER BY rid) {alias}
+               ON {alias}.rid = {key_alias}.rid""")
+
+
 def _code_match(table: str, col: str, kind: str, out: str) -> str:
     """Per staged row, the target of the first code (in coding order) found in the code map."""
     return (f"CREATE OR REPLACE TEMP TABLE {out} AS SELECT seq, arg_min(m.target, u.pos * 1e7 + "
@@ -311,13 +322,9 @@ def _load_all(loader: _Loader, raw, s: FhirSettings) -> None:
            WHERE o.status_reason IS NOT NULL OR v.target IS NULL""")
 
     # drugs: code -> drug, else first word of the text; vasoactives are organ support -----------
-    raw.execute("""CREATE OR REPLACE TEMP TABLE _fhir_med_codes AS
+    raw.execute(f"""CREATE OR REPLACE TEMP TABLE _fhir_med_codes AS
         SELECT m.seq, list_concat(m.codes, coalesce(md.codes, [])) AS codes
-        FROM _fhir_med m
-        LEFT JOIN (SELECT DISTINCT ON (key) key, rid FROM _fhir_keys WHERE rtype = 'Medication'
-                   ORDER BY key, rid) mk ON mk.key = m.med_ref
-        LEFT JOIN (SELECT DISTINCT ON (rid) rid, codes, text FROM _fhir_medication ORDER BY rid) md
-               ON md.rid = mk.rid""")
+        FROM _fhir_med m {_referenced("Medication", "_fhir_medication", "m.med_ref", "mk", "md")}""")
     raw.execute(_code_match("_fhir_med_codes", "codes", "drug", "_fhir_med_drug"))
     raw.execute(_code_match("_fhir_med", "route_codes", "route", "_fhir_route"))
     requests = "" if s.read_requests else " AND m.kind <> 'MedicationRequest'"
@@ -354,15 +361,11 @@ def _load_all(loader: _Loader, raw, s: FhirSettings) -> None:
 
     # organ support: vasoactive administrations (rate in ug/kg/min) + support Procedures and
     # DeviceUseStatements (the code of a DeviceUseStatement is its Device's type) ---------------
-    raw.execute("""CREATE OR REPLACE TEMP TABLE _fhir_proc_codes AS
+    raw.execute(f"""CREATE OR REPLACE TEMP TABLE _fhir_proc_codes AS
         SELECT p.seq, list_concat(p.codes, coalesce(d.codes, [])) AS codes,
                coalesce(d.text, p.text) AS text,
                p.device_ref IS NOT NULL AND dk.rid IS NULL AS device_missing
-        FROM _fhir_proc p
-        LEFT JOIN (SELECT DISTINCT ON (key) key, rid FROM _fhir_keys WHERE rtype = 'Device'
-                   ORDER BY key, rid) dk ON dk.key = p.device_ref
-        LEFT JOIN (SELECT DISTINCT ON (rid) rid, codes, text FROM _fhir_device ORDER BY rid) d
-               ON d.rid = dk.rid""")
+        FROM _fhir_proc p {_referenced("Device", "_fhir_device", "p.device_ref", "dk", "d")}""")
     raw.execute(_code_match("_fhir_proc_codes", "codes", "support", "_fhir_proc_sup"))
     pj, pe = _person("m.subject", "pk")
     sj, se = _stay("m.encounter", "ek")
