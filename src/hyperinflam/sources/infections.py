@@ -7,7 +7,9 @@ OMOP). Every reader therefore calls :func:`derive_infections` at the end of its 
 ``vocabulary/codes.csv``: ICD-10-CM and ICD-9-CM by code prefix within their own system, dots
 ignored, e.g. ``A41`` matches ``A41.9`` and ``038`` matches ICD-9-CM ``038.9``; SNOMED CT by
 exact code) and that has an onset time becomes an ``event`` row of type ``infection`` at that
-time, with the diagnosis in ``detail``. It is then the suspected infection of Phoenix and IPSCC
+time, with the diagnosis in ``detail``. A reader may give a second code per condition row
+(:data:`SOURCE_CODES`: OMOP's condition_source_concept_id / condition_source_value behind the
+standard concept, clinical reference §12.41); the row then matches by either code. It is then the suspected infection of Phoenix and IPSCC
 (clinical reference §5.1, §8.3) and an "infection after the index" of the study, like a
 recorded infection event.
 
@@ -24,7 +26,8 @@ import pandas as pd
 from hyperinflam.sources.atomic import PENDING_PREFIX, append_rows, in_load_transaction
 from hyperinflam.sources.quarantine import TableLoadCounts
 
-__all__ = ["EXACT_SYSTEMS", "FAMILY", "PREFIX_SYSTEMS", "derive_infections", "infection_codes"]
+__all__ = ["EXACT_SYSTEMS", "FAMILY", "PREFIX_SYSTEMS", "SOURCE_CODES", "derive_infections",
+           "infection_codes"]
 
 #: Folded code systems (letters and digits, upper case) matched by code prefix / exact code.
 PREFIX_SYSTEMS = ("ICD10CM", "ICD10", "ICD9CM", "ICD9")
@@ -34,6 +37,8 @@ EXACT_SYSTEMS = ("SNOMED", "SNOMEDCT", "SCT")
 FAMILY = {"ICD10CM": "ICD10", "ICD10": "ICD10", "ICD9CM": "ICD9", "ICD9": "ICD9",
           "SNOMED": "SNOMED", "SNOMEDCT": "SNOMED", "SCT": "SNOMED"}
 SOURCE_SUFFIX = "#diagnoses with infection codes"
+#: The temporary table of the condition rows' source codes a reader may give (OMOP).
+SOURCE_CODES = "_hi_condition_source_codes"
 
 
 def _fold(system: str) -> str:
@@ -63,26 +68,60 @@ def _has(raw, name: str) -> bool:
                             "AND table_name = ?", [name]).fetchone()[0])
 
 
-def derive_infections(raw, report, vocab) -> TableLoadCounts | None:
+def derive_infections(raw, report, vocab, source_codes: str | None = None
+                      ) -> TableLoadCounts | None:
     """Infection events from this load's new diagnoses (see the module docstring); adds their
     reconciliation line and a note to ``report``. Call it inside the reader's load
-    transaction, before :func:`hyperinflam.sources.domains.record_domains`."""
+    transaction, before :func:`hyperinflam.sources.domains.record_domains`.
+
+    ``source_codes``: a temporary table (:data:`SOURCE_CODES`) of a second code per condition
+    row, the code the site recorded when the row's own code is the standard concept it was
+    mapped to (OMOP condition_source_concept_id / condition_source_value): columns person_id,
+    condition, onset_time (the condition table's key, in UTC) and code_system, code,
+    standard_system, standard_code. A condition row this load wrote matches by its own code
+    or by its source code; only rows this load wrote count (the join is on their key), and
+    the table is dropped."""
     pending = PENDING_PREFIX + "condition"
-    if not in_load_transaction(raw) or not _has(raw, pending) \
-            or not _has(raw, PENDING_PREFIX + "event"):
-        return None
+    try:
+        if not in_load_transaction(raw) or not _has(raw, pending) \
+                or not _has(raw, PENDING_PREFIX + "event"):
+            return None
+        return _derive(raw, report, vocab, pending,
+                       source_codes if source_codes and _has(raw, source_codes) else None)
+    finally:
+        if source_codes:
+            raw.execute(f"DROP TABLE IF EXISTS {source_codes}")
+
+
+def _derive(raw, report, vocab, pending: str, source_codes: str | None
+            ) -> TableLoadCounts | None:
     raw.register("_hi_infection_codes", infection_codes(vocab))
     families = "CASE c.sys " + " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in FAMILY.items()) \
         + " END"
+    fold = lambda col: f"upper(regexp_replace(coalesce({col}, ''), '[^A-Za-z0-9]', '', 'g'))"  # noqa: E731
+    label = ("'diagnosis ' || coalesce(x.code_system, '') || ' ' || x.code || ': ' || "
+             "x.condition")
+    by_source = "" if source_codes is None else f"""
+                UNION ALL
+                SELECT x.person_id, x.stay_id, x.condition, s.code_system, s.code, x.onset_time,
+                       {fold('s.code_system')} AS sys, upper(replace(trim(s.code), '.', '')) AS key,
+                       'diagnosis ' || s.code_system || ' ' || s.code || ' (source code of ' ||
+                       coalesce(x.code_system || ' ' || x.code, 'the condition') || '): ' ||
+                       x.condition AS label,
+                       (x.condition, x.stay_id, x.code_system, x.code) AS row_key
+                FROM temp.main.{pending} x JOIN {source_codes} s
+                  ON s.person_id = x.person_id AND s.condition = x.condition
+                 AND s.onset_time IS NOT DISTINCT FROM x.onset_time
+                WHERE NOT x.is_underlying AND s.code IS NOT NULL"""
     try:
         raw.execute(f"""CREATE OR REPLACE TEMP TABLE _hi_infections AS
             WITH c AS (
-                SELECT person_id, stay_id, condition, code_system, code, onset_time,
-                       upper(regexp_replace(coalesce(code_system, ''), '[^A-Za-z0-9]', '', 'g'))
-                           AS sys,
-                       upper(replace(trim(code), '.', '')) AS key
-                FROM temp.main.{pending}
-                WHERE code IS NOT NULL AND NOT is_underlying),
+                SELECT x.person_id, x.stay_id, x.condition, x.code_system, x.code, x.onset_time,
+                       {fold('x.code_system')} AS sys,
+                       upper(replace(trim(x.code), '.', '')) AS key, {label} AS label,
+                       (x.condition, x.stay_id, x.code_system, x.code) AS row_key
+                FROM temp.main.{pending} x
+                WHERE x.code IS NOT NULL AND NOT x.is_underlying{by_source}),
             m AS (
                 SELECT c.* FROM c SEMI JOIN _hi_infection_codes k
                   ON k.family = ({families})
@@ -90,11 +129,8 @@ def derive_infections(raw, report, vocab) -> TableLoadCounts | None:
                        AND starts_with(c.key, k.key))
                       OR (k.match = 'exact' AND c.sys IN {EXACT_SYSTEMS} AND c.key = k.key)))
             SELECT person_id, onset_time AS time, min(stay_id) AS stay_id,
-                   string_agg(DISTINCT 'diagnosis ' || coalesce(code_system, '') || ' ' || code
-                              || ': ' || condition, '; ' ORDER BY 'diagnosis ' ||
-                              coalesce(code_system, '') || ' ' || code || ': ' || condition)
-                       AS detail,
-                   count(*) AS n
+                   string_agg(DISTINCT label, '; ' ORDER BY label) AS detail,
+                   count(DISTINCT row_key) AS n  -- diagnosis rows, each once
             FROM m GROUP BY person_id, onset_time""")
     finally:
         raw.unregister("_hi_infection_codes")

@@ -54,7 +54,10 @@ Mapping rules (documented in docs/sources-omop.md):
   target is the support kind, e.g. invasive ventilation); vasoactive drug_exposure rows.
 * condition: condition_occurrence (all rows) and observation rows of ``finding`` codes. Name,
   code system and code from the concept (else condition_source_value). Underlying: see
-  :func:`_underlying_sql`.
+  :func:`_underlying_sql`. The code the site recorded (condition_source_concept_id's ICD or
+  SNOMED concept, else an ICD-shaped condition_source_value) is a second code of the row for
+  the infections from diagnoses (:meth:`_Loader.condition_source_codes`, clinical reference
+  §12.41).
 * event: death (time = death_datetime, else death_date 00:00); observation rows of ``event``
   codes (export_omop's local concepts 2000000004 infection / 2000000005 death: time, stay and
   value_as_string = detail). A death table row of a person with such a death observation is
@@ -73,8 +76,9 @@ from hyperinflam.sources.atomic import cleanup, load_transaction, on_commit
 from hyperinflam.sources.ingest import (_q, load_staged, open_load, register_vocabulary,
                                        with_site_codes)
 from hyperinflam.sources.domains import read_declarations, record_domains
-from hyperinflam.sources.infections import derive_infections
+from hyperinflam.sources.infections import SOURCE_CODES, derive_infections
 from hyperinflam.sources.load_log import record_load
+from hyperinflam.sources.timeparse import site_time_zone, time_sql
 from hyperinflam.sources.omop.access import (CATALOG, REQUIRED_COLUMNS, V54_ONLY_USED, OmopSource,
                                             attach_omop)
 from hyperinflam.vocabulary import Vocabulary
@@ -90,6 +94,16 @@ MISSING_BIRTH_DAY = 15
 #: before the 22nd birthday (birth date + 22 calendar years) qualifies. Studies narrow the age
 #: range in their [cohort] section; criteria flag ages outside their authors' validation.
 FALLBACK_MAX_AGE_YEARS = 21
+#: Vocabularies of a condition_source_concept_id whose code is kept as the condition's source
+#: code for the infections from diagnoses (the systems sources/infections.py matches).
+SOURCE_CODE_VOCABULARIES = ("ICD10CM", "ICD10", "ICD9CM", "SNOMED")
+#: A condition_source_value with no source concept is read as an ICD-10(-CM) code when it has
+#: that code's form (a letter, two characters, an optional dot and up to four more: 'A41.9',
+#: 'A419', 'U07.1'), or as an ICD-9-CM code when it is a dotted ICD-9-CM code ('038.9',
+#: 'V09.0', 'E870.1'); a bare number is not read (it may as well be a SNOMED CT code).
+#: Clinical reference §12.41 (VERIFY).
+ICD10_SOURCE_VALUE_PATTERN = r"[A-Z][0-9][0-9A-Z](\.?[0-9A-Z]{1,4})?"
+ICD9_SOURCE_VALUE_PATTERN = r"([0-9]{3}|V[0-9]{2}|E[0-9]{3})\.[0-9]{1,2}"
 #: condition_status_source_value written by export_omop (and honoured on read).
 UNDERLYING_MARK, ACUTE_MARK, ONSET_UNKNOWN_MARK = "underlying", "acute", "onset unknown"
 
@@ -176,16 +190,18 @@ def load_omop(con, source: str | Path, *, schema: str | None = None,
     prefix, label = attach_omop(raw, source, schema)
     try:
         with load_transaction(raw):  # every table or none (sources/atomic.py)
-            report = load_source(con, OmopSource(raw, prefix, label), vocab, code_rows, tz,
-                                 options)
+            src = OmopSource(raw, prefix, label)
+            report = load_source(con, src, vocab, code_rows, tz, options)
             on_commit(raw, lambda: record_load(raw, report, reader="omop", tz=tz))
             site_vocab = with_site_codes(vocab, list(codes) if isinstance(codes, (list, tuple))
                                          else [codes] if codes else [])  # --codes rows too
-            derive_infections(raw, report, site_vocab)
+            derive_infections(raw, report, site_vocab, source_codes=_Loader(
+                con, src, vocab, tz, options, report).condition_source_codes())
             record_domains(raw, report, vocab, reader="omop", declared=declared)
             return report
     finally:
-        cleanup(raw, [f"DETACH DATABASE IF EXISTS {CATALOG}"])
+        cleanup(raw, [f"DROP TABLE IF EXISTS {SOURCE_CODES}",
+                      f"DETACH DATABASE IF EXISTS {CATALOG}"])
 
 
 def check_options(options: OmopOptions | None) -> OmopOptions:
@@ -616,15 +632,12 @@ class _Loader:
         ccode = "cc.concept_code" if concept else "NULL"
         if not self.absent("condition_occurrence", "condition"):
             status = s.col("condition_occurrence", "condition_status_source_value", "x")
-            onset = _ts("x.condition_start_date", s.col("condition_occurrence",
-                                                        "condition_start_datetime", "x"))
             self.load("condition", "condition_occurrence", f"""
                 SELECT x.condition_occurrence_id AS _line, {self.person_id('x')} AS person_id,
                        {self.stay_id('x')} AS stay_id,
-                       coalesce({cname}, {s.col('condition_occurrence', 'condition_source_value', 'x')},
-                                'OMOP condition_concept_id ' || CAST(x.condition_concept_id AS VARCHAR)) AS condition,
+                       {self._condition_name(cname)} AS condition,
                        {cvoc} AS code_system, {ccode} AS code,
-                       CASE WHEN {status} LIKE '%{ONSET_UNKNOWN_MARK}%' THEN NULL ELSE {onset} END AS onset_time,
+                       {self._condition_onset()} AS onset_time,
                        {self._underlying_sql(status)} AS is_underlying
                 FROM {s.ref('condition_occurrence')} x {cjoin('x.condition_concept_id')}
                 {self.person_join('x')} {self.stay_join('condition_occurrence', 'x')}""",
@@ -641,6 +654,73 @@ class _Loader:
                       GROUP BY 1) f ON f.concept_id = {_int('x.observation_concept_id')}
                 {cjoin('x.observation_concept_id')}
                 {self.person_join('x')} {self.stay_join('observation', 'x')}""", "observation_id")
+
+    def _condition_name(self, cname: str) -> str:
+        """A condition_occurrence row's condition: its concept's name, else its source value."""
+        return (f"coalesce({cname}, "
+                f"{self.src.col('condition_occurrence', 'condition_source_value', 'x')}, "
+                f"'OMOP condition_concept_id ' || CAST(x.condition_concept_id AS VARCHAR))")
+
+    def _condition_onset(self) -> str:
+        """A condition_occurrence row's onset (text): none when export_omop marked it unknown."""
+        s = self.src
+        status = s.col("condition_occurrence", "condition_status_source_value", "x")
+        onset = _ts("x.condition_start_date", s.col("condition_occurrence",
+                                                    "condition_start_datetime", "x"))
+        return f"CASE WHEN {status} LIKE '%{ONSET_UNKNOWN_MARK}%' THEN NULL ELSE {onset} END"
+
+    def condition_source_codes(self) -> str | None:
+        """The source codes of the condition_occurrence rows, for the infections from diagnoses
+        (:data:`hyperinflam.sources.infections.SOURCE_CODES`): the condition row keeps its
+        standard concept (SNOMED CT in most CDMs) as code_system / code; the code the site
+        recorded is (1) condition_source_concept_id's concept when its vocabulary is one of
+        :data:`SOURCE_CODE_VOCABULARIES` (ICD10CM, ICD10, ICD9CM, SNOMED), else (2) with no
+        source concept, condition_source_value when it has the form of an ICD-10(-CM) code or a
+        dotted ICD-9-CM code (:data:`ICD10_SOURCE_VALUE_PATTERN`,
+        :data:`ICD9_SOURCE_VALUE_PATTERN`). Rows keyed as the condition table is (person,
+        condition, onset in UTC, computed exactly as the pipeline computes them), so that only
+        condition rows this load wrote are matched. Returns the table's name, or None."""
+        s = self.src
+        if not s.has("condition_occurrence"):
+            return None
+        has_concept = s.has("concept")
+        src_concept = s.col("condition_occurrence", "condition_source_concept_id", "x")
+        src_value = f"trim(CAST({s.col('condition_occurrence', 'condition_source_value', 'x')} AS VARCHAR))"
+        vocabularies = ", ".join(_q(v) for v in SOURCE_CODE_VOCABULARIES)
+        if has_concept:
+            joins = (f"LEFT JOIN {s.ref('concept')} cc ON {_int('cc.concept_id')} = "
+                     f"{_int('x.condition_concept_id')} AND {_int('x.condition_concept_id')} <> 0 "
+                     f"LEFT JOIN {s.ref('concept')} sc ON {_int('sc.concept_id')} = "
+                     f"{_int(src_concept)} AND {_int(src_concept)} <> 0")
+            cname, cvoc, ccode = "cc.concept_name", "cc.vocabulary_id", "cc.concept_code"
+            by_concept = (f"WHEN sc.vocabulary_id IN ({vocabularies}) THEN "
+                          f"[sc.vocabulary_id, trim(CAST(sc.concept_code AS VARCHAR))] ")
+            no_concept = "sc.concept_id IS NULL"
+        else:
+            joins, cname, cvoc, ccode, by_concept = "", "NULL", "NULL", "NULL", ""
+            no_concept = "true"
+        by_value = (f"WHEN {no_concept} AND regexp_full_match({src_value}, "
+                    f"{_q(ICD10_SOURCE_VALUE_PATTERN)}) THEN ['ICD10CM', {src_value}] "
+                    f"WHEN {no_concept} AND regexp_full_match({src_value}, "
+                    f"{_q(ICD9_SOURCE_VALUE_PATTERN)}) THEN ['ICD9CM', {src_value}] ")
+        text = lambda expr: f"nullif(trim(CAST(({expr}) AS VARCHAR)), '')"  # noqa: E731
+        self.raw.execute(f"DROP TABLE IF EXISTS {SOURCE_CODES}")
+        with site_time_zone(self.raw, self.tz):
+            self.raw.execute(f"""CREATE TEMP TABLE {SOURCE_CODES} AS
+                SELECT DISTINCT person_id, condition, onset_time, sys[1] AS code_system,
+                       sys[2] AS code, standard_system, standard_code
+                FROM (SELECT {text(self.person_id('x'))} AS person_id,
+                             {text(self._condition_name(cname))} AS condition,
+                             {time_sql(text(self._condition_onset()), self.tz, allow_date_only=True)}
+                                 AS onset_time,
+                             CASE {by_concept}{by_value} END AS sys,
+                             {cvoc} AS standard_system, {ccode} AS standard_code
+                      FROM {s.ref('condition_occurrence')} x {joins}
+                      {self.person_join('x')})
+                WHERE sys IS NOT NULL AND nullif(sys[2], '') IS NOT NULL
+                  AND NOT (sys[1] IS NOT DISTINCT FROM standard_system
+                           AND sys[2] IS NOT DISTINCT FROM standard_code)""")
+        return SOURCE_CODES
 
     def _underlying_sql(self, status: str) -> str:
         """Underlying (pre-existing) vs acute, in this order: condition_status_source_value
