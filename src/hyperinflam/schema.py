@@ -151,13 +151,16 @@ CONDITION = Table(
 
 EVENT = Table(
     "event",
-    "Infections (with onset time) and deaths.",
+    "Infections (with onset time), deaths and tests for infection ordered.",
     (
         C("person_id", "VARCHAR", True, "The child."),
         C("stay_id", "VARCHAR", False, "The PICU stay, if the source links it."),
-        C("event_type", "VARCHAR", True, "'infection' or 'death'."),
-        C("time", "TIMESTAMP", True, "Onset (infection) or time of death, UTC."),
-        C("detail", "VARCHAR", False, "Free text, e.g. organism or site."),
+        C("event_type", "VARCHAR", True, "'infection', 'death' or 'infection_test' (a test for "
+          "infection ordered, e.g. a blood culture: clinical reference §5.1)."),
+        C("time", "TIMESTAMP", True, "Onset (infection), time of death or order / collection "
+          "time (infection_test), UTC."),
+        C("detail", "VARCHAR", False, "Free text, e.g. organism or site; the test of an "
+          "infection_test."),
     ),
     key=("person_id", "event_type", "time"),
 )
@@ -210,7 +213,7 @@ SOURCE_DOMAINS = Table(
         C("reader", "VARCHAR", True, "'csv', 'omop', 'fhir' or 'meds'."),
         C("source", "VARCHAR", True, "What was loaded (load_log.source)."),
         C("domain", "VARCHAR", True, "'measurement:<variable>', 'drugs', 'support:<kind>', "
-          "'vasoactive', 'conditions', 'infection', 'death' or 'weight'."),
+          "'vasoactive', 'conditions', 'infection', 'death', 'infection_test' or 'weight'."),
         C("kind", "VARCHAR", True, "measurement, drug, support, condition, event or weight."),
         C("recorded", "BOOLEAN", True, "True when the source provides the domain."),
         C("basis", "VARCHAR", True, "Why: 'rows' (the source holds rows of it), 'declared "

@@ -42,6 +42,7 @@ from hyperinflam.sources.ingest import (LAYOUT, TableLayout, _q, ingest, open_lo
                                          register_vocabulary, with_site_codes)
 from hyperinflam.sources.domains import DOMAINS_FILE, read_declarations, record_domains
 from hyperinflam.sources.infections import derive_infections
+from hyperinflam.sources.suspected_infection import derive_suspected_infections
 from hyperinflam.sources.load_log import record_load
 from hyperinflam.sources.quarantine import TableLoadCounts
 from hyperinflam.vocabulary import Vocabulary
@@ -253,6 +254,7 @@ def load_csv_folder(con, folder, *, vocabulary: Vocabulary | None = None, tz: st
             on_commit(raw, lambda: record_load(raw, report, reader="csv", tz=tz))
             _load_files(raw, folder, vocab, tz, progress, report)
             derive_infections(raw, report, vocab)
+            derive_suspected_infections(raw, report)
             record_domains(raw, report, vocab, reader="csv", declared=declared)
     finally:
         cleanup(raw, [f"SET enable_progress_bar = {'true' if progress_bar else 'false'}",

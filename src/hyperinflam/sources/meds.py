@@ -75,6 +75,7 @@ from hyperinflam.sources.atomic import cleanup, forget_rows, load_transaction, o
 from hyperinflam.sources.ingest import _q, load_staged, open_load, with_site_codes
 from hyperinflam.sources.domains import read_declarations, record_domains
 from hyperinflam.sources.infections import derive_infections
+from hyperinflam.sources.suspected_infection import derive_suspected_infections
 from hyperinflam.sources.load_log import record_load
 from hyperinflam.vocabulary import VASOACTIVE_CLASS, Vocabulary
 
@@ -661,6 +662,7 @@ def load_meds(con, path, *, vocabulary: Vocabulary | None = None, codes: Iterabl
                 report.tables.append(_load_table(con, table, sql, f"{source}#{table}", vocab, tz,
                                                  report))
             derive_infections(raw, report, site_vocab)
+            derive_suspected_infections(raw, report)
             record_domains(raw, report, vocab, reader="meds", declared=declared)
         _account(raw, report, picu_units, all_icu, max_age_years)
         _interval_notes(raw, report)

@@ -35,7 +35,8 @@ VASOACTIVE_CLASS = "vasoactive"
 #: Canonical dose units accepted for organ support (clinical reference §12.24).
 VASOACTIVE_DOSE_UNIT = "ug/kg/min"
 VASOPRESSIN_DOSE_UNIT = "U/kg/min"
-EVENT_TYPES: tuple[str, ...] = ("infection", "death")
+#: ``infection_test``: a test for infection ordered (clinical reference §5.1; sources/suspected_infection.py).
+EVENT_TYPES: tuple[str, ...] = ("infection", "death", "infection_test")
 SEXES: tuple[str, ...] = ("female", "male")
 #: FiO2 of room air (fraction): §5.2 (authors' EHR rule, FiO2 above it = respiratory support), §11.2.
 ROOM_AIR_FIO2 = 0.21
@@ -56,7 +57,7 @@ DOMAIN_GROUPS = {
     "measurements": "every measurement variable (labs and vital signs)",
     "labs": "every laboratory variable",
     "vitals": "every vital-sign and bedside variable",
-    "events": "infections and deaths",
+    "events": "infections, deaths and tests for infection",
 }
 #: Statuses a site may declare for a domain.
 DECLARED_STATUSES = ("complete", "absent")
@@ -82,7 +83,8 @@ def domain_catalogue(vocab) -> list[tuple[str, str, str]]:
             for k, row in vocab.supports.items()]
     out.append((VASOACTIVE_DOMAIN, "support", "vasoactive agents (as organ support or drugs)"))
     out.append((CONDITIONS_DOMAIN, "condition", "diagnoses and clinical findings"))
-    out += [(e, "event", {"infection": "infections", "death": "deaths"}.get(e, e))
+    out += [(e, "event", {"infection": "infections", "death": "deaths",
+                        "infection_test": "tests for infection (cultures)"}.get(e, e))
             for e in EVENT_TYPES]
     out.append((WEIGHT_DOMAIN, "weight", "weight (admission or dosing weight)"))
     return out

@@ -36,6 +36,7 @@ from hyperinflam.sources.ingest import (fold_unit_sql, load_staged, open_load, r
                                        with_site_codes)
 from hyperinflam.sources.domains import read_declarations, record_domains
 from hyperinflam.sources.infections import derive_infections
+from hyperinflam.sources.suspected_infection import derive_suspected_infections
 from hyperinflam.sources.load_log import record_load
 from hyperinflam.sources.quarantine import TableLoadCounts
 from hyperinflam.vocabulary import Vocabulary
@@ -242,6 +243,7 @@ def load_fhir(con, path, *, vocabulary: Vocabulary | None = None, codes: Path | 
             site_vocab = with_site_codes(vocab, list(codes) if isinstance(codes, (list, tuple))
                                          else [codes] if codes else [])  # --codes rows too
             derive_infections(raw, loader.report, site_vocab)
+            derive_suspected_infections(raw, loader.report)
             record_domains(raw, loader.report, vocab, reader="fhir", declared=declared)
     finally:
         cleanup(raw, [f"DROP TABLE IF EXISTS _fhir_{name}" for name in (

@@ -77,6 +77,7 @@ from hyperinflam.sources.ingest import (_q, load_staged, open_load, register_voc
                                        with_site_codes)
 from hyperinflam.sources.domains import read_declarations, record_domains
 from hyperinflam.sources.infections import SOURCE_CODES, derive_infections
+from hyperinflam.sources.suspected_infection import derive_suspected_infections
 from hyperinflam.sources.load_log import record_load
 from hyperinflam.sources.timeparse import site_time_zone, time_sql
 from hyperinflam.sources.omop.access import (CATALOG, REQUIRED_COLUMNS, V54_ONLY_USED, OmopSource,
@@ -197,6 +198,7 @@ def load_omop(con, source: str | Path, *, schema: str | None = None,
                                          else [codes] if codes else [])  # --codes rows too
             derive_infections(raw, report, site_vocab, source_codes=_Loader(
                 con, src, vocab, tz, options, report).condition_source_codes())
+            derive_suspected_infections(raw, report)
             record_domains(raw, report, vocab, reader="omop", declared=declared)
             return report
     finally:
