@@ -198,11 +198,12 @@ def _samples(tmp: Path) -> dict[str, Sample]:
             stays=0),
         # Synthea Bundles: no deceased patient, no ICU encounter; a site that counts emergency
         # encounters as stays (--picu-class EMER, as the Eunomia ER codes row) gets one;
-        # infections from SNOMED infection diagnoses (acute viral pharyngitis 195662009, ...).
+        # infections from SNOMED infection diagnoses (acute viral pharyngitis 195662009, ...);
+        # drugs are recorded: one amoxicillin (an antimicrobial of drugs.csv) is a drug row.
         "synthea_bundles": Sample(
             "synthea_bundles", ["fhir", str(DATA / "synthea_r4_bundles_smart" / "bundles"),
                                 "--picu-class", "EMER"],
-            absent={"invasive_ventilation", "vasoactive_infusion", "drugs", "death"},
+            absent={"invasive_ventilation", "vasoactive_infusion", "death"},
             stays=_fhir_encounters_of_class("EMER", DATA / "synthea_r4_bundles_smart")),
         # Synthea bulk NDJSON: no Observation, Procedure or MedicationAdministration file;
         # infections from SNOMED infection diagnoses (Condition.ndjson).

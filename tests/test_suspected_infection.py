@@ -10,6 +10,7 @@ and INR 1.5 (> 1.3: 1 point) give a Phoenix coagulation subscore 2, so a Phoenix
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -181,3 +182,58 @@ def test_screen_phoenix_sepsis_met_with_culture_and_antimicrobials(tmp_path):
     assert _screen(tmp_path, _folder(tmp_path, "doses_only", drugs=doses)) == "unknown"
     assert _screen(tmp_path, _folder(tmp_path, "culture", events=CULTURE,
                                      drugs=doses)) == "met"
+
+
+def _fhir_bundle(path: Path, culture_status: str = "final") -> Path:
+    """A child, a blood culture Observation (LOINC 600-7, its result a coded organism: no
+    measurement value) at 2024-03-01 10:00 UTC, and two IV ceftriaxone administrations at 11:00
+    and 23:00 (route SNOMED 47625008 intravenous)."""
+    entries = [{"resource": {"resourceType": "Patient", "id": "p1", "birthDate": "2016-01-15",
+                             "gender": "female"}},
+               {"resource": {"resourceType": "Observation", "id": "bc1", "status": culture_status,
+                             "subject": {"reference": "Patient/p1"},
+                             "code": {"coding": [{"system": "http://loinc.org", "code": "600-7"}],
+                                      "text": "Blood culture"},
+                             "effectiveDateTime": "2024-03-01T10:00:00Z",
+                             "valueCodeableConcept": {"text": "no growth"}}}]
+    for i, t in enumerate(("2024-03-01T11:00:00Z", "2024-03-01T23:00:00Z")):
+        entries.append({"resource": {
+            "resourceType": "MedicationAdministration", "id": f"ma{i}", "status": "completed",
+            "subject": {"reference": "Patient/p1"},
+            "medicationCodeableConcept": {"text": "ceftriaxone"},
+            "effectiveDateTime": t,
+            "dosage": {"route": {"coding": [{"system": "http://snomed.info/sct",
+                                             "code": "47625008"}]},
+                       "dose": {"value": 1, "unit": "g"}}}})
+    path.write_text(json.dumps({"resourceType": "Bundle", "type": "collection",
+                                "entry": entries}))
+    return path
+
+
+def test_fhir_culture_observation_and_two_doses_give_an_infection(tmp_path):
+    from hyperinflam.sources.fhir.reader import load_fhir
+    con = connect(tmp_path / "db.duckdb")
+    report = load_fhir(con, _fhir_bundle(tmp_path / "bundle.json"))
+    assert report.reconciles
+    assert con.con.execute("SELECT strftime(time, '%m-%d %H:%M'), detail FROM event WHERE "
+                           "event_type = 'infection_test'").fetchall() == [
+        ("03-01 10:00", "Blood culture")]
+    assert con.con.execute("SELECT count(*) FROM drug_administration WHERE drug = 'ceftriaxone'"
+                           " AND route = 'iv'").fetchone()[0] == 2
+    assert _infections(con) == [
+        ("03-01 10:00", "suspected infection: Blood culture + 2 antimicrobial doses "
+                        "(ceftriaxone)")]
+    con.disconnect()
+
+
+def test_fhir_entered_in_error_culture_gives_none(tmp_path):
+    from hyperinflam.sources.fhir.reader import load_fhir
+    con = connect(tmp_path / "db.duckdb")
+    report = load_fhir(con, _fhir_bundle(tmp_path / "bundle.json", "entered-in-error"))
+    assert report.reconciles
+    assert _infections(con) == []
+    assert con.con.execute("SELECT count(*) FROM quarantine WHERE target_table = 'event'"
+                           ).fetchone()[0] == 1
+    assert con.con.execute("SELECT count(*) FROM drug_administration WHERE drug = 'ceftriaxone'"
+                           ).fetchone()[0] == 2
+    con.disconnect()

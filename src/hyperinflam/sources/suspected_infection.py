@@ -9,9 +9,10 @@ topical). Every reader calls :func:`derive_suspected_infections` at the end of i
 :func:`hyperinflam.sources.infections.derive_infections`, inside the load transaction:
 
 * a test for infection is an ``event`` row of type ``infection_test`` (time = order or
-  collection time, detail = the test): an events.csv row, a FHIR ServiceRequest / Observation /
-  DiagnosticReport / Specimen whose code is a culture code of ``vocabulary/codes.csv`` (kind
-  ``event``, target ``infection_test``), a MEDS code mapped the same way, an OMOP culture;
+  collection time, detail = the test): an events.csv row, a FHIR Observation whose code is a
+  culture code of ``vocabulary/codes.csv`` (kind ``event``, target ``infection_test``), an OMOP
+  culture as the OMOP reader maps it (FHIR DiagnosticReport / ServiceRequest / Specimen and
+  MEDS cultures are not read yet);
 * an antimicrobial dose is a ``drug_administration`` row whose drug is of class
   ``antimicrobial`` (``vocabulary/drugs.csv``) and whose route is systemic: any route but those
   :data:`NON_SYSTEMIC_ROUTE` matches (ophthalmic, otic, nasal, topical / cutaneous, and inhaled

@@ -36,7 +36,8 @@ from hyperinflam.sources.ingest import (fold_unit_sql, load_staged, open_load, r
                                        with_site_codes)
 from hyperinflam.sources.domains import read_declarations, record_domains
 from hyperinflam.sources.infections import derive_infections
-from hyperinflam.sources.suspected_infection import derive_suspected_infections
+from hyperinflam.sources.suspected_infection import (INFECTION_TEST,
+                                                        derive_suspected_infections)
 from hyperinflam.sources.load_log import record_load
 from hyperinflam.sources.quarantine import TableLoadCounts
 from hyperinflam.vocabulary import Vocabulary
@@ -44,7 +45,7 @@ from hyperinflam.vocabulary import Vocabulary
 __all__ = ["FhirSettings", "load_fhir", "read_codes"]
 
 #: The kinds of vocabulary/codes.csv rows the FHIR reader maps.
-CODE_KINDS = ("measurement", "drug", "support", "route")
+CODE_KINDS = ("measurement", "drug", "support", "route", "event")
 #: Human labels of code systems stored in condition.code_system.
 SYSTEM_LABELS = {"snomed": "SNOMED", "icd10cm": "ICD-10-CM", "icd10": "ICD-10",
                  "icd9cm": "ICD-9-CM", "loinc": "LOINC"}
@@ -144,6 +145,12 @@ def _code_match(table: str, col: str, kind: str, out: str) -> str:
             f"m.priority) AS target FROM (SELECT seq, unnest({col}) AS key, "
             f"generate_subscripts({col}, 1) AS pos FROM {table}) u JOIN _fhir_codes m "
             f"ON m.key = u.key AND m.kind = {_q(kind)} GROUP BY seq")
+
+
+#: Why an Observation has no measurement value, which a test for infection does not need (its
+#: result is irrelevant, §5.1): it is still the test ordered.
+OBS_TEST_VALUE_REASONS = ("'no_quantity'", "'data_absent'")
+OBS_TEST_VALUE_REASONS = "(" + ", ".join(OBS_TEST_VALUE_REASONS) + ")"
 
 
 class _Loader:
@@ -306,6 +313,10 @@ def _load_all(loader: _Loader, raw, s: FhirSettings) -> None:
 
     # measurement -----------------------------------------------------------------------------
     raw.execute(_code_match("_fhir_obs", "codes", "measurement", "_fhir_obs_var"))
+    # an Observation coded as a test for infection (a culture: event,infection_test rows of
+    # codes.csv) is an event 'infection_test' whatever its value (clinical reference §5.1)
+    raw.execute(_code_match("_fhir_obs", "codes", "event", "_fhir_obs_test"))
+    raw.execute(f"DELETE FROM _fhir_obs_test WHERE target IS DISTINCT FROM {_q(INFECTION_TEST)}")
     pj, pe = _person("o.subject", "pk")
     sj, se = _stay("o.encounter", "ek")
     loader.load("measurement", f"""SELECT o.seq AS _line, {pe} AS person_id, {se} AS stay_id,
@@ -321,7 +332,8 @@ def _load_all(loader: _Loader, raw, s: FhirSettings) -> None:
            json_object('codes', o.codes, 'text', o.code_text, 'value', o.value, 'unit', o.unit,
                        'time', o.time) AS raw
            FROM _fhir_obs o LEFT JOIN _fhir_obs_var v ON v.seq = o.seq
-           WHERE o.status_reason IS NOT NULL OR v.target IS NULL""")
+           WHERE (o.status_reason IS NOT NULL OR v.target IS NULL)
+             AND o.seq NOT IN (SELECT seq FROM _fhir_obs_test)""")
 
     # drugs: code -> drug, else first word of the text; vasoactives are organ support -----------
     raw.execute(f"""CREATE OR REPLACE TEMP TABLE _fhir_med_codes AS
@@ -424,16 +436,30 @@ def _load_all(loader: _Loader, raw, s: FhirSettings) -> None:
 
     # event: Patient.deceased[x] and event Conditions -------------------------------------------
     pj2, pe2 = _person("c.subject", "pk")
+    pjo, po = _person("o.subject", "pk")
+    sjo, so = _stay("o.encounter", "ek")
     loader.load("event", f"""
         SELECT p.seq AS _line, p.rid AS person_id, NULL AS stay_id, 'death' AS event_type,
                p.deceased_time AS time, NULL AS detail
         FROM _fhir_patient p WHERE p.deceased IS NOT NULL
         UNION ALL
         SELECT c.seq, {pe2}, {se}, c.event_type, c.onset, c.text
-        FROM _fhir_cond c {pj2} {sj} WHERE c.event_type IS NOT NULL AND c.status_reason IS NULL""",
-        """SELECT c.seq, c.status_reason AS reason, c.status_detail AS detail,
+        FROM _fhir_cond c {pj2} {sj} WHERE c.event_type IS NOT NULL AND c.status_reason IS NULL
+        UNION ALL
+        SELECT o.seq, {po}, {so}, {_q(INFECTION_TEST)}, o.time,
+               coalesce(o.code_text, array_to_string(o.codes, ', '))
+        FROM _fhir_obs o SEMI JOIN _fhir_obs_test t ON t.seq = o.seq {pjo} {sjo}
+        WHERE o.status_reason IS NULL OR o.status_reason IN {OBS_TEST_VALUE_REASONS}""",
+        f"""SELECT c.seq, c.status_reason AS reason, c.status_detail AS detail,
            json_object('event', c.event_type, 'text', c.text) AS raw
-           FROM _fhir_cond c WHERE c.event_type IS NOT NULL AND c.status_reason IS NOT NULL""")
+           FROM _fhir_cond c WHERE c.event_type IS NOT NULL AND c.status_reason IS NOT NULL
+           UNION ALL
+           SELECT o.seq, o.status_reason, o.status_detail,
+                  json_object('codes', o.codes, 'text', o.code_text, 'time', o.time)
+           FROM _fhir_obs o SEMI JOIN _fhir_obs_test t ON t.seq = o.seq
+           WHERE o.status_reason IS NOT NULL
+             AND o.status_reason NOT IN {OBS_TEST_VALUE_REASONS}""")
+    raw.execute("DROP TABLE IF EXISTS _fhir_obs_test")
     raw.execute("DROP TABLE IF EXISTS _fhir_med_codes")
     raw.execute("DROP TABLE IF EXISTS _fhir_proc_codes")
     raw.execute("DROP TABLE IF EXISTS _fhir_med_resolved")
