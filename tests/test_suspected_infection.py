@@ -237,3 +237,40 @@ def test_fhir_entered_in_error_culture_gives_none(tmp_path):
     assert con.con.execute("SELECT count(*) FROM drug_administration WHERE drug = 'ceftriaxone'"
                            ).fetchone()[0] == 2
     con.disconnect()
+
+
+def test_meds_antimicrobials_after_a_culture_loaded_earlier_give_an_infection(tmp_path):
+    """The MEDS reader's call: a blood culture of person '1' loaded from CSV, then a MEDS
+    extract (as MIMIC-IV MEDS writes it: MEDICATION//CefTRIAXone//Administered, no route: a
+    missing route counts as systemic, §12.42) with two doses at 11:00 and 23:00."""
+    import datetime as dt
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from hyperinflam.sources.meds import load_meds
+    con = connect(tmp_path / "db.duckdb")
+    folder = _folder(tmp_path, "csv", events=CULTURE.replace("P1,S1,", "1,,"))
+    (folder / "person.csv").write_text("person_id,birth_date,sex\n1,2016-01-15,female\n")
+    (folder / "stay.csv").write_text("stay_id,person_id,admit_time,discharge_time\n")
+    (folder / "measurement.csv").unlink()
+    assert load_csv_folder(con, folder).reconciles
+    t = dt.datetime
+    rows = [(1, t(2016, 1, 15), "MEDS_BIRTH"), (1, t(2024, 3, 1, 8), "ICU_ADMISSION//PICU"),
+            (1, t(2024, 3, 1, 11), "MEDICATION//CefTRIAXone//Administered"),
+            (1, t(2024, 3, 1, 23), "MEDICATION//CefTRIAXone//Administered"),
+            (1, t(2024, 3, 10, 12), "ICU_DISCHARGE//PICU")]
+    path = tmp_path / "events.parquet"
+    pq.write_table(pa.table({"subject_id": pa.array([r[0] for r in rows], pa.int64()),
+                             "time": pa.array([r[1] for r in rows], pa.timestamp("us")),
+                             "code": pa.array([r[2] for r in rows], pa.string()),
+                             "numeric_value": pa.array([None] * len(rows), pa.float32())}),
+                   path)
+    report = load_meds(con, path, all_icu=True, max_age_years=None)
+    assert report.reconciles
+    assert con.con.execute("SELECT count(*) FROM drug_administration WHERE drug = "
+                           "'ceftriaxone'").fetchone()[0] == 2
+    assert _infections(con) == [
+        ("03-01 10:00", "suspected infection: blood culture + 2 antimicrobial doses "
+                        "(ceftriaxone)")]
+    con.disconnect()
