@@ -26,8 +26,8 @@ import pandas as pd
 from hyperinflam.sources.atomic import PENDING_PREFIX, append_rows, in_load_transaction
 from hyperinflam.sources.quarantine import TableLoadCounts
 
-__all__ = ["EXACT_SYSTEMS", "FAMILY", "PREFIX_SYSTEMS", "SOURCE_CODES", "derive_infections",
-           "infection_codes"]
+__all__ = ["EXACT_SYSTEMS", "FAMILY", "PREFIX_SYSTEMS", "SOURCE_CODES", "append_new_infections",
+           "derive_infections", "infection_codes"]
 
 #: Folded code systems (letters and digits, upper case) matched by code prefix / exact code.
 PREFIX_SYSTEMS = ("ICD10CM", "ICD10", "ICD9CM", "ICD9")
@@ -67,6 +67,24 @@ def _has(raw, name: str) -> bool:
     return bool(raw.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = 'temp' "
                             "AND table_name = ?", [name]).fetchone()[0])
 
+
+
+def append_new_infections(raw, derived: str) -> int:
+    """Append the timed rows of the temp table ``derived`` (person_id, stay_id, time, detail) to
+    ``event`` as type 'infection', except where the person already has an infection event at
+    that time (a recorded one, another rule's, an earlier load's); returns how many were
+    already present. Shared by the infections derived from diagnoses (here) and from a test
+    with antimicrobials (:mod:`hyperinflam.sources.suspected_infection`)."""
+    present = raw.execute(f"""SELECT count(*) FROM {derived} i SEMI JOIN event e
+        ON e.person_id = i.person_id AND e.event_type = 'infection' AND e.time = i.time
+        WHERE i.time IS NOT NULL""").fetchone()[0]
+    append_rows(raw, "event", ["person_id", "stay_id", "event_type", "time", "detail"], f"""
+        SELECT i.person_id, i.stay_id, 'infection', i.time, i.detail FROM {derived} i
+        WHERE i.time IS NOT NULL AND NOT EXISTS (
+            SELECT 1 FROM event e WHERE e.person_id = i.person_id
+              AND e.event_type = 'infection' AND e.time = i.time)
+        ORDER BY i.person_id, i.time""")
+    return present
 
 def derive_infections(raw, report, vocab, source_codes: str | None = None
                       ) -> TableLoadCounts | None:
@@ -140,15 +158,7 @@ def _derive(raw, report, vocab, pending: str, source_codes: str | None
             "coalesce(sum(n) FILTER (WHERE time IS NULL), 0) FROM _hi_infections").fetchone()
         if not n_timed and not n_untimed:
             return None
-        present = raw.execute("""SELECT count(*) FROM _hi_infections i SEMI JOIN event e
-            ON e.person_id = i.person_id AND e.event_type = 'infection' AND e.time = i.time
-            WHERE i.time IS NOT NULL""").fetchone()[0]
-        append_rows(raw, "event", ["person_id", "stay_id", "event_type", "time", "detail"], """
-            SELECT i.person_id, i.stay_id, 'infection', i.time, i.detail FROM _hi_infections i
-            WHERE i.time IS NOT NULL AND NOT EXISTS (
-                SELECT 1 FROM event e WHERE e.person_id = i.person_id
-                  AND e.event_type = 'infection' AND e.time = i.time)
-            ORDER BY i.person_id, i.time""")
+        present = append_new_infections(raw, "_hi_infections")
     finally:
         raw.execute("DROP TABLE IF EXISTS _hi_infections")
     counts = TableLoadCounts(table="event", source=report.source + SOURCE_SUFFIX,

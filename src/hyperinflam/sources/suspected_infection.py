@@ -33,7 +33,8 @@ present.
 
 from __future__ import annotations
 
-from hyperinflam.sources.atomic import PENDING_PREFIX, append_rows, in_load_transaction
+from hyperinflam.sources.atomic import PENDING_PREFIX, in_load_transaction
+from hyperinflam.sources.infections import append_new_infections
 from hyperinflam.sources.quarantine import TableLoadCounts
 
 __all__ = ["ANTIMICROBIAL_AFTER_TEST_HOURS", "ANTIMICROBIAL_BEFORE_TEST_HOURS",
@@ -117,15 +118,7 @@ def derive_suspected_infections(raw, report) -> TableLoadCounts | None:
         n = raw.execute("SELECT count(*) FROM _hi_suspected").fetchone()[0]
         if not n:
             return None
-        present = raw.execute("""SELECT count(*) FROM _hi_suspected i SEMI JOIN event e
-            ON e.person_id = i.person_id AND e.event_type = 'infection' AND e.time = i.time
-            """).fetchone()[0]
-        append_rows(raw, "event", ["person_id", "stay_id", "event_type", "time", "detail"], """
-            SELECT i.person_id, i.stay_id, 'infection', i.time, i.detail FROM _hi_suspected i
-            WHERE NOT EXISTS (
-                SELECT 1 FROM event e WHERE e.person_id = i.person_id
-                  AND e.event_type = 'infection' AND e.time = i.time)
-            ORDER BY i.person_id, i.time""")
+        present = append_new_infections(raw, "_hi_suspected")
     finally:
         raw.execute("DROP TABLE IF EXISTS _hi_suspected")
     counts = TableLoadCounts(table="event", source=report.source + SOURCE_SUFFIX,
