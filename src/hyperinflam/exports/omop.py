@@ -41,8 +41,9 @@ clinical reference §11.3-§11.5):
   conditions: concept 0 and ``condition_source_value``. ``condition_status_source_value`` =
   'underlying' / 'acute', plus '; onset unknown' when the onset is empty (the start date, which
   is mandatory, is then the stay's admission date, else the birth date).
-* event: ``observation`` rows with local concepts 2000000004 (infection) / 2000000005 (death)
-  carrying time, stay and detail; each person's first death also in ``death``.
+* event: ``observation`` rows with local concepts 2000000004 (infection) / 2000000005 (death) /
+  2000000006 (infection_test: a test for infection ordered, e.g. a culture; never the infection
+  concept) carrying time, stay and detail; each person's first death also in ``death``.
 * ``concept``: every concept the rows use (names are hyperinflam's labels: load the OHDSI
   vocabulary over it for official names); ``cdm_source``: cdm_version 5.4.
 
@@ -62,7 +63,7 @@ from hyperinflam.errors import SourceError
 from hyperinflam.sources.ingest import _q
 from hyperinflam.sources.omop.access import load_postgres_extension, redact_url
 from hyperinflam.sources.omop.mapping import read_codes
-from hyperinflam.vocabulary import INVASIVE_VENTILATION, Vocabulary
+from hyperinflam.vocabulary import EVENT_TYPES, INVASIVE_VENTILATION, Vocabulary
 
 __all__ = ["export_omop", "DDL_DIR", "TYPE_CONCEPT_EHR", "INPATIENT_VISIT", "LOCAL_DRUG_BASE",
            "LOCAL_CONDITION_BASE", "TARGET"]
@@ -80,6 +81,8 @@ CDM_VERSION_CONCEPT = 756265
 LOCAL_DRUG_BASE = 2_000_000_100
 LOCAL_CONDITION_BASE = 2_000_001_000
 TARGET = "_omop_out"
+#: The code system of hyperinflam's local concepts in codes.csv (and of their concept rows).
+LOCAL_VOCABULARY = "hyperinflam"
 
 _TABLES_WRITTEN = ("person", "visit_occurrence", "visit_detail", "measurement", "drug_exposure",
                    "procedure_occurrence", "condition_occurrence", "observation", "death",
@@ -219,9 +222,11 @@ class _Writer:
     def __init__(self, raw, out: str, vocab: Vocabulary, code_rows: list[dict]):
         self.raw, self.out, self.vocab, self.codes = raw, out, vocab, code_rows
 
-    def first(self, kind: str, target: str | None = None) -> dict | None:
+    def first(self, kind: str, target: str | None = None, system: str | None = None
+              ) -> dict | None:
         for r in self.codes:
             if r["kind"].strip() == kind and (target is None or r["target"].strip() == target) \
+                    and (system is None or (r.get("vocabulary_id") or "").strip() == system) \
                     and (r.get("concept_id") or "").strip():
                 return r
         return None
@@ -305,7 +310,9 @@ class _Writer:
             for kind, row in self.supports.items()])
         self.local = {kind: self.first(kind) for kind in ("stay_weight", "stay_reason",
                                                           "dosing_weight")}
-        self.events = {t: self.first("event", t) for t in ("infection", "death")}
+        # one local concept per event type (a culture's LOINC row is a code the reader
+        # recognises, not the concept every infection_test is written with)
+        self.events = {t: self.first("event", t, LOCAL_VOCABULARY) for t in EVENT_TYPES}
         self.sex = {t: self.first("sex", t) for t in ("male", "female")}
         for what, row in (("picu_visit", self.picu), (f"support {INVASIVE_VENTILATION}", self.vent),
                           *self.local.items(), *(("event " + k, v) for k, v in self.events.items())):
@@ -484,7 +491,8 @@ class _Writer:
     def observations(self) -> None:
         w, r, d = (int(self.local[k]["concept_id"]) for k in ("stay_weight", "stay_reason",
                                                               "dosing_weight"))
-        inf, death = (int(self.events[k]["concept_id"]) for k in ("infection", "death"))
+        event_concept = "CASE x.event_type " + " ".join(
+            f"WHEN {_q(t)} THEN {int(row['concept_id'])}" for t, row in self.events.items()) + " END"
         kg = "(SELECT concept_id FROM _x_unit WHERE ucum = 'kg')"
         parts = [
             f"""SELECT s.omop_person_id AS person_id, {w} AS observation_concept_id,
@@ -499,7 +507,7 @@ class _Writer:
             f"""SELECT person_id, {d}, drug_exposure_start_datetime, _weight_kg, NULL, {kg}, 'kg',
                    visit_detail_id, drug_exposure_id, CAST(drug_exposure_id AS VARCHAR), NULL
                FROM _x_drug_rows WHERE _weight_kg IS NOT NULL""",
-            f"""SELECT p.omop_id, CASE x.event_type WHEN 'death' THEN {death} ELSE {inf} END,
+            f"""SELECT p.omop_id, {event_concept},
                    x.time, NULL, x.detail, NULL, NULL, s.visit_id, NULL, x.person_id,
                    x.event_type || ' ' || CAST(x.time AS VARCHAR)
                FROM event x JOIN _x_person p USING (person_id) {self._visit('s')}""",
@@ -556,7 +564,7 @@ class _Writer:
                 add(row["concept_id"], k.upper(), "Gender", "Gender", "Gender", "S",
                     row["concept_code"])
         for row in (*self.local.values(), *self.events.values()):
-            add(row["concept_id"], row["concept_code"], "Observation", "hyperinflam",
+            add(row["concept_id"], row["concept_code"], "Observation", LOCAL_VOCABULARY,
                 "Clinical Observation", None, row["concept_code"])
         seen = set()
         rows = [r for r in rows if not (r[0] in seen or seen.add(r[0]))]
