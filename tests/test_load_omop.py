@@ -82,7 +82,8 @@ def test_counts_reconcile_and_match_parquet(parquet_load):
     assert report.counts("person").loaded == 8
     meas = _parquet("measurement")
     m = report.tables[[t.table for t in report.tables].index("measurement")]
-    assert m.read == meas.num_rows == 2415
+    # the 6 throat cultures are events, not measurements (test_cultures_are_tests_for_infection)
+    assert m.read + EUNOMIA_CULTURES == meas.num_rows == 2415
     # ferritin: 12 rows, ug/L (unit_concept_id 8748) -> ng/mL x 1 (clinical reference 11.1)
     ferritin = meas.filter(pc.equal(meas["measurement_concept_id"], 3001122))
     got = con.con.execute("SELECT value, value_original, unit_original FROM measurement "
@@ -120,6 +121,38 @@ def test_counts_reconcile_and_match_parquet(parquet_load):
     q = con.con.execute("SELECT count(*) FROM quarantine WHERE target_table = 'measurement'"
                         ).fetchone()[0]
     assert q == m.quarantined
+
+
+#: Eunomia's cultures: DuckDB over the extract's CSVs, SELECT count(*) FROM
+#: 'csv/measurement.csv' WHERE measurement_concept_id = 4024958 (6 rows of persons 3, 6, 11, 23;
+#: 'csv/concept.csv' names 4024958 SNOMED 117015009 Throat culture, a culture code of
+#: vocabulary/codes.csv). No other measurement or observation concept of the extract is one.
+EUNOMIA_CULTURES = 6
+
+
+def test_cultures_are_tests_for_infection(parquet_load):
+    """A culture is a test for infection ordered (clinical reference §5.1, §12.43): an event
+    'infection_test' at its date, named by its concept, and not a measurement."""
+    con, report, _ = parquet_load
+    raw = duckdb.connect()
+    csv = EUNOMIA / "csv"
+    expected = raw.execute(f"""SELECT CAST(m.person_id AS VARCHAR), CAST(m.measurement_date AS
+        TIMESTAMP), c.concept_name FROM read_csv('{csv}/measurement.csv') m
+        JOIN read_csv('{csv}/concept.csv') c ON c.concept_id = m.measurement_concept_id
+        WHERE m.measurement_concept_id = 4024958 ORDER BY 1, 2""").fetchall()
+    raw.close()
+    assert len(expected) == EUNOMIA_CULTURES
+    assert {name for *_, name in expected} == {"Throat culture"}
+    got = con.con.execute("SELECT person_id, time, detail FROM event WHERE event_type = "
+                          "'infection_test' ORDER BY 1, 2").fetchall()
+    assert got == expected
+    line = next(t for t in report.tables if t.table == "event"
+                and t.source.endswith("#measurement"))
+    assert (line.read, line.loaded, line.quarantined) == (EUNOMIA_CULTURES, EUNOMIA_CULTURES, 0)
+    assert con.con.execute("SELECT count(*) FROM measurement WHERE variable LIKE '%117015009%'"
+                           ).fetchone()[0] == 0
+    assert con.con.execute("SELECT count(*) FROM quarantine WHERE target_table = 'measurement' "
+                           "AND raw LIKE '%4024958%'").fetchone()[0] == 0
 
 
 def test_fallback_stays_are_flagged(parquet_load):

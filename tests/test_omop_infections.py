@@ -122,3 +122,76 @@ def test_a_quarantined_condition_gives_no_infection_from_its_source_code(tmp_pat
                            ).fetchone()[0] == 1
     assert [t for t, _ in _infections(con)] == [f"03-02 {h:02d}:00" for h in INFECTION_HOURS]
     con.disconnect()
+
+
+# ---------------------------------------------------------------------------------------------
+# A culture recorded as an OMOP measurement is a test for infection ordered (event
+# 'infection_test', clinical reference §5.1, §12.43), not a measurement; with two systemic
+# antimicrobial doses it gives the suspected infection (§12.42: doses from 24 h before to 72 h
+# after the test). Rows by hand; concept 555 is made up (its code is real: SNOMED CT 30088009
+# Blood culture), 4024958 (SNOMED 117015009 Throat culture) and 1778162 (cefuroxime, RxNorm
+# ingredient 2194) are the concept ids of vocabulary/codes.csv, 3024929 platelets.
+CULTURE_MEASUREMENTS = [
+    # id, concept, datetime, source value, value, unit: what it becomes
+    (1, 4024958, "2024-03-02 10:00:00", "117015009", "", ""),   # culture by concept id
+    (2, 4024958, "2024-03-02 10:00:00", "117015009", "", ""),   # its exact duplicate
+    (3, 555, "2024-03-04 10:00:00", "30088009", "", ""),        # by code (concept table)
+    (4, 0, "2024-03-05 10:00:00", "600-7", "", ""),             # by source value (LOINC)
+    (5, 3024929, "2024-03-02 06:00:00", "777-3", "80", "10*3/uL"),  # platelets: a measurement
+]
+
+
+def _omop_cultures(folder: Path) -> Path:
+    folder.mkdir()
+    (folder / "person.csv").write_text(
+        "person_id,gender_concept_id,year_of_birth,month_of_birth,day_of_birth\n1,8532,2015,1,1\n")
+    (folder / "concept.csv").write_text(
+        "concept_id,vocabulary_id,concept_code,concept_name,standard_concept\n"
+        "555,SNOMED,30088009,Blood culture,S\n")
+    (folder / "visit_occurrence.csv").write_text(
+        "visit_occurrence_id,person_id,visit_concept_id,visit_start_date,visit_end_date\n"
+        "1,1,9201,2024-03-01,2024-03-10\n")
+    rows = ["measurement_id,person_id,measurement_concept_id,measurement_date,"
+            "measurement_datetime,measurement_source_value,value_as_number,unit_concept_id,"
+            "unit_source_value,visit_occurrence_id"]
+    rows += [f"{i},1,{c},{t[:10]},{t},{s},{v},0,{u},1" for i, c, t, s, v, u in CULTURE_MEASUREMENTS]
+    (folder / "measurement.csv").write_text("\n".join(rows) + "\n")
+    # two oral cefuroxime doses: 2 h and 14 h after the first culture
+    (folder / "drug_exposure.csv").write_text(
+        "drug_exposure_id,person_id,drug_concept_id,drug_exposure_start_date,"
+        "drug_exposure_start_datetime,drug_exposure_end_date,quantity,dose_unit_source_value,"
+        "route_source_value,visit_occurrence_id\n"
+        "1,1,1778162,2024-03-02,2024-03-02 12:00:00,2024-03-02,250,mg,oral,1\n"
+        "2,1,1778162,2024-03-03,2024-03-03 00:00:00,2024-03-03,250,mg,oral,1\n")
+    return folder
+
+
+def test_an_omop_culture_measurement_is_a_test_for_infection(tmp_path):
+    con = connect(tmp_path / "db.duckdb")
+    report = load_omop(con, _omop_cultures(tmp_path / "omop"))
+    assert report.reconciles
+    assert con.con.execute("SELECT strftime(time, '%m-%d %H:%M'), detail FROM event "
+                           "WHERE event_type = 'infection_test' ORDER BY time").fetchall() == [
+        ("03-02 10:00", "117015009"), ("03-04 10:00", "Blood culture"), ("03-05 10:00", "600-7")]
+    tests = next(t for t in report.tables if t.table == "event"
+                 and t.source.endswith("#measurement"))
+    # rows 1-4 read, row 2 the exact duplicate of row 1
+    assert (tests.read, tests.loaded, tests.quarantined) == (4, 3, 1)
+    assert dict(tests.reasons) == {"duplicate_row": 1}
+    # only the platelets are a measurement
+    measurement = report.counts("measurement")
+    assert (measurement.read, measurement.loaded) == (1, 1)
+    assert con.con.execute("SELECT variable FROM measurement").fetchall() == [("platelets",)]
+    # the culture at 03-02 10:00 and the doses at 12:00 and 03-03 00:00 give one infection at
+    # 10:00; the cultures of 03-04 and 03-05 have no dose from 24 h before them on
+    assert con.con.execute("SELECT count(*) FROM drug_administration WHERE drug = 'cefuroxime' "
+                           "AND drug_class = 'antimicrobial'").fetchone()[0] == 2
+    assert _infections(con) == [
+        ("03-02 10:00", "suspected infection: 117015009 + 2 antimicrobial doses (cefuroxime)")]
+    # a reload writes nothing twice
+    again = load_omop(con, tmp_path / "omop")
+    assert again.reconciles
+    assert con.con.execute("SELECT count(*) FROM event WHERE event_type = 'infection_test'"
+                           ).fetchone()[0] == 3
+    assert len(_infections(con)) == 1
+    con.disconnect()

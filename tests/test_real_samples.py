@@ -114,6 +114,19 @@ def _eunomia_er_codes(folder: Path) -> Path:
     return path
 
 
+def _eunomia_cultures() -> int:
+    """Eunomia's cultures (tests for infection ordered, clinical reference §5.1, §12.43): the
+    measurement rows of concept 4024958, SNOMED CT 117015009 Throat culture in its concept.csv,
+    counted with DuckDB over the extract's CSV (6)."""
+    raw = duckdb.connect()
+    try:
+        return raw.execute(f"SELECT count(*) FROM read_csv('{DATA}/eunomia_synthea27nj/csv/"
+                           f"measurement.csv') WHERE measurement_concept_id = 4024958"
+                           ).fetchone()[0]
+    finally:
+        raw.close()
+
+
 def _completed_years(birth: pd.Series, at: pd.Series) -> pd.Series:
     years = at.dt.year - birth.dt.year
     before_birthday = (at.dt.month * 100 + at.dt.day) < (birth.dt.month * 100 + birth.dt.day)
@@ -188,7 +201,8 @@ def _samples(tmp: Path) -> dict[str, Sample]:
             absent={"vasoactive_infusion", "drugs"},
             stays=_eunomia_expected_stays(),
             persons=pq.read_metadata(DATA / "eunomia_synthea27nj" / "omop" / "person.parquet"
-                                     ).num_rows),
+                                     ).num_rows,
+            extra={"infection_tests": _eunomia_cultures()}),
         # FHIR specification examples: no Encounter is an ICU encounter, so no stay; the
         # examples have no ventilation or vasoactive records; infections from the Conditions
         # coded bacterial sepsis 10001005 and bacterial infectious disease 87628006.
@@ -289,6 +303,10 @@ def test_load_reconciles_and_counts_the_raw_sample(outcome):
     if s.persons is not None:
         assert _sql(outcome.db, "SELECT count(*) FROM person")[0][0] == s.persons
     assert _sql(outcome.db, "SELECT count(*) FROM stay")[0][0] == s.stays
+    if "infection_tests" in s.extra:
+        assert s.extra["infection_tests"] == 6  # Eunomia (the _eunomia_cultures query)
+        assert _sql(outcome.db, "SELECT count(*) FROM event WHERE event_type = "
+                                "'infection_test'")[0][0] == s.extra["infection_tests"]
 
 
 def test_screen_completes(outcome):

@@ -44,7 +44,10 @@ Mapping rules (documented in docs/sources-omop.md):
   unit_concept_id (the concept's UCUM concept_code, else a ``unit`` row is not needed: the
   concept table is used), else unit_source_value, else none (quarantined ``missing_unit``);
   value: value_source_value when it is the same number as value_as_number (the value as
-  received), else value_as_number as text (DECIMAL and DOUBLE give the same text).
+  received), else value_as_number as text (DECIMAL and DOUBLE give the same text). A culture
+  (a concept of the ``event,infection_test`` codes, or such a code as measurement_source_value)
+  is no measurement but an event 'infection_test' (:meth:`_Loader.culture_measurements`,
+  clinical reference §5.1, §12.43).
 * drug_exposure: ingredient through concept_ancestor when it is present and non-empty, else the
   listed ingredient ids (the concept ids of the drugs' RxNorm rows in codes.csv, plus the concept
   table's RxNorm Ingredient concepts with those RxNorm codes) only (report note); vasoactive
@@ -59,8 +62,9 @@ Mapping rules (documented in docs/sources-omop.md):
   the infections from diagnoses (:meth:`_Loader.condition_source_codes`, clinical reference
   §12.41).
 * event: death (time = death_datetime, else death_date 00:00); observation rows of ``event``
-  codes (export_omop's local concepts 2000000004 infection / 2000000005 death: time, stay and
-  value_as_string = detail). A death table row of a person with such a death observation is
+  codes (export_omop's local concepts 2000000004 infection / 2000000005 death / 2000000006
+  infection_test, a culture's LOINC or SNOMED CT concept: time, stay and value_as_string =
+  detail); measurement rows of a culture (infection_test). A death table row of a person with such a death observation is
   the same death and is not read twice.
 """
 
@@ -77,7 +81,7 @@ from hyperinflam.sources.ingest import (_q, load_staged, open_load, register_voc
                                        with_site_codes)
 from hyperinflam.sources.domains import read_declarations, record_domains
 from hyperinflam.sources.infections import SOURCE_CODES, derive_infections
-from hyperinflam.sources.suspected_infection import derive_suspected_infections
+from hyperinflam.sources.suspected_infection import INFECTION_TEST, derive_suspected_infections
 from hyperinflam.sources.load_log import record_load
 from hyperinflam.sources.timeparse import site_time_zone, time_sql
 from hyperinflam.sources.omop.access import (CATALOG, REQUIRED_COLUMNS, V54_ONLY_USED, OmopSource,
@@ -335,6 +339,7 @@ class _Loader:
         self.organ_support()
         self.conditions()
         self.deaths()
+        self.culture_measurements()
 
     def persons(self) -> None:
         s = self.src
@@ -489,7 +494,60 @@ class _Loader:
                    ON c.target IS NULL AND sc.concept_code = trim({src_value})
             LEFT JOIN (SELECT concept_id, min(ucum) AS ucum FROM _omop_units GROUP BY 1) u
                    ON u.concept_id = {_int('m.unit_concept_id')}
-            {self.person_join('m')} {self.stay_join('measurement', 'm')}""", "measurement_id")
+            {self.person_join('m')} {self.stay_join('measurement', 'm')}
+            WHERE NOT {self._is_culture()}""", "measurement_id")
+
+    def _is_culture(self) -> str:
+        """SQL (never NULL): the measurement row ``m`` is a test for infection ordered (a
+        culture): its measurement_concept_id is a concept of an ``event,infection_test`` code
+        row (by concept id, or by vocabulary and code through the concept table), or, when its
+        concept is no such code and no measurement code, its measurement_source_value is the
+        code of such a row (Eunomia writes the SNOMED code there). Clinical reference §5.1,
+        §12.43 (VERIFY)."""
+        src_value = self.src.col("measurement", "measurement_source_value", "m")
+        concept = _int("m.measurement_concept_id")
+        tests = ("SELECT concept_id FROM _omop_codes WHERE kind = 'event' "
+                 f"AND target = '{INFECTION_TEST}'")
+        return (f"coalesce({concept} IN ({tests}) OR (coalesce({concept} NOT IN "
+                f"(SELECT concept_id FROM _omop_codes WHERE kind = 'measurement' "
+                f"AND concept_id IS NOT NULL), true) AND "
+                f"trim(CAST({src_value} AS VARCHAR)) IN (SELECT concept_code FROM _omop_code_rows "
+                f"WHERE kind = 'event' AND target = '{INFECTION_TEST}' AND concept_code IS NOT "
+                f"NULL)), false)")
+
+    def culture_measurements(self) -> None:
+        """event 'infection_test': the measurement rows that are cultures (:meth:`_is_culture`),
+        kept out of the measurement load, at measurement_datetime (else the date at 00:00), with
+        the concept's name (else the source value) as detail. Their own reconciliation line
+        (event from ``<source>#measurement``): an exact duplicate is a ``duplicate_row``, and a
+        second test of the same person at the same time (another culture) a
+        ``conflicting_duplicate`` (one test at that time is what the rule needs)."""
+        s = self.src
+        if not s.has("measurement"):
+            return
+        n = self.raw.execute(f"SELECT count(*) FROM {s.ref('measurement')} m "
+                             f"WHERE {self._is_culture()}").fetchone()[0]
+        if not n:
+            return
+        name = "cc.concept_name" if s.has("concept") else "NULL"
+        cjoin = (f"LEFT JOIN {s.ref('concept')} cc ON {_int('cc.concept_id')} = "
+                 f"{_int('m.measurement_concept_id')} AND {_int('m.measurement_concept_id')} <> 0"
+                 if s.has("concept") else "")
+        src_value = s.col("measurement", "measurement_source_value", "m")
+        self.load("event", "measurement", f"""
+            SELECT m.measurement_id AS _line, {self.person_id('m')} AS person_id,
+                   {self.stay_id('m')} AS stay_id, '{INFECTION_TEST}' AS event_type,
+                   {_ts('m.measurement_date', s.col('measurement', 'measurement_datetime', 'm'))} AS time,
+                   coalesce({name}, nullif(trim(CAST({src_value} AS VARCHAR)), ''),
+                            'OMOP measurement_concept_id ' || CAST(m.measurement_concept_id AS VARCHAR))
+                       AS detail
+            FROM {s.ref('measurement')} m {cjoin}
+            {self.person_join('m')} {self.stay_join('measurement', 'm')}
+            WHERE {self._is_culture()}""", "measurement_id")
+        self.report.notes.append(
+            f"tests for infection: {n:,} measurement row(s) coded as a culture (event,"
+            f"infection_test rows of vocabulary/codes.csv) read as events 'infection_test', not "
+            f"measurements (clinical reference §5.1, §12.43).")
 
     def _drug_table(self) -> None:
         """_omop_drug_match: the ingredient drug of each drug concept (via _omop_drug_list and,
