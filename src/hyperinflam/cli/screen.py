@@ -54,7 +54,7 @@ def screen_command(
     batch_rows: Optional[int] = typer.Option(
         None, "--batch-rows", min=1, metavar="ROWS", help="Screen in batches of persons holding about this many "
         "measurement rows each (DuckDB): memory stays bounded, finished batches are kept if the "
-        "run stops and a rerun resumes after them. Default 12,000,000 "
+        "run stops and a rerun resumes after them. Default 4,000,000 "
         "(HYPERINFLAM_BATCH_ROWS)."),
     quiet: bool = QUIET_OPTION,
 ):

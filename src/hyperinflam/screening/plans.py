@@ -36,9 +36,11 @@ MODE_INPUTS: dict[str, dict[str, dict[str, str]]] = {
 #: Rows of a screen are written in this order.
 ORDER_BY = ("stay_id", "eval_time")
 #: A screen of more measurement rows than this runs in batches of persons of about this many
-#: measurement rows each (memory stays bounded whatever the site size; docs/performance.md).
+#: measurement rows each (memory stays bounded whatever the site size). 4 million: at 100,000
+#: stays, batches of 3 million rows ran in 0.93x the time of 12 million and half the peak memory
+#: (docs/performance.md, "Issue 15: batches"). A 10,000-stay site (3.3 million rows) is one batch.
 #: ``HYPERINFLAM_BATCH_ROWS`` overrides it.
-DEFAULT_BATCH_ROWS = 12_000_000
+DEFAULT_BATCH_ROWS = 4_000_000
 
 
 def criteria_key(criteria: Iterable[str | ModuleType] | None) -> list | str:
