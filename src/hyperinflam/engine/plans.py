@@ -724,13 +724,29 @@ def _person_tables(raw, tables: Iterable[str]) -> list[str]:
         f"AND column_name = '{PERSON_COLUMN}' ORDER BY 1").fetchall()]
 
 
+#: How a batch's persons shadow a canonical table: a temporary VIEW filtering the table by
+#: person_id (DuckDB pushes the range into the scan and skips row groups by their statistics; no
+#: copy) or a temporary TABLE holding a copy of the batch's rows. ``HYPERINFLAM_BATCH_SHADOW``
+#: (view | table) overrides it, for the A/B in docs/performance.md ("Issue 15: batches").
+BATCH_SHADOW = "view"
+
+
+def batch_shadow_setting() -> str:
+    kind = os.environ.get("HYPERINFLAM_BATCH_SHADOW", BATCH_SHADOW).strip().lower()
+    if kind not in ("view", "table"):
+        raise ValueError(f"HYPERINFLAM_BATCH_SHADOW={kind!r}: use 'view' or 'table'.")
+    return kind
+
+
 class batch_scope:
-    """Context: the canonical tables ``plan`` reads shadowed by temporary tables holding only the
-    rows of ``batch``'s persons (DuckDB). Tables without a person column are left as they are."""
+    """Context: the canonical tables ``plan`` reads shadowed by temporary views (or tables,
+    :data:`BATCH_SHADOW`) holding only the rows of ``batch``'s persons (DuckDB). Tables without a
+    person column are left as they are."""
 
     def __init__(self, con, plan: Plan, batch: Batch):
         self.raw = duckdb_connection(con)
         self.plan, self.batch = plan, batch
+        self.kind = batch_shadow_setting().upper()
         self.created: list[str] = []
 
     def __enter__(self):
@@ -744,14 +760,14 @@ class batch_scope:
         if b.high is not None:
             where.append(f"{PERSON_COLUMN} < {sql_literal(b.high)}")
         for table in _person_tables(raw, self.plan.tables):
-            raw.execute(f"CREATE OR REPLACE TEMP TABLE {_quote(table)} AS SELECT * FROM "
+            raw.execute(f"CREATE OR REPLACE TEMP {self.kind} {_quote(table)} AS SELECT * FROM "
                         f"{_quote(catalog)}.main.{_quote(table)} WHERE {' AND '.join(where)}")
             self.created.append(table)
         return self
 
     def __exit__(self, *exc):
         for table in self.created:
-            self.raw.execute(f"DROP TABLE IF EXISTS temp.main.{_quote(table)}")
+            self.raw.execute(f"DROP {self.kind} IF EXISTS temp.main.{_quote(table)}")
         return False
 
 
@@ -908,17 +924,41 @@ def write_file_in_batches(con, plan: Plan, out: str | os.PathLike, kind: str,
         done += b.persons
         report(done, total, label)
     report(total, total, "combining the batches")
-    files = ", ".join(f"'{_sql_text(p)}'" for p in paths)
-    query = f"SELECT * FROM read_parquet([{files}])"
-    if order_by and not _ranges_follow([ranges[p.name] for p in paths]):
-        query += " ORDER BY " + ", ".join(_quote(c) for c in order_by)
     tmp_out = out.with_name(f".{out.name}.tmp")
-    raw.execute(copy_statement(query, tmp_out, kind))
+    in_order = not order_by or _ranges_follow([ranges[p.name] for p in paths])
+    if kind == "parquet" and in_order:
+        _concatenate_parquet(paths, tmp_out)
+    else:
+        files = ", ".join(f"'{_sql_text(p)}'" for p in paths)
+        query = f"SELECT * FROM read_parquet([{files}])"
+        if not in_order:
+            query += " ORDER BY " + ", ".join(_quote(c) for c in order_by)
+        raw.execute(copy_statement(query, tmp_out, kind))
     os.replace(tmp_out, out)
     import shutil
 
     shutil.rmtree(folder, ignore_errors=True)
     return len(batches)
+
+
+def _concatenate_parquet(paths: list[Path], out: Path) -> None:
+    """The parts, one after another, into one Parquet file (pyarrow, a row group at a time:
+    memory is one row group). At 1,000,000 stays (4.7 million rows x 259 columns) this took
+    28 s against 56 s for DuckDB's COPY of the same files (docs/performance.md, "Issue 15:
+    batches")."""
+    import pyarrow.parquet as pq
+
+    writer = None
+    try:
+        for path in paths:
+            part = pq.ParquetFile(path)
+            if writer is None:
+                writer = pq.ParquetWriter(out, part.schema_arrow)
+            for i in range(part.num_row_groups):
+                writer.write_table(part.read_row_group(i))
+    finally:
+        if writer is not None:
+            writer.close()
 
 
 def _sql_text(path) -> str:
