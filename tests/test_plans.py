@@ -150,8 +150,13 @@ def test_person_batches_split_every_person_once(con):
     assert plans.person_batches(con, 10**12) == [plans.Batch(0, None, None, len(persons), n)]
 
 
+@pytest.mark.parametrize("shadow", ["view", "table"])
 @pytest.mark.parametrize("kind", ["parquet", "csv"])
-def test_batches_write_the_same_file_as_one_run(con, tmp_path, kind):
+def test_batches_write_the_same_file_as_one_run(con, tmp_path, kind, shadow, monkeypatch):
+    """Batches (each table shadowed by a temporary view, or a table copy, of the batch's persons;
+    parts concatenated) give the file one run gives: a shadow that did not restrict the persons
+    would repeat every row in each batch."""
+    monkeypatch.setenv("HYPERINFLAM_BATCH_SHADOW", shadow)
     one = tmp_path / f"one.{kind}"
     many = tmp_path / f"many.{kind}"
     screen_plans.write_screen(con, one, kind, batch_rows=10**12, criteria=CRITERIA)

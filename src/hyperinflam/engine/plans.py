@@ -24,10 +24,10 @@ every run but the first:
 * **Self-contained SQL.** The small tables an expression builds from Python data
   (``ibis.memtable``: vocabulary lookups) are written into the SQL as ``VALUES`` lists, so the
   SQL text is all a later run needs: on DuckDB a cached plan runs without importing ibis.
-* **Batches.** :func:`run_batches` runs a plan over groups of persons (contiguous ranges of
-  ``person_id``) by shadowing each canonical table it reads with a temporary table holding only
-  that batch's rows (a temporary table is found before the database's own table of the same
-  name), so the same SQL runs per batch unchanged and memory stays bounded whatever the site size.
+* **Batches.** :func:`write_file_in_batches` runs a plan over groups of persons (contiguous ranges of
+  ``person_id``) by shadowing each canonical table it reads with a temporary view of only that
+  batch's rows (a temporary view is found before the database's own table of the same name), so
+  the same SQL runs per batch unchanged and memory stays bounded whatever the site size.
 
 The disk cache lives in ``platformdirs.user_cache_dir('hyperinflam')/plans`` (``HYPERINFLAM_CACHE_DIR``
 moves it; ``HYPERINFLAM_PLAN_CACHE=off`` keeps plans in memory only). A file that cannot be read
