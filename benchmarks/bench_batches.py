@@ -39,16 +39,10 @@ ID_COLUMNS = ("person_id", "stay_id")  # text identifiers (hyperinflam.schema)
 
 
 def base_db(workdir: Path, stays: int, seed: int) -> Path:
-    from hyperinflam.synth.database import synthesize_to_db
+    """The synthetic database of ``stays`` stays, written once (bench_screen's)."""
+    from bench_screen import prepare
 
-    db = workdir / f"synth-{stays}-seed{seed}.duckdb"
-    if not db.exists():
-        partial = db.with_suffix(".partial")
-        synthesize_to_db(partial, stays, seed, overwrite=True, tmp_dir=workdir,
-                         progress=lambda done, n: print(f"  generated {done:,}/{n:,} stays",
-                                                        file=sys.stderr, flush=True))
-        partial.rename(db)
-    return db
+    return prepare(workdir, stays, seed)
 
 
 def replicated_db(workdir: Path, base: Path, base_stays: int, stays: int) -> Path:

@@ -308,3 +308,20 @@ def test_screen_at_a_time_no_stay_was_in_the_picu_says_so(tmp_path, suffix):
     assert result.exit_code == 0, result.output
     assert "No stay was in the PICU at 1990-01-01 00:00" in result.output
     assert out.is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variable, value, named", [
+    ("HYPERINFLAM_BATCH_ROWS", "lots", "whole number >= 1"),
+    ("HYPERINFLAM_BATCH_ROWS", "0", "whole number >= 1"),
+    ("HYPERINFLAM_BATCH_SHADOW", "copy", "'view' (the default) or 'table'")])
+def test_a_bad_batch_setting_is_one_message_naming_it(tmp_path, monkeypatch, variable, value,
+                                                      named):
+    db = tmp_path / "empty.duckdb"
+    connect(db).disconnect()
+    monkeypatch.setenv(variable, value)
+    monkeypatch.setenv("HYPERINFLAM_PLAN_CACHE", "off")
+    result = CliRunner().invoke(app, ["screen", "--db", str(db), "-o", str(tmp_path / "s.csv")])
+    assert result.exit_code == 2, result.output
+    assert f"{variable}=" in result.output and named in result.output
+    assert "Traceback" not in result.output

@@ -175,7 +175,7 @@ def test_a_stopped_batched_run_resumes(con, tmp_path):
     screen_plans.write_screen(con, expected, "parquet", batch_rows=10**12)
 
     class Stop(Exception):
-        pass
+        """Raised by the progress callback in batch 3: the run stops there."""
 
     def stop_in_batch_3(done, total, text):
         if text.startswith("batch 3 of"):

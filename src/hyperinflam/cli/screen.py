@@ -59,7 +59,7 @@ def screen_command(
     quiet: bool = QUIET_OPTION,
 ):
     """Screen every PICU stay (see SCREEN_HELP)."""
-    from hyperinflam.errors import FeatureError, ScreenError
+    from hyperinflam.errors import EngineError, FeatureError, ScreenError
     from hyperinflam.screening.plans import screen_plan, write_screen
     from hyperinflam.screening.summary import summarise_screen_file
 
@@ -83,7 +83,7 @@ def screen_command(
         with StepProgress(f"Screening into {out.name}", "persons", progress) as bar:
             write_screen(con, out, kind, mode=mode, at=at_time, step_hours=step_hours,
                          batch_rows=batch_rows, progress=bar.update, plan=plan)
-    except (FeatureError, ScreenError) as exc:
+    except (EngineError, FeatureError, ScreenError) as exc:
         fail(str(exc))
     finally:
         close_connection(con)

@@ -732,9 +732,12 @@ BATCH_SHADOW = "view"
 
 
 def batch_shadow_setting() -> str:
+    from hyperinflam.errors import EngineError
+
     kind = os.environ.get("HYPERINFLAM_BATCH_SHADOW", BATCH_SHADOW).strip().lower()
     if kind not in ("view", "table"):
-        raise ValueError(f"HYPERINFLAM_BATCH_SHADOW={kind!r}: use 'view' or 'table'.")
+        raise EngineError(f"HYPERINFLAM_BATCH_SHADOW={kind!r} is not a batch shadow: set it to "
+                          "'view' (the default) or 'table', or unset it.")
     return kind
 
 
@@ -743,10 +746,10 @@ class batch_scope:
     :data:`BATCH_SHADOW`) holding only the rows of ``batch``'s persons (DuckDB). Tables without a
     person column are left as they are."""
 
-    def __init__(self, con, plan: Plan, batch: Batch):
+    def __init__(self, con, plan: Plan, batch: Batch, shadow: str | None = None):
         self.raw = duckdb_connection(con)
         self.plan, self.batch = plan, batch
-        self.kind = batch_shadow_setting().upper()
+        self.kind = (shadow or batch_shadow_setting()).upper()
         self.created: list[str] = []
 
     def __enter__(self):
@@ -858,6 +861,7 @@ def write_file_in_batches(con, plan: Plan, out: str | os.PathLike, kind: str,
     """
     out = Path(out)
     order_by = list(order_by)
+    shadow = batch_shadow_setting()  # a bad setting stops before anything is written
     batches = batches or [Batch(0, None, None, 0, 0)]
     total = sum(b.persons for b in batches)
     report = progress or (lambda done, total_, text: None)
@@ -908,7 +912,7 @@ def write_file_in_batches(con, plan: Plan, out: str | os.PathLike, kind: str,
         tmp = path.with_name(path.name + ".tmp")
         tmp.unlink(missing_ok=True)
         report(done, total, label)
-        with batch_scope(con, plan, b), QueryProgress(
+        with batch_scope(con, plan, b, shadow), QueryProgress(
                 raw, (lambda f, d=done, n=b.persons: report(d + f * n, total, label))
                 if progress else None):
             write_file(con, plan, tmp, "parquet", inputs)

@@ -153,7 +153,16 @@ def batch_rows_setting(batch_rows: int | None = None) -> int:
 
     if batch_rows is not None:
         return int(batch_rows)
-    return int(os.environ.get("HYPERINFLAM_BATCH_ROWS", DEFAULT_BATCH_ROWS))
+    text = os.environ.get("HYPERINFLAM_BATCH_ROWS", "").strip().replace("_", "").replace(",", "")
+    if not text:
+        return DEFAULT_BATCH_ROWS
+    if not text.isdigit() or int(text) < 1:
+        from hyperinflam.errors import ScreenError
+
+        raise ScreenError(f"HYPERINFLAM_BATCH_ROWS={os.environ['HYPERINFLAM_BATCH_ROWS']!r} is not "
+                          f"a number of rows: set it to a whole number >= 1 (default "
+                          f"{DEFAULT_BATCH_ROWS:,}), or unset it, or give --batch-rows.")
+    return int(text)
 
 
 def write_screen(con, out: str | Path, kind: str, *, mode: str = "grid",

@@ -64,8 +64,8 @@ Mapping rules (documented in docs/sources-omop.md):
 * event: death (time = death_datetime, else death_date 00:00); observation rows of ``event``
   codes (export_omop's local concepts 2000000004 infection / 2000000005 death / 2000000006
   infection_test, a culture's LOINC or SNOMED CT concept: time, stay and value_as_string =
-  detail); measurement rows of a culture (infection_test). A death table row of a person with such a death observation is
-  the same death and is not read twice.
+  detail); measurement rows of a culture (infection_test). A death table row of a person with
+  such a death observation is the same death and is not read twice.
 """
 
 from __future__ import annotations
